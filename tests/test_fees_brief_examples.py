@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from cascadelab.book import OrderBook
-from cascadelab.book.codes import F_MAKER_OWNER, F_PRICE, F_QTY, F_TAKER_OWNER
+from cascadelab.book.codes import F_MAKER_OWNER, F_QTY, F_TAKER_OWNER
 from cascadelab.fees import fee, fees_vectorized, fill_fees
 from cascadelab.instruments import Instrument, InstrumentKind
 from cascadelab.units import units_to_money
@@ -21,8 +21,17 @@ from cascadelab.units import units_to_money
 MM, OTHER = 1, 2
 BUY, SELL = 1, -1
 
-INSTRUMENT = Instrument("TESTUSDT", InstrumentKind.PERPETUAL, "TEST", "USDT", Decimal("0.1"), Decimal("0.001"),
-                        Decimal("0"), Decimal("-0.0001"), Decimal("0.0002"))
+INSTRUMENT = Instrument(
+    "TESTUSDT",
+    InstrumentKind.PERPETUAL,
+    "TEST",
+    "USDT",
+    Decimal("0.1"),
+    Decimal("0.001"),
+    Decimal("0"),
+    Decimal("-0.0001"),
+    Decimal("0.0002"),
+)
 ONE = INSTRUMENT.qty_to_lots("1")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from cascadelab.units import (
@@ -23,7 +23,7 @@ class InstrumentError(ValueError):
     """An instrument spec that cannot be used; the message names the field."""
 
 
-class InstrumentKind(str, Enum):
+class InstrumentKind(StrEnum):
     """What an instrument is: a perpetual future or a spot pair."""
 
     PERPETUAL = "perpetual"
@@ -143,5 +143,14 @@ def perpetual(symbol: str, tick: str, lot: str, maker: str = "0.0002", taker: st
     """Shorthand for a USDT-margined perpetual such as ``perpetual("BTCUSDT", "0.1", "0.001")``."""
     base = kw.pop("base", symbol.removesuffix("USDT").removesuffix("USDC"))
     quote = kw.pop("quote", "USDT" if symbol.endswith("USDT") else "USDC")
-    return Instrument(symbol, InstrumentKind.PERPETUAL, base, quote, Decimal(tick), Decimal(lot),
-                      Decimal(kw.pop("min_notional", "0")), Decimal(maker), Decimal(taker))
+    return Instrument(
+        symbol,
+        InstrumentKind.PERPETUAL,
+        base,
+        quote,
+        Decimal(tick),
+        Decimal(lot),
+        Decimal(kw.pop("min_notional", "0")),
+        Decimal(maker),
+        Decimal(taker),
+    )

@@ -4,4 +4,16 @@ from cascadelab.book.codes import STP, TIF, CancelReason, Op, Side, Status
 from cascadelab.book.fast import BatchResult, OrderBook, make_ops, op_row
 from cascadelab.book.reference import ReferenceBook
 
-__all__ = ["STP", "TIF", "BatchResult", "CancelReason", "Op", "OrderBook", "ReferenceBook", "Side", "Status", "make_ops", "op_row"]
+__all__ = [
+    "STP",
+    "TIF",
+    "BatchResult",
+    "CancelReason",
+    "Op",
+    "OrderBook",
+    "ReferenceBook",
+    "Side",
+    "Status",
+    "make_ops",
+    "op_row",
+]

@@ -114,33 +114,52 @@ class OrderBook:
 
     def _grow(self) -> None:
         """Enlarge whatever could overflow on the next operation."""
+        self.grow_for(orders=1, levels=1)
+
+    def grow_for(self, orders: int, levels: int) -> None:
+        """Make room for ``orders`` more resting orders and ``levels`` more levels a side."""
         st = self.st
         meta = st.meta
-        n = int(meta[K.M_NORDERS])
+        n = int(meta[K.M_NORDERS]) + orders
         changes: dict[str, np.ndarray] = {}
-        if meta[K.M_NFREE] < 1:
+        if meta[K.M_NFREE] < orders:
             c = st.o_id.shape[0]
-            for name in ("o_id", "o_owner", "o_side", "o_price", "o_qty", "o_next", "o_prev", "o_tif", "o_stp", "o_flags", "o_ts", "o_seq"):
-                old = getattr(st, name)
-                new = np.full(2 * c, -1 if name in ("o_id", "o_next", "o_prev") else 0, np.int64)
-                new[:c] = old
+            new_c = 2 * c
+            while new_c - c + int(meta[K.M_NFREE]) < orders:
+                new_c *= 2
+            for name in (
+                "o_id",
+                "o_owner",
+                "o_side",
+                "o_price",
+                "o_qty",
+                "o_next",
+                "o_prev",
+                "o_tif",
+                "o_stp",
+                "o_flags",
+                "o_ts",
+                "o_seq",
+            ):
+                new = np.full(new_c, -1 if name in ("o_id", "o_next", "o_prev") else 0, np.int64)
+                new[:c] = getattr(st, name)
                 changes[name] = new
             nfree = int(meta[K.M_NFREE])
-            free = np.empty(2 * c, np.int64)
+            free = np.empty(new_c, np.int64)
             free[:nfree] = st.free[:nfree]
-            free[nfree : nfree + c] = np.arange(2 * c - 1, c - 1, -1)
+            free[nfree : nfree + new_c - c] = np.arange(new_c - 1, c - 1, -1)
             changes["free"] = free
-            meta[K.M_NFREE] = nfree + c
-            bits = K._ht_bits_for(2 * c)
+            meta[K.M_NFREE] = nfree + new_c - c
+            bits = K._ht_bits_for(new_c)
             keys = np.full(1 << bits, K.EMPTY, np.int64)
             vals = np.full(1 << bits, -1, np.int64)
             K.rebuild_hash(changes["o_id"], keys, vals, bits)
             changes["ht_keys"], changes["ht_vals"] = keys, vals
             meta[K.M_HTBITS] = bits
         lcap = st.lv_key.shape[1]
-        if max(meta[K.M_NLV_BID], meta[K.M_NLV_ASK]) >= lcap - 1:
+        if max(meta[K.M_NLV_BID], meta[K.M_NLV_ASK]) + levels >= lcap:
             for name, fill in (("lv_key", 0), ("lv_head", -1), ("lv_tail", -1), ("lv_qty", 0), ("lv_cnt", 0)):
-                new = np.full((2, 2 * lcap), fill, np.int64)
+                new = np.full((2, 2 * lcap + levels), fill, np.int64)
                 new[:, :lcap] = getattr(st, name)
                 changes[name] = new
         if st.fills.shape[0] < n + 2:
@@ -153,13 +172,32 @@ class OrderBook:
     def _one(self, row: list[int]) -> BatchResult:
         return self.submit(np.array([row], np.int64))
 
-    def limit(self, order_id: int, owner: int, side: Side | int, price: int, qty: int, tif: TIF = TIF.GTC,
-              stp: STP = STP.NONE, reduce_only: bool = False, ts: int = 0) -> BatchResult:
+    def limit(
+        self,
+        order_id: int,
+        owner: int,
+        side: Side | int,
+        price: int,
+        qty: int,
+        tif: TIF = TIF.GTC,
+        stp: STP = STP.NONE,
+        reduce_only: bool = False,
+        ts: int = 0,
+    ) -> BatchResult:
         """Submit a limit order (GTC, IOC, FOK or post-only)."""
         return self._one(op_row(Op.LIMIT, order_id, owner, side, price, qty, tif, stp, int(reduce_only), ts))
 
-    def market(self, order_id: int, owner: int, side: Side | int, qty: int, protection_ticks: int,
-               stp: STP = STP.NONE, reduce_only: bool = False, ts: int = 0) -> BatchResult:
+    def market(
+        self,
+        order_id: int,
+        owner: int,
+        side: Side | int,
+        qty: int,
+        protection_ticks: int,
+        stp: STP = STP.NONE,
+        reduce_only: bool = False,
+        ts: int = 0,
+    ) -> BatchResult:
         """Market order that trades no further than ``protection_ticks`` from the best price."""
         return self._one(op_row(Op.MARKET, order_id, owner, side, protection_ticks, qty, TIF.IOC, stp, int(reduce_only), ts))
 
@@ -249,8 +287,16 @@ class OrderBook:
         if s < 0:
             return None
         st = self.st
-        return {"id": order_id, "owner": int(st.o_owner[s]), "side": int(st.o_side[s]), "price": int(st.o_price[s]),
-                "qty": int(st.o_qty[s]), "tif": int(st.o_tif[s]), "flags": int(st.o_flags[s]), "ts": int(st.o_ts[s])}
+        return {
+            "id": order_id,
+            "owner": int(st.o_owner[s]),
+            "side": int(st.o_side[s]),
+            "price": int(st.o_price[s]),
+            "qty": int(st.o_qty[s]),
+            "tif": int(st.o_tif[s]),
+            "flags": int(st.o_flags[s]),
+            "ts": int(st.o_ts[s]),
+        }
 
     def queue_position(self, order_id: int) -> tuple[int, int] | None:
         """(orders ahead, quantity ahead) in the order's FIFO queue, or None if absent."""

@@ -502,107 +502,113 @@ def process_ops(st, ops, start, out):
     for i in range(start, n_ops):
         if not _has_room(st):
             return i
-        kind = ops[i, C_KIND]
-        oid = ops[i, C_ID]
-        owner = ops[i, C_OWNER]
-        side = ops[i, C_SIDE]
-        price = ops[i, C_PRICE]
-        qty = ops[i, C_QTY]
-        tif = ops[i, C_TIF]
-        stp = ops[i, C_STP]
-        flags = ops[i, C_FLAGS]
-        ts = ops[i, C_TS]
-        out[i, 0] = ST_OK
-        out[i, 1] = 0
-        out[i, 2] = 0
-        out[i, 3] = 0
-        bits = st.meta[M_HTBITS]
-        if kind == OP_LIMIT or kind == OP_MARKET:
-            if (side != 1 and side != -1) or qty <= 0 or oid < 0 or stp < 0 or stp > 3:
+        apply_op(st, ops, i, out)
+    return n_ops
+
+
+@njit(cache=True)
+def apply_op(st, ops, i, out):
+    """Apply operation row ``i`` (the caller has checked :func:`_has_room`)."""
+    kind = ops[i, C_KIND]
+    oid = ops[i, C_ID]
+    owner = ops[i, C_OWNER]
+    side = ops[i, C_SIDE]
+    price = ops[i, C_PRICE]
+    qty = ops[i, C_QTY]
+    tif = ops[i, C_TIF]
+    stp = ops[i, C_STP]
+    flags = ops[i, C_FLAGS]
+    ts = ops[i, C_TS]
+    out[i, 0] = ST_OK
+    out[i, 1] = 0
+    out[i, 2] = 0
+    out[i, 3] = 0
+    bits = st.meta[M_HTBITS]
+    if kind == OP_LIMIT or kind == OP_MARKET:
+        if (side != 1 and side != -1) or qty <= 0 or oid < 0 or stp < 0 or stp > 3:
+            out[i, 0] = ST_INVALID
+            return
+        if kind == OP_LIMIT and (price <= 0 or tif < 0 or tif > 3):
+            out[i, 0] = ST_INVALID
+            return
+        if kind == OP_MARKET and price < 0:
+            out[i, 0] = ST_INVALID
+            return
+        if ht_get(st.ht_keys, st.ht_vals, bits, oid) != -1:
+            out[i, 0] = ST_DUP
+            return
+        if kind == OP_LIMIT:
+            _limit(st, oid, owner, side, price, qty, tif, stp, flags, ts, out, i)
+        else:
+            si = 0 if side == 1 else 1
+            best = _best_price(st, 1 - si)
+            if best == -1:
+                _emit_cancel(st, ts, oid, owner, side, 0, qty, RS_NO_LIQ)
+                out[i, 0] = ST_NO_LIQ
+                out[i, 3] = qty
+                return
+            bound = best + price if side == 1 else max(1, best - price)
+            _limit(st, oid, owner, side, bound, qty, TIF_IOC, stp, flags, ts, out, i)
+    elif kind == OP_CANCEL or kind == OP_AMEND or kind == OP_REDUCE:
+        slot = ht_get(st.ht_keys, st.ht_vals, bits, oid)
+        if slot == -1:
+            out[i, 0] = ST_UNKNOWN
+            return
+        if kind != OP_REDUCE and st.o_owner[slot] != owner:
+            out[i, 0] = ST_NOT_OWNER
+            return
+        if kind == OP_CANCEL:
+            _emit_cancel(st, ts, oid, owner, st.o_side[slot], st.o_price[slot], st.o_qty[slot], RS_USER)
+            out[i, 3] = st.o_qty[slot]
+            _unlink(st, slot)
+            _free_slot(st, slot)
+        elif kind == OP_REDUCE:
+            if qty <= 0:
                 out[i, 0] = ST_INVALID
-                continue
-            if kind == OP_LIMIT and (price <= 0 or tif < 0 or tif > 3):
-                out[i, 0] = ST_INVALID
-                continue
-            if kind == OP_MARKET and price < 0:
-                out[i, 0] = ST_INVALID
-                continue
-            if ht_get(st.ht_keys, st.ht_vals, bits, oid) != -1:
-                out[i, 0] = ST_DUP
-                continue
-            if kind == OP_LIMIT:
-                _limit(st, oid, owner, side, price, qty, tif, stp, flags, ts, out, i)
-            else:
-                si = 0 if side == 1 else 1
-                best = _best_price(st, 1 - si)
-                if best == -1:
-                    _emit_cancel(st, ts, oid, owner, side, 0, qty, RS_NO_LIQ)
-                    out[i, 0] = ST_NO_LIQ
-                    out[i, 3] = qty
-                    continue
-                bound = best + price if side == 1 else max(1, best - price)
-                _limit(st, oid, owner, side, bound, qty, TIF_IOC, stp, flags, ts, out, i)
-        elif kind == OP_CANCEL or kind == OP_AMEND or kind == OP_REDUCE:
-            slot = ht_get(st.ht_keys, st.ht_vals, bits, oid)
-            if slot == -1:
-                out[i, 0] = ST_UNKNOWN
-                continue
-            if kind != OP_REDUCE and st.o_owner[slot] != owner:
-                out[i, 0] = ST_NOT_OWNER
-                continue
-            if kind == OP_CANCEL:
-                _emit_cancel(st, ts, oid, owner, st.o_side[slot], st.o_price[slot], st.o_qty[slot], RS_USER)
-                out[i, 3] = st.o_qty[slot]
+                return
+            cut = min(qty, st.o_qty[slot])
+            _emit_cancel(st, ts, oid, st.o_owner[slot], st.o_side[slot], st.o_price[slot], cut, RS_EXTERNAL)
+            out[i, 3] = cut
+            if cut == st.o_qty[slot]:
                 _unlink(st, slot)
                 _free_slot(st, slot)
-            elif kind == OP_REDUCE:
-                if qty <= 0:
-                    out[i, 0] = ST_INVALID
-                    continue
-                cut = min(qty, st.o_qty[slot])
-                _emit_cancel(st, ts, oid, st.o_owner[slot], st.o_side[slot], st.o_price[slot], cut, RS_EXTERNAL)
-                out[i, 3] = cut
-                if cut == st.o_qty[slot]:
-                    _unlink(st, slot)
-                    _free_slot(st, slot)
-                else:
-                    si = 0 if st.o_side[slot] == 1 else 1
-                    pos = _level_pos(st, si, _key(si, st.o_price[slot]))
-                    st.o_qty[slot] -= cut
-                    st.lv_qty[si, pos] -= cut
-                    out[i, 2] = st.o_qty[slot]
-            else:  # amend: price = new price, qty = new open quantity
-                if qty <= 0 or price <= 0:
-                    out[i, 0] = ST_INVALID
-                    continue
-                old_qty = st.o_qty[slot]
-                oside = st.o_side[slot]
-                if price == st.o_price[slot] and qty <= old_qty:
-                    if qty < old_qty:
-                        si = 0 if oside == 1 else 1
-                        pos = _level_pos(st, si, _key(si, price))
-                        st.o_qty[slot] = qty
-                        st.lv_qty[si, pos] -= old_qty - qty
-                        _emit_cancel(st, ts, oid, owner, oside, price, old_qty - qty, RS_AMEND_DOWN)
-                        out[i, 3] = old_qty - qty
-                    out[i, 2] = qty
-                else:
-                    otif = st.o_tif[slot]
-                    ostp = st.o_stp[slot]
-                    oflags = st.o_flags[slot]
-                    if qty < old_qty:
-                        _emit_cancel(st, ts, oid, owner, oside, st.o_price[slot], old_qty - qty, RS_AMEND_DOWN)
-                        out[i, 3] = old_qty - qty
-                    _unlink(st, slot)
-                    _free_slot(st, slot)
-                    _limit(st, oid, owner, oside, price, qty, otif, ostp, oflags, ts, out, i)
-                    if out[i, 0] == ST_POST_ONLY:
-                        out[i, 0] = ST_OK  # the amend happened; the order then expired as post-only
-        elif kind == OP_CANCEL_ALL:
-            _cancel_owner(st, owner, ts, out, i)
-        else:
-            out[i, 0] = ST_INVALID
-    return n_ops
+            else:
+                si = 0 if st.o_side[slot] == 1 else 1
+                pos = _level_pos(st, si, _key(si, st.o_price[slot]))
+                st.o_qty[slot] -= cut
+                st.lv_qty[si, pos] -= cut
+                out[i, 2] = st.o_qty[slot]
+        else:  # amend: price = new price, qty = new open quantity
+            if qty <= 0 or price <= 0:
+                out[i, 0] = ST_INVALID
+                return
+            old_qty = st.o_qty[slot]
+            oside = st.o_side[slot]
+            if price == st.o_price[slot] and qty <= old_qty:
+                if qty < old_qty:
+                    si = 0 if oside == 1 else 1
+                    pos = _level_pos(st, si, _key(si, price))
+                    st.o_qty[slot] = qty
+                    st.lv_qty[si, pos] -= old_qty - qty
+                    _emit_cancel(st, ts, oid, owner, oside, price, old_qty - qty, RS_AMEND_DOWN)
+                    out[i, 3] = old_qty - qty
+                out[i, 2] = qty
+            else:
+                otif = st.o_tif[slot]
+                ostp = st.o_stp[slot]
+                oflags = st.o_flags[slot]
+                if qty < old_qty:
+                    _emit_cancel(st, ts, oid, owner, oside, st.o_price[slot], old_qty - qty, RS_AMEND_DOWN)
+                    out[i, 3] = old_qty - qty
+                _unlink(st, slot)
+                _free_slot(st, slot)
+                _limit(st, oid, owner, oside, price, qty, otif, ostp, oflags, ts, out, i)
+                if out[i, 0] == ST_POST_ONLY:
+                    out[i, 0] = ST_OK  # the amend happened; the order then expired as post-only
+    elif kind == OP_CANCEL_ALL:
+        _cancel_owner(st, owner, ts, out, i)
+    else:
+        out[i, 0] = ST_INVALID
 
 
 @njit(cache=True)
@@ -639,4 +645,4 @@ def level_orders(st, si, pos, out_slots):
     return k
 
 
-__all__ = ["BookArrays", "new_book_arrays", "process_ops", "N_RESULT_COLS"]
+__all__ = ["N_RESULT_COLS", "BookArrays", "new_book_arrays", "process_ops"]

@@ -102,8 +102,9 @@ class ReferenceBook:
                 self._remove(maker)
         return filled, qty, False
 
-    def _limit(self, oid: int, owner: int, side: int, price: int, qty: int, tif: int, stp: int, flags: int,
-               ts: int, res: list[int]) -> None:
+    def _limit(
+        self, oid: int, owner: int, side: int, price: int, qty: int, tif: int, stp: int, flags: int, ts: int, res: list[int]
+    ) -> None:
         if tif == TIF.POST_ONLY:
             best = self.best(-side)
             if best is not None and self._acceptable(side, best, price):
@@ -188,8 +189,13 @@ class ReferenceBook:
                 res[0] = Status.OK
             return res
         if kind == Op.CANCEL_ALL:
-            mine = [o for side_ in (1, -1) for p in sorted(self.levels[side_], reverse=(side_ == -1))
-                    for o in self.levels[side_][p] if o.owner == owner]
+            mine = [
+                o
+                for side_ in (1, -1)
+                for p in sorted(self.levels[side_], reverse=(side_ == -1))
+                for o in self.levels[side_][p]
+                if o.owner == owner
+            ]
             for o in mine:
                 self._cancel_event(ts, o.oid, owner, o.side, o.price, o.qty, CancelReason.CANCEL_ALL)
                 res[3] += o.qty

@@ -1,0 +1,17 @@
+"""Run every benchmark and print its figures (``make bench``). Nothing here asserts."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import bench_book  # noqa: E402
+import bench_lobster  # noqa: E402
+
+if __name__ == "__main__":
+    print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}")
+    bench_lobster.run()
+    bench_book.run()

@@ -1,0 +1,1 @@
+"""Importers and exporters for external data (LOBSTER, ...)."""

@@ -1,0 +1,483 @@
+"""LOBSTER order-book data: parse message/orderbook files and replay them through our book.
+
+LOBSTER (lobsterdata.com) writes, per ticker and day, a message file (time, type, order
+id, size, price, direction) and an orderbook file whose row k is the visible book
+(``L`` levels a side) *after* message k. The book before the first message and any
+level beyond the ``L`` visible ones are unknown, so the replay
+
+1. seeds the book from orderbook row 0 with one synthetic order per visible level;
+2. applies message k (1 add, 2 partial cancel, 3 delete, 4 visible execution; 5 hidden
+   execution and 7 halt do not change the visible book); a message that names an
+   order we never saw (it rested before the open or arrived while out of view) is
+   applied to the synthetic order at its price;
+3. compares our book with row k on the levels visible in row k-1 (the range we can
+   know), and records a mismatch if they differ;
+4. adopts levels that row k reveals beyond that range, so they are known from then on.
+
+Prices stay in LOBSTER's integer units (dollars x 10,000), sizes in shares.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from numba import njit
+
+from cascadelab.book import kernels as K
+from cascadelab.book.codes import C_ID, C_KIND, C_PRICE, C_QTY, C_SIDE, C_TS, N_OP_COLS, N_RESULT_COLS, Op
+from cascadelab.book.fast import OrderBook
+
+MESSAGE_COLUMNS = ("time", "type", "order_id", "size", "price", "direction")
+VALID_TYPES = (1, 2, 3, 4, 5, 7)
+DUMMY_PRICE = 9_999_999_999
+SYNTHETIC_BASE = 1 << 60
+_INF = 1 << 62
+
+
+class LobsterError(ValueError):
+    """A LOBSTER file that cannot be read; the message names file, row and column."""
+
+
+@dataclass
+class Messages:
+    """A parsed message file, one array per column (time in integer nanoseconds)."""
+
+    path: Path
+    ts_ns: np.ndarray
+    type: np.ndarray
+    order_id: np.ndarray
+    size: np.ndarray
+    price: np.ndarray
+    direction: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.type)
+
+
+def _read_text_table(path: Path, names: tuple[str, ...] | None) -> tuple[pl.DataFrame, int]:
+    """All columns as strings, plus the number of header lines (0 or 1)."""
+    path = Path(path)
+    if not path.is_file():
+        raise LobsterError(f"{path}: file not found")
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        first = fh.readline().strip()
+    if not first:
+        raise LobsterError(f"{path}: file is empty")
+    header = 0 if first.split(",")[0].strip().lstrip("-").replace(".", "", 1).isdigit() else 1
+    n_fields = first.count(",") + 1
+    if names is not None and n_fields != len(names):
+        raise LobsterError(f"{path}: expected {len(names)} columns ({', '.join(names)}), found {n_fields} in line 1")
+    cols = list(names) if names else [f"c{i}" for i in range(n_fields)]
+    try:
+        df = pl.read_csv(path, has_header=False, skip_rows=header, new_columns=cols, infer_schema=False)
+    except pl.exceptions.PolarsError as exc:
+        raise LobsterError(f"{path}: not a well-formed CSV file: {str(exc).splitlines()[0]}") from None
+    if df.width != len(cols):
+        raise LobsterError(f"{path}: expected {len(cols)} columns, found {df.width}")
+    return df, header
+
+
+def _int_column(df: pl.DataFrame, col: str, path: Path, header: int) -> np.ndarray:
+    s = df[col].str.strip_chars()
+    ints = s.str.to_integer(strict=False)
+    bad = ints.is_null()
+    if bad.any():
+        row = int(bad.arg_true()[0])
+        raise LobsterError(f"{path}: line {row + 1 + header}, column {col!r}: {s[row]!r} is not an integer")
+    return ints.to_numpy().astype(np.int64)
+
+
+def _time_column(df: pl.DataFrame, path: Path, header: int) -> np.ndarray:
+    """Seconds after midnight with up to 9 decimals -> exact integer nanoseconds."""
+    s = df["time"].str.strip_chars()
+    ok = s.str.contains(r"^\d+(\.\d{1,9})?$")
+    if not ok.all():
+        row = int((~ok).arg_true()[0])
+        raise LobsterError(
+            f"{path}: line {row + 1 + header}, column 'time': {s[row]!r} is not seconds after midnight "
+            "(digits with at most 9 decimals)"
+        )
+    parts = s.str.split_exact(".", 1).struct.unnest()
+    whole = parts["field_0"].cast(pl.Int64).to_numpy()
+    frac = parts["field_1"].fill_null("").str.pad_end(9, "0").cast(pl.Int64).to_numpy()
+    return whole * 1_000_000_000 + frac
+
+
+def load_messages(path: str | Path) -> Messages:
+    """Parse a LOBSTER message file (header row optional) with strict validation."""
+    path = Path(path)
+    df, header = _read_text_table(path, MESSAGE_COLUMNS)
+    ts = _time_column(df, path, header)
+    cols = {c: _int_column(df, c, path, header) for c in MESSAGE_COLUMNS[1:]}
+    t = cols["type"]
+
+    def fail(mask: np.ndarray, col: str, allowed: str) -> None:
+        row = int(np.flatnonzero(mask)[0])
+        value = {"time": ts, **cols}[col][row]
+        raise LobsterError(f"{path}: line {row + 1 + header}, column {col!r}: {value} is not allowed; {allowed}")
+
+    bad = ~np.isin(t, VALID_TYPES)
+    if bad.any():
+        fail(bad, "type", f"allowed event types are {VALID_TYPES}")
+    book_event = np.isin(t, (1, 2, 3, 4))
+    bad = book_event & ~np.isin(cols["direction"], (1, -1))
+    if bad.any():
+        fail(bad, "direction", "must be 1 (buy) or -1 (sell)")
+    bad = book_event & (cols["size"] <= 0)
+    if bad.any():
+        fail(bad, "size", "must be > 0 for event types 1-4")
+    bad = book_event & (cols["price"] <= 0)
+    if bad.any():
+        fail(bad, "price", "must be > 0 for event types 1-4")
+    bad = book_event & (cols["order_id"] < 0)
+    if bad.any():
+        fail(bad, "order_id", "must be >= 0")
+    if np.any(np.diff(ts) < 0):
+        fail(np.r_[False, np.diff(ts) < 0], "time", "times must not decrease")
+    return Messages(path, ts, t, cols["order_id"], cols["size"], cols["price"], cols["direction"])
+
+
+def load_orderbook(path: str | Path) -> np.ndarray:
+    """Parse a LOBSTER orderbook file into an ``(N, 4L)`` int64 array."""
+    path = Path(path)
+    df, header = _read_text_table(path, None)
+    if df.width % 4:
+        raise LobsterError(
+            f"{path}: {df.width} columns; an orderbook file has 4 per level (ask price, ask size, bid price, bid size)"
+        )
+    arr = (
+        np.column_stack([_int_column(df, c, path, header) for c in df.columns]) if len(df) else np.zeros((0, df.width), np.int64)
+    )
+    sizes = arr[:, 1::2]
+    if (sizes < 0).any():
+        row, col = map(int, np.argwhere(sizes < 0)[0])
+        raise LobsterError(f"{path}: line {row + 1 + header}, column {2 * col + 2}: negative size {sizes[row, col]}")
+    return arr
+
+
+def messages_to_ops(msg: Messages) -> np.ndarray:
+    """Book operations for a message file; kinds of -1 mark messages with no visible effect."""
+    n = len(msg)
+    ops = np.zeros((n, N_OP_COLS), np.int64)
+    kind = np.full(n, -1, np.int64)
+    kind[msg.type == 1] = Op.LIMIT
+    kind[np.isin(msg.type, (2, 4))] = Op.REDUCE
+    kind[msg.type == 3] = Op.CANCEL  # deletion removes the whole order, whatever size we hold
+    ops[:, C_KIND] = kind
+    ops[:, C_ID] = msg.order_id
+    ops[:, C_SIDE] = msg.direction
+    ops[:, C_PRICE] = msg.price
+    ops[:, C_QTY] = msg.size
+    ops[:, C_TS] = msg.ts_ns
+    return ops
+
+
+# --- the replay kernel ----------------------------------------------------------------
+@njit(cache=True)
+def _synthetic_id(si, price):
+    return SYNTHETIC_BASE + 2 * price + (1 if si == 0 else 0)
+
+
+@njit(cache=True)
+def _level_qty(st, si, price):
+    pos = K._level_pos(st, si, K._key(si, price))
+    return st.lv_qty[si, pos] if pos >= 0 else 0
+
+
+@njit(cache=True)
+def _trim_level(st, si, price, amount):
+    """Remove up to ``amount`` from the level: its synthetic order first, then the oldest orders.
+
+    Returns how much could not be removed (the level ran out).
+    """
+    bits = st.meta[K.M_HTBITS]
+    slot = K.ht_get(st.ht_keys, st.ht_vals, bits, _synthetic_id(si, price))
+    while amount > 0:
+        pos = K._level_pos(st, si, K._key(si, price))
+        if pos < 0:
+            return amount
+        if slot == -1:
+            slot = st.lv_head[si, pos]
+        cut = min(amount, st.o_qty[slot])
+        amount -= cut
+        if cut == st.o_qty[slot]:
+            K._unlink(st, slot)
+            K._free_slot(st, slot)
+        else:
+            st.o_qty[slot] -= cut
+            st.lv_qty[si, pos] -= cut
+        slot = -1
+    return 0
+
+
+@njit(cache=True)
+def _force_level(st, si, price, target):
+    """Make the level at ``price`` hold exactly ``target`` (via its synthetic order)."""
+    cur = _level_qty(st, si, price)
+    if target < cur:
+        _trim_level(st, si, price, cur - target)
+    elif target > cur:
+        sid = _synthetic_id(si, price)
+        slot = K.ht_get(st.ht_keys, st.ht_vals, st.meta[K.M_HTBITS], sid)
+        if slot == -1:
+            K._rest(st, sid, -1, 1 if si == 0 else -1, price, target - cur, 0, 0, 0, 0)
+        else:
+            pos = K._level_pos(st, si, K._key(si, price))
+            st.o_qty[slot] += target - cur
+            st.lv_qty[si, pos] += target - cur
+
+
+@njit(cache=True)
+def _decrement(st, si, price, oid, size, delete, counters):
+    """Apply a cancel/delete/execution message: the level loses exactly ``size``.
+
+    The named order gives up to ``size``; any shortfall comes from the rest of the level
+    (the order was never seen, or shrank while out of view). A deleted order's leftover
+    beyond ``size`` belonged to others at that level, so it moves to the synthetic order.
+    """
+    slot = K.ht_get(st.ht_keys, st.ht_vals, st.meta[K.M_HTBITS], oid)
+    if slot == -1:
+        counters[0] += 1
+    else:
+        pos = K._level_pos(st, si, K._key(si, price))
+        cut = min(size, st.o_qty[slot])
+        size -= cut
+        st.o_qty[slot] -= cut
+        st.lv_qty[si, pos] -= cut
+        left = st.o_qty[slot]
+        if left == 0 or delete:
+            st.o_qty[slot] = 0
+            st.lv_qty[si, pos] -= left  # _unlink subtracts o_qty (now 0); keep level total right
+            K._unlink(st, slot)
+            K._free_slot(st, slot)
+            if left > 0:
+                _force_level(st, si, price, _level_qty(st, si, price) + left)
+    if size > 0 and _trim_level(st, si, price, size) > 0:
+        counters[1] += 1
+
+
+@njit(cache=True)
+def _row_worst(rows, k, n_levels, si):
+    """Bound of what row k shows on side si: its worst price if all levels are filled, else 'everything'."""
+    # columns per level: ask price, ask size, bid price, bid size
+    pcol = 4 * (n_levels - 1) + (2 if si == 0 else 0)
+    if rows[k, pcol + 1] > 0:
+        return rows[k, pcol]
+    return -_INF if si == 0 else _INF
+
+
+@njit(cache=True)
+def _inside(si, price, bound):
+    """Is ``price`` at least as good as ``bound`` on side ``si``?"""
+    return price >= bound if si == 0 else price <= bound
+
+
+@njit(cache=True)
+def _compare_side(st, rows, k, n_levels, si, bound):
+    n = st.meta[K.M_NLV_BID + si]
+    pos = n - 1
+    j = 0
+    off = 2 if si == 0 else 0
+    while True:
+        row_ok = j < n_levels and rows[k, 4 * j + off + 1] > 0 and _inside(si, rows[k, 4 * j + off], bound)
+        our_ok = pos >= 0 and _inside(si, K._price(si, st.lv_key[si, pos]), bound)
+        if not row_ok and not our_ok:
+            return True
+        if row_ok != our_ok:
+            return False
+        if rows[k, 4 * j + off] != K._price(si, st.lv_key[si, pos]) or rows[k, 4 * j + off + 1] != st.lv_qty[si, pos]:
+            return False
+        j += 1
+        pos -= 1
+
+
+@njit(cache=True)
+def _sync_side(st, rows, k, n_levels, si, known_bound):
+    """Adopt row k's levels that lie beyond ``known_bound`` but within what row k shows."""
+    shown = _row_worst(rows, k, n_levels, si)
+    if _inside(si, shown, known_bound):
+        return  # row k shows nothing beyond what row k-1 showed
+    off = 2 if si == 0 else 0
+    # our levels in the region that row k does not show are gone
+    n = st.meta[K.M_NLV_BID + si]
+    stale = np.empty(n, np.int64)
+    m = 0
+    for pos in range(n):
+        p = K._price(si, st.lv_key[si, pos])
+        if not _inside(si, p, known_bound) and _inside(si, p, shown):
+            stale[m] = p
+            m += 1
+    for t in range(m):
+        p = stale[t]
+        present = False
+        for j in range(n_levels):
+            if rows[k, 4 * j + off + 1] > 0 and rows[k, 4 * j + off] == p:
+                present = True
+        if not present:
+            _force_level(st, si, p, 0)
+    for j in range(n_levels):
+        q = rows[k, 4 * j + off + 1]
+        p = rows[k, 4 * j + off]
+        if q > 0 and not _inside(si, p, known_bound):
+            _force_level(st, si, p, q)
+
+
+@njit(cache=True)
+def replay_kernel(st, ops, rows, n_levels, start, row_status, counters):
+    """Replay messages ``start..``; ``row_status[k]`` = 1 match, 2 mismatch. Returns next k.
+
+    ``counters``: [0] messages naming orders never seen (applied to their level),
+    [1] such messages whose level held too little, [2] stale levels dropped because an
+    add would have crossed them.
+    """
+    n = ops.shape[0]
+    out = np.zeros((n, 4), np.int64)
+    if start == 0:
+        _sync_side(st, rows, 0, n_levels, 0, _INF)
+        _sync_side(st, rows, 0, n_levels, 1, -_INF)
+        start = 1
+    for k in range(start, n):
+        if (
+            st.meta[K.M_NFREE] < 2 * n_levels + 2
+            or max(st.meta[K.M_NLV_BID], st.meta[K.M_NLV_ASK]) + 2 * n_levels + 2 >= st.lv_key.shape[1]
+        ):
+            return k
+        if st.fills.shape[0] - st.meta[K.M_NFILLS] < st.meta[K.M_NORDERS] + 2:
+            return k
+        kind = ops[k, 0]
+        si = 0 if ops[k, 3] == 1 else 1
+        price = ops[k, 4]
+        if kind == K.OP_REDUCE or kind == K.OP_CANCEL:
+            _decrement(st, si, price, ops[k, 1], ops[k, 5], kind == K.OP_CANCEL, counters)
+            kind = -1
+        elif kind == K.OP_LIMIT:
+            # real adds never cross: opposite levels they would cross are stale (left out of view)
+            so = 1 - si
+            while st.meta[K.M_NLV_BID + so] > 0:
+                best = K._price(so, st.lv_key[so, st.meta[K.M_NLV_BID + so] - 1])
+                if not K._acceptable(si, best, price):
+                    break
+                _force_level(st, so, best, 0)
+                counters[2] += 1
+        if kind >= 0:
+            K.apply_op(st, ops, k, out)
+            st.meta[K.M_NFILLS] = 0
+            st.meta[K.M_NCANCELS] = 0
+        ok = True
+        for si in range(2):
+            known = _row_worst(rows, k - 1, n_levels, si)
+            shown = _row_worst(rows, k, n_levels, si)
+            both = max(known, shown) if si == 0 else min(known, shown)
+            if not _compare_side(st, rows, k, n_levels, si, both):
+                ok = False
+            _sync_side(st, rows, k, n_levels, si, known)
+        row_status[k] = 1 if ok else 2
+    return n
+
+
+@dataclass
+class ReplayReport:
+    """Outcome of a replay: how many rows were compared and matched, and where it failed."""
+
+    message_file: str
+    orderbook_file: str
+    levels: int
+    messages: int
+    rows_compared: int
+    rows_matched: int
+    unseen_order_messages: int
+    short_level_messages: int
+    stale_levels_dropped: int
+    seconds: float
+    first_mismatches: list[dict] = field(default_factory=list)
+
+    @property
+    def all_matched(self) -> bool:
+        """True when every compared row matched."""
+        return self.rows_compared == self.rows_matched
+
+    @property
+    def messages_per_second(self) -> float:
+        """Replay throughput (messages applied and rows compared per second)."""
+        return self.messages / self.seconds if self.seconds > 0 else float("inf")
+
+
+def replay(message_file: str | Path, orderbook_file: str | Path, max_mismatches: int = 5) -> ReplayReport:
+    """Rebuild the book from ``message_file`` and check it against ``orderbook_file``."""
+    msg = load_messages(message_file)
+    rows = load_orderbook(orderbook_file)
+    if len(rows) != len(msg):
+        raise LobsterError(
+            f"{orderbook_file}: {len(rows)} rows, but {message_file} has {len(msg)} messages; "
+            "row k of the orderbook file must be the book after message k"
+        )
+    if len(msg) == 0:
+        raise LobsterError(f"{message_file}: no messages")
+    n_levels = rows.shape[1] // 4
+    ops = messages_to_ops(msg)
+    _run(ops[:2], rows[:2], n_levels)  # load (or compile) the kernels outside the timing
+    t0 = time.perf_counter()
+    status, counters, _ = _run(ops, rows, n_levels)
+    seconds = time.perf_counter() - t0
+    first = []
+    for k in np.flatnonzero(status == 2)[:max_mismatches].tolist():
+        _, _, book = _run(ops[: k + 1], rows[: k + 1], n_levels)  # our book right after message k
+        depth = n_levels + 2
+        first.append(
+            {
+                "line": k + 1,
+                "message": {
+                    c: int(getattr(msg, a)[k])
+                    for c, a in zip(MESSAGE_COLUMNS, ("ts_ns", "type", "order_id", "size", "price", "direction"), strict=True)
+                },
+                "expected": {"asks": _row_levels(rows[k], 0), "bids": _row_levels(rows[k], 2)},
+                "got": book.l2(depth),
+            }
+        )
+    return ReplayReport(
+        message_file=str(message_file),
+        orderbook_file=str(orderbook_file),
+        levels=n_levels,
+        messages=len(msg),
+        rows_compared=int((status > 0).sum()),
+        rows_matched=int((status == 1).sum()),
+        unseen_order_messages=int(counters[0]),
+        short_level_messages=int(counters[1]),
+        stale_levels_dropped=int(counters[2]),
+        seconds=seconds,
+        first_mismatches=first,
+    )
+
+
+def _run(ops: np.ndarray, rows: np.ndarray, n_levels: int) -> tuple[np.ndarray, np.ndarray, OrderBook]:
+    """Run the replay kernel to the end, growing the book whenever it asks."""
+    ops = ops.copy()
+    book = OrderBook(order_capacity=1 << 12, level_capacity=1 << 8)
+    status = np.zeros(len(ops), np.int8)
+    counters = np.zeros(3, np.int64)
+    k = 0
+    while True:
+        k = replay_kernel(book.st, ops, rows, n_levels, k, status, counters)
+        if k >= len(ops):
+            return status, counters, book
+        book.grow_for(orders=2 * n_levels + 2, levels=2 * n_levels + 2)
+
+
+def _row_levels(row: np.ndarray, off: int) -> list[tuple[int, int]]:
+    return [(int(row[4 * j + off]), int(row[4 * j + off + 1])) for j in range(len(row) // 4) if row[4 * j + off + 1] > 0]
+
+
+__all__ = [
+    "N_RESULT_COLS",
+    "LobsterError",
+    "Messages",
+    "ReplayReport",
+    "load_messages",
+    "load_orderbook",
+    "messages_to_ops",
+    "replay",
+]
