@@ -1,0 +1,1 @@
+"""Clearing: the ledger, accounts, positions, margin, collateral and loans."""
