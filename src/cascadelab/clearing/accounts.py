@@ -56,7 +56,7 @@ class AccountTable:
             for name in self._COLUMNS:
                 old = getattr(self, name)
                 fill = self.default_leverage if name == "leverage" else 0
-                new = np.full(old.shape[:-1] + (new_cap,), fill, old.dtype)
+                new = np.full((*old.shape[:-1], new_cap), fill, old.dtype)
                 new[..., :cap] = old
                 setattr(self, name, new)
         ids = np.arange(self.n, need, dtype=np.int64)

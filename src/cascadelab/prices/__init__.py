@@ -1,0 +1,1 @@
+"""Prices: index, mark and funding."""
