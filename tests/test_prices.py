@@ -1,0 +1,121 @@
+"""Index, mark and funding formulas against DOMAIN.md."""
+
+from __future__ import annotations
+
+from fractions import Fraction as F
+
+import numpy as np
+import pytest
+
+from cascadelab.prices.funding import FundingClock, FundingRule, impact_price, premium_index, rate_units
+from cascadelab.prices.index import IndexPrice
+from cascadelab.prices.mark import BinanceMark, HyperliquidMark
+
+S = 1_000_000_000
+
+
+def index3() -> IndexPrice:
+    return IndexPrice({"binance": F(1), "okx": F(1), "coinbase": F(2)})
+
+
+def test_index_weighted_average() -> None:
+    ix = index3()
+    for src, p in (("binance", 100), ("okx", 102), ("coinbase", 101)):
+        ix.update(src, p, 0)
+    assert ix.value(0) == F(100 + 102 + 2 * 101, 4)
+
+
+def test_index_drops_one_outlier() -> None:
+    ix = index3()
+    for src, p in (("binance", 100), ("okx", 90), ("coinbase", 101)):
+        ix.update(src, p, 0)
+    # median 100; okx is 10% away -> weight 0
+    assert ix.value(0) == F(100 + 2 * 101, 3)
+
+
+def test_index_uses_median_when_several_deviate() -> None:
+    ix = IndexPrice({"a": F(1), "b": F(1), "c": F(1), "d": F(1)})
+    for src, p in (("a", 100), ("b", 80), ("c", 101), ("d", 130)):
+        ix.update(src, p, 0)
+    assert ix.value(0) == F(100 + 101, 2)
+
+
+def test_index_ignores_stale_sources() -> None:
+    ix = index3()
+    ix.update("binance", 100, 0)
+    ix.update("okx", 200, 0)
+    ix.update("coinbase", 102, 5 * S)
+    assert ix.value(11 * S) == 102  # binance and okx silent for 11 s
+    assert ix.value(16 * S) is None
+
+
+def test_binance_mark_median_of_p1_p2_last() -> None:
+    m = BinanceMark()
+    index = F(100)
+    for t in range(30):
+        mark = m.update(t * S, index, F(1003, 10), F(99), F(1, 10_000), 4 * 3600 * S, 8 * 3600 * S)
+    # P1 = 100 x (1 + 0.0001 x 0.5) = 100.005; P2 = 100 + 0.3 = 100.3; last 99 -> median 100.005
+    assert mark == F(100005, 1000)
+    mark = m.update(31 * S, index, F(1003, 10), F(101), F(1, 10_000), 4 * 3600 * S, 8 * 3600 * S)
+    assert mark == F(1003, 10)
+
+
+def test_binance_mark_basis_is_a_30_sample_moving_average() -> None:
+    m = BinanceMark()
+    for t in range(60):
+        m.update(t * S, F(100), F(100) + (1 if t < 45 else 0), None, F(0), 0, 1)
+    assert len(m.basis) == 30 and sum(m.basis) == 15
+
+
+def test_hyperliquid_mark() -> None:
+    m = HyperliquidMark()
+    oracle = F(100)
+    first = m.update(0, oracle, F(101), F(103), F(102))
+    # EMA starts at the basis 2: a = 102; book median(101, 103, 102) = 102
+    assert first == 102
+    mark = m.update(150 * S, oracle, F(99), F(101), F(100), external_mids=[F(104), F(106)])
+    ema = 2 + (1 - np.exp(-1.0)) * (0 - 2)
+    assert float(mark) == pytest.approx(sorted([100 + ema, 100, 105])[1])
+
+
+def test_impact_price_and_premium() -> None:
+    tick = F(1, 10)
+    unit = 10_000  # 0.1 x 0.001 BTC in 1e-8 USDT
+    prices = np.array([1_000_000, 999_990])  # 100,000.0 and 99,999.0
+    qtys = np.array([10, 1_000])  # 0.01 BTC, 1 BTC
+    notional = 200 * 125 * 10**8  # 25,000 USDT
+    ip = impact_price(prices, qtys, unit, tick, notional)
+    # 1,000 USDT at 100,000 then 24,000 at 99,999: average = 25,000 / (0.01 + 24000/99999)
+    assert ip == F(25_000) / (F(1, 100) + F(24_000, 99_999))
+    assert impact_price(prices, qtys, unit, tick, 10**20) is None
+    assert premium_index(F(101), F(102), F(100)) == F(1, 100)
+    assert premium_index(F(97), F(98), F(100)) == F(-2, 100)
+    assert premium_index(F(99), F(101), F(100)) == 0
+
+
+def test_funding_rate_clamp() -> None:
+    rule = FundingRule()
+    assert rule.rate(F(0)) == F(1, 10_000)  # interest only
+    assert rule.rate(F(3, 10_000)) == F(1, 10_000)  # |I - P| within 0.05% -> I
+    assert rule.rate(F(10, 10_000)) == F(10, 10_000) - F(5, 10_000)
+    assert rule.rate(F(1, 10)) == F(75, 10_000)  # capped
+    hl = FundingRule.hyperliquid()
+    assert hl.rate(F(0)) == F(1, 80_000)  # 1/8 of the 8 h interest
+
+
+def test_funding_time_weights() -> None:
+    clock = FundingClock(FundingRule(interval_hours=1), 0)
+    for t, p in ((0, F(1)), (5, F(2)), (10, F(3))):
+        clock.sample(t * S, p)
+    assert clock.average_premium() == F(1 * 1 + 2 * 2 + 3 * 3, 6)
+    clock.sample(3600 * S, F(0))
+    assert clock.due(3600 * S)
+    clock.settle()
+    assert clock.samples == [] and not clock.due(3600 * S)
+
+
+@pytest.mark.parametrize(
+    ("rate", "units"), [(F(1, 10_000), 10_000), (F(-1, 3 * 10**8), 0), (F(5, 10**9), 1), (F(-5, 10**9), -1), (F(-15, 10**9), -2)]
+)
+def test_rate_units_round_half_away_from_zero(rate: F, units: int) -> None:
+    assert rate_units(rate) == units
