@@ -174,8 +174,8 @@ def test_same_depeg_through_each_valuation_source(name: str, valuation: Valuatio
     assert v.submit_decimal(mm, "USDEUSDT", -1, "10", "0.66").accepted
     v.update_prices(1_000_000_000)
     after = ch.account_margin(looper).equity
-    p0 = ch.collateral["USDe"].valuation.price(lambda k, n: Fraction(1) if k == "index" else Fraction(1))
-    expected_loss = 10_000 * 9 * (p0 - depegged_price) / 10
+    p0 = Fraction(1)  # before: book mid (0.9999 + 1.0001) / 2 and the index are both exactly 1
+    expected_loss = 10_000 * Fraction(9, 10) * (p0 - depegged_price)  # 10,000 USDe at a 0.9 collateral ratio
     assert before - after == pytest.approx(float(expected_loss) * 1e8, abs=2)
     v.close()
 
