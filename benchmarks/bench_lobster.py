@@ -12,7 +12,11 @@ from cascadelab.io.lobster import replay
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "lobster"
 PAIRS = [
-    ("AMZN", SHARED / "AMZN_2012-06-21_34200000_57600000_message_1.csv", SHARED / "AMZN_2012-06-21_34200000_57600000_orderbook_1.csv"),
+    (
+        "AMZN",
+        SHARED / "AMZN_2012-06-21_34200000_57600000_message_1.csv",
+        SHARED / "AMZN_2012-06-21_34200000_57600000_orderbook_1.csv",
+    ),
 ]
 
 

@@ -19,10 +19,21 @@ ACCOUNTS = 4
 actions = st.lists(
     st.one_of(
         st.tuples(st.just("deposit"), st.integers(0, ACCOUNTS - 1), st.sampled_from(["USDT", "USDe"]), st.integers(1, 50_000)),
-        st.tuples(st.just("perp"), st.integers(0, ACCOUNTS - 1), st.sampled_from([1, -1]), st.integers(1, 300),
-                  st.integers(-5, 5), st.sampled_from([0, 1, 2, 3])),
-        st.tuples(st.just("spot"), st.integers(0, ACCOUNTS - 1), st.sampled_from([1, -1]), st.integers(1, 5_000),
-                  st.integers(9_900, 10_100)),
+        st.tuples(
+            st.just("perp"),
+            st.integers(0, ACCOUNTS - 1),
+            st.sampled_from([1, -1]),
+            st.integers(1, 300),
+            st.integers(-5, 5),
+            st.sampled_from([0, 1, 2, 3]),
+        ),
+        st.tuples(
+            st.just("spot"),
+            st.integers(0, ACCOUNTS - 1),
+            st.sampled_from([1, -1]),
+            st.integers(1, 5_000),
+            st.integers(9_900, 10_100),
+        ),
         st.tuples(st.just("market"), st.integers(0, ACCOUNTS - 1), st.sampled_from([1, -1]), st.integers(1, 100)),
         st.tuples(st.just("cancel_all"), st.integers(0, ACCOUNTS - 1)),
         st.tuples(st.just("funding"), st.integers(-75_000, 75_000)),

@@ -90,14 +90,40 @@ def test_scan_agrees_with_exact_per_account_figures() -> None:
     ch.ledger.balances[0, :n] = rng.integers(0, usd("50000"), n)  # test-only: balances set directly
     ch.ledger.balances[1, :n] = rng.integers(0, usd("50000"), n)
     acc.debt[0, :n] = rng.integers(0, usd("1000"), n)
+    ch.principal["USDT"] = int(acc.debt[0, :n].sum())  # keep the loan book consistent with the debts
     ch.set_mark("BTCUSDT", 1_020_000)
     ch.set_mark("DOGEUSDT", 21_000)
     ch.set_asset_price("USDe", Fraction(66, 100))
+    eq, mm, im, breach = ch.exact_margins(np.arange(n))
     s = ch.scan()
     for i in range(n):
         am = ch.account_margin(i)
-        assert (s.equity[i], s.maintenance[i], s.initial[i]) == (am.equity, am.maintenance, am.initial), i
+        assert (eq[i], mm[i], im[i]) == (am.equity, am.maintenance, am.initial), i
         assert bool(s.below_maintenance[i]) == am.below_maintenance, i
+        assert abs(s.equity[i] - am.equity) <= 1e-9 * abs(am.equity) + 1e4  # the float estimate is close
+    assert s.below_maintenance.any() and not s.below_maintenance.all()
+
+
+@pytest.mark.parametrize("delta", [-1, 0, 1])
+def test_prescreen_never_misses_an_account_one_unit_from_the_edge(delta: int) -> None:
+    """Equity exactly at maintenance +/- one money unit: the verdict must be exact."""
+    ch = make_clearing()
+    (a,) = ch.open_accounts(1)
+    ch.accounts.size[0, a] = 12_345  # 12.345 BTC long at 100,000.0
+    ch.accounts.cost[0, a] = 12_345 * 1_000_000 * BTC.unit_notional
+    ch.set_mark("BTCUSDT", 999_000)  # -0.1%
+    eq0, mm0, _, _ = ch.exact_margins(np.array([a]))
+    # deposit exactly enough USDT (after the 0.9999 haircut) to sit at maintenance + delta
+    need = int(mm0[0] - eq0[0]) + delta
+    deposit = -(-need * 10_000 // 9_999)
+    while (deposit * 9_999) // 10_000 > need:
+        deposit -= 1
+    ch.ledger.balances[0, a] = deposit
+    eq, mm, _, _ = ch.exact_margins(np.array([a]))
+    assert eq[0] - mm[0] == delta
+    s = ch.scan()
+    assert bool(s.below_maintenance[a]) == (delta < 0)
+    assert a in s.suspects
 
 
 def test_cross_versus_isolated_loss_containment() -> None:

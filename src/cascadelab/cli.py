@@ -19,7 +19,7 @@ app = typer.Typer(
 replay_app = typer.Typer(help="Replay recorded market data through the cascadelab order book.", no_args_is_help=True)
 app.add_typer(replay_app, name="replay")
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 2) -> None:

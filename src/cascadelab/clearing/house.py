@@ -9,6 +9,7 @@ time or for every account at once (:meth:`ClearingHouse.scan`).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -20,7 +21,7 @@ from cascadelab.clearing.accounts import AccountState, AccountTable, MarginMode
 from cascadelab.clearing.arith import exact_sum, muldiv_ceil, muldiv_floor
 from cascadelab.clearing.collateral import CollateralAsset
 from cascadelab.clearing.ledger import FEE_POOL, OUTSIDE, Kind, Ledger, LedgerError
-from cascadelab.clearing.margin import MarginTiers, ScanResult, margin_scan
+from cascadelab.clearing.margin import MarginTiers, ScanResult, margin_exact, margin_prescreen
 from cascadelab.clearing.positions import apply_fills
 from cascadelab.fees import fill_fees
 from cascadelab.instruments import Instrument, InstrumentKind
@@ -475,13 +476,11 @@ class ClearingHouse:
             raise ClearingError(f"{asset}: price must be >= 0")
         self.asset_price[a] = int(price)
 
-    def scan(self) -> ScanResult:
-        """Exact equity, maintenance and initial margin of every account at the current prices."""
+    def _scan_args(self) -> tuple:
         n = self.accounts.n
         acc = self.accounts
-        out = [np.zeros(n, np.int64) for _ in range(3)] + [np.zeros(n, np.bool_)]
         caps, mmr, cum, lev = self._tiers
-        margin_scan(
+        return (
             acc.size[:, :n],
             acc.cost[:, :n],
             self.marks,
@@ -499,9 +498,28 @@ class ClearingHouse:
             self.asset_price,
             self.ratio,
             self.q,
-            *out,
         )
-        return ScanResult(*out)
+
+    def exact_margins(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Exact (equity, maintenance, initial, isolated breach) of the accounts ``ids``."""
+        ids = np.ascontiguousarray(ids, np.int64)
+        out = [np.zeros(len(ids), np.int64) for _ in range(3)] + [np.zeros(len(ids), np.bool_)]
+        margin_exact(ids, *self._scan_args(), *out)
+        return out[0], out[1], out[2], out[3]
+
+    def scan(self) -> ScanResult:
+        """Margin of every account at the current prices: a float pre-screen of all, exact figures for suspects."""
+        n = self.accounts.n
+        size, cost, marks, units, _caps, mmr, cum, _lev, _n_tiers, _leverage, iso, iso_m, bal, debt, price, ratio, q = (
+            self._scan_args()
+        )
+        eq, mm, suspect = np.zeros(n), np.zeros(n), np.zeros(n, np.bool_)
+        lent = np.array([a for a, code in enumerate(self.assets) if self.principal[code] > 0], np.int64)
+        t0 = time.perf_counter()
+        margin_prescreen(size, cost, marks, units, mmr, cum, iso, iso_m, bal, debt, lent, price, ratio, q, eq, mm, suspect)
+        elapsed = time.perf_counter() - t0
+        ids = np.flatnonzero(suspect)
+        return ScanResult(eq, mm, ids, *self.exact_margins(ids), n, elapsed)
 
     def account_margin(self, i: int, balance_delta: tuple[int, int] | None = None) -> AccountMargin:
         """Exact margin figures of one account, optionally as if a balance changed by a delta."""

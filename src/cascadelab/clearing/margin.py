@@ -145,7 +145,8 @@ def _tier_of(caps, n_tiers, notional):
 
 
 @njit(cache=True, parallel=True)
-def margin_scan(
+def margin_exact(
+    ids,
     size,
     cost,
     mark,
@@ -168,77 +169,204 @@ def margin_scan(
     initial,
     iso_breach,
 ):
-    """Exact margin figures of every account at the given marks and collateral prices.
+    """Exact margin figures of the accounts ``ids`` at the given marks and collateral prices.
 
-    Per account: ``equity`` = cross margin balance (haircut collateral, minus debts at full
-    value, plus cross unrealized PnL), ``maint`` and ``initial`` = cross maintenance and
-    initial margin, ``iso_breach`` = some isolated position is below its own maintenance.
-    ``price[a]`` is money units per whole coin of asset ``a`` (1e-8 precision),
-    ``ratio[a]`` the collateral ratio in millionths; ``quote`` is the settlement asset.
+    For account ``ids[j]``: ``equity[j]`` = cross margin balance (haircut collateral, minus
+    debts at full value, plus cross unrealized PnL), ``maint[j]``/``initial[j]`` = cross
+    maintenance and initial margin, ``iso_breach[j]`` = an isolated position is below its own
+    maintenance. ``price[a]`` is money units per whole coin (1e-8 precision), ``ratio[a]`` the
+    collateral ratio in millionths; ``quote`` is the settlement asset. Products are split so
+    that only divisions by the constants MONEY_SCALE and RATE_SCALE remain; the results equal
+    :func:`muldiv_floor` / :func:`muldiv_ceil` to the unit.
     """
-    n_inst, n_acc = size.shape
+    n_inst = size.shape[0]
     n_assets = bal.shape[0]
-    for i in prange(n_acc):
+    p_hi = price // MONEY_SCALE
+    p_lo = price - p_hi * MONEY_SCALE
+    r_hi = ratio // RATE_SCALE
+    r_lo = ratio - r_hi * RATE_SCALE
+    value = mark * unit
+    for j in prange(len(ids)):
+        i = ids[j]
         eq = 0
         mm = 0
         im = 0
         breach = False
-        for a in range(n_assets):
-            b = bal[a, i]
-            if a == quote:
-                for k in range(n_inst):
-                    b -= iso_margin[k, i]
-            if b != 0:
-                v = muldiv_floor(b, price[a], MONEY_SCALE)
-                if v > 0:
-                    v = muldiv_floor(v, ratio[a], RATE_SCALE)
-                eq += v
-            d = debt[a, i]
-            if d != 0:
-                eq -= muldiv_ceil(d, price[a], MONEY_SCALE)
+        iso_sum = 0
         for k in range(n_inst):
-            q = size[k, i]
-            if q == 0:
+            if isolated[k, i]:
+                iso_sum += iso_margin[k, i]
+        for a in range(n_assets):
+            b = bal[a, i] - (iso_sum if a == quote else 0)
+            if b != 0:
+                q = b // MONEY_SCALE
+                r = b - q * MONEY_SCALE
+                v = b * p_hi[a] + q * p_lo[a] + (r * p_lo[a]) // MONEY_SCALE
+                if v > 0:
+                    q = v // RATE_SCALE
+                    r = v - q * RATE_SCALE
+                    v = v * r_hi[a] + q * r_lo[a] + (r * r_lo[a]) // RATE_SCALE
+                eq += v
+            if debt[a, i] != 0:
+                nd = -debt[a, i]
+                q = nd // MONEY_SCALE
+                r = nd - q * MONEY_SCALE
+                eq += nd * p_hi[a] + q * p_lo[a] + (r * p_lo[a]) // MONEY_SCALE  # minus ceil(debt x price)
+        for k in range(n_inst):
+            if size[k, i] == 0:
                 continue
-            value = q * mark[k] * unit[k]
-            upnl = value - cost[k, i]
-            notional = value if value >= 0 else -value
+            val = size[k, i] * value[k]
+            upnl = val - cost[k, i]
+            notional = val if val >= 0 else -val
             t = _tier_of(caps[k], n_tiers[k], notional)
-            m = muldiv_ceil(notional, mmr[k, t], RATE_SCALE) - cum[k, t]
-            lev = min(leverage[k, i], max_lev[k, t])
+            nn = -notional
+            q = nn // RATE_SCALE
+            r = nn - q * RATE_SCALE
+            m = -(q * mmr[k, t] + (r * mmr[k, t]) // RATE_SCALE) - cum[k, t]  # ceil(notional x mmr) - cum
             if isolated[k, i]:
                 if iso_margin[k, i] + upnl < m:
                     breach = True
             else:
                 eq += upnl
                 mm += m
-                im += -((-notional) // lev)
-        equity[i] = eq
-        maint[i] = mm
-        initial[i] = im
-        iso_breach[i] = breach
+                lev = leverage[k, i]
+                cap = max_lev[k, t]
+                im += -((-notional) // (lev if lev < cap else cap))
+        equity[j] = eq
+        maint[j] = mm
+        initial[j] = im
+        iso_breach[j] = breach
+
+
+PRESCREEN_BAND = 1e-9
+"""Relative error band of the float pre-screen. float64 arithmetic over a few dozen terms errs by
+well under 1e-14 of their magnitude, so any account the float pass leaves outside this band is
+certainly on the same side of maintenance as its exact figures say."""
+
+
+PRESCREEN_BLOCK = 2048
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def margin_prescreen(
+    size, cost, mark, unit, mmr, cum, isolated, iso_margin, bal, debt, debt_assets, price, ratio, quote, equity, maint, suspect
+):
+    """Float estimates of equity and maintenance for every account, and which need an exact look.
+
+    ``suspect[i]`` is set when the account is below maintenance or within
+    :data:`PRESCREEN_BAND` of it (cross or any isolated position); only those need
+    :func:`margin_exact`. Accounts are processed in blocks with the account loop innermost
+    and branch-free so the compiler can use SIMD. Maintenance is the maximum over the tier
+    lines ``notional x MMR_t - cum_t``, which equals the tiered formula because MM is
+    continuous and convex in the notional. Only assets in ``debt_assets`` are read for debts.
+    """
+    n_inst, n_acc = size.shape
+    n_assets = bal.shape[0]
+    pf = price.astype(np.float64) / MONEY_SCALE
+    hf = pf * ratio / RATE_SCALE
+    vf = mark.astype(np.float64) * unit
+    mf = mmr.astype(np.float64) / RATE_SCALE
+    cf = cum.astype(np.float64)
+    n_t = mmr.shape[1]
+    big = 1e300
+    n_blocks = (n_acc + PRESCREEN_BLOCK - 1) // PRESCREEN_BLOCK
+    for blk in prange(n_blocks):
+        lo = blk * PRESCREEN_BLOCK
+        w = min(PRESCREEN_BLOCK, n_acc - lo)
+        eq = np.zeros(PRESCREEN_BLOCK)
+        mm = np.zeros(PRESCREEN_BLOCK)
+        mag = np.zeros(PRESCREEN_BLOCK)
+        worst = np.full(PRESCREEN_BLOCK, big)
+        iso_total = np.zeros(PRESCREEN_BLOCK)
+        m = np.empty(PRESCREEN_BLOCK)
+        upnl = np.empty(PRESCREEN_BLOCK)
+        notional = np.empty(PRESCREEN_BLOCK)
+        absvc = np.empty(PRESCREEN_BLOCK)
+        for k in range(n_inst):
+            vk = vf[k]
+            for j in range(w):
+                val = size[k, lo + j] * vk
+                c = np.float64(cost[k, lo + j])
+                upnl[j] = val - c
+                notional[j] = abs(val)
+                absvc[j] = abs(val) + abs(c)
+                m[j] = notional[j] * mf[k, 0] - cf[k, 0]
+            for t in range(1, n_t):
+                slope = mf[k, t]
+                offset = cf[k, t]
+                for j in range(w):
+                    m[j] = max(m[j], notional[j] * slope - offset)
+            for j in range(w):
+                isf = np.float64(isolated[k, lo + j])
+                cross = 1.0 - isf
+                im = np.float64(iso_margin[k, lo + j]) * isf
+                iso_total[j] += im
+                eq[j] += upnl[j] * cross
+                mm[j] += m[j] * cross
+                mag[j] += (absvc[j] + m[j]) * cross + abs(im)
+                slack = im + upnl[j] - m[j] - PRESCREEN_BAND * (abs(im) + absvc[j] + m[j]) - 1.0
+                worst[j] = min(worst[j], slack if isf > 0 else big)
+        for a in range(n_assets):
+            p = pf[a]
+            h = hf[a]
+            own = 1.0 if a == quote else 0.0  # isolated margins are earmarked out of the quote balance
+            for j in range(w):
+                b = np.float64(bal[a, lo + j]) - own * iso_total[j]
+                eq[j] += b * (h if b > 0 else p)
+                mag[j] += abs(b) * p
+        for x in range(len(debt_assets)):
+            a = debt_assets[x]
+            p = pf[a]
+            for j in range(w):
+                d = np.float64(debt[a, lo + j]) * p
+                eq[j] -= d
+                mag[j] += d
+        for j in range(w):
+            equity[lo + j] = eq[j]
+            maint[lo + j] = mm[j]
+            suspect[lo + j] = worst[j] <= 0 or (mm[j] > 0 and eq[j] - mm[j] <= PRESCREEN_BAND * mag[j] + 1.0)
 
 
 @dataclass
 class ScanResult:
-    """Output of one margin scan, one entry per account."""
+    """One margin scan: float estimates for every account, exact figures for the suspects.
 
-    equity: np.ndarray
-    maintenance: np.ndarray
-    initial: np.ndarray
-    iso_breach: np.ndarray
+    ``below_maintenance`` is exact: an account is below maintenance only if the exact check
+    of a suspect says so.
+    """
+
+    equity: np.ndarray  # float estimate, money units
+    maintenance: np.ndarray  # float estimate, money units
+    suspects: np.ndarray  # ids checked exactly
+    exact_equity: np.ndarray
+    exact_maintenance: np.ndarray
+    exact_initial: np.ndarray
+    exact_iso_breach: np.ndarray
+    n_accounts: int
+    prescreen_seconds: float = 0.0
 
     @property
     def below_maintenance(self) -> np.ndarray:
-        """Accounts to liquidate: cross margin balance below cross maintenance, or an isolated breach."""
-        return ((self.maintenance > 0) & (self.equity < self.maintenance)) | self.iso_breach
+        """Accounts to liquidate (exact): cross balance below cross maintenance, or an isolated breach."""
+        out = np.zeros(self.n_accounts, np.bool_)
+        bad = ((self.exact_maintenance > 0) & (self.exact_equity < self.exact_maintenance)) | self.exact_iso_breach
+        out[self.suspects[bad]] = True
+        return out
 
     @property
     def margin_ratio(self) -> np.ndarray:
-        """Maintenance / margin balance (Binance's 'margin ratio'; >= 1 means liquidation)."""
+        """Maintenance / margin balance (Binance's 'margin ratio'; >= 1 means liquidation), estimated."""
         with np.errstate(divide="ignore", invalid="ignore"):
-            r = self.maintenance / self.equity.astype(np.float64)
+            r = self.maintenance / self.equity
         return np.where(self.equity > 0, r, np.where(self.maintenance > 0, np.inf, 0.0))
 
 
-__all__ = ["MarginTiers", "ScanResult", "bankruptcy_price", "liquidation_price", "margin_scan", "muldiv_floor"]
+__all__ = [
+    "MarginTiers",
+    "ScanResult",
+    "bankruptcy_price",
+    "liquidation_price",
+    "margin_exact",
+    "margin_prescreen",
+    "muldiv_floor",
+]
