@@ -8,8 +8,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import bench_book  # noqa: E402
-import bench_lobster  # noqa: E402
+import bench_book
+import bench_lobster
 
 if __name__ == "__main__":
     print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}")

@@ -7,13 +7,15 @@ margin requirement or above its initial loan-to-value.
 
 from __future__ import annotations
 
+import contextlib
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from conftest import make_clearing
 
 from cascadelab.clearing.house import ClearingError
 from cascadelab.units import money_to_units
 from cascadelab.venue import Venue
+from conftest import make_clearing
 
 ACCOUNTS = 4
 actions = st.lists(
@@ -93,9 +95,7 @@ def test_random_activity_keeps_books_exact(seq) -> None:
                 assert ch.ledger.balance(i, asset) >= 0
         elif kind == "borrow":
             _, i, amount = act
-            try:
+            with contextlib.suppress(ClearingError):
                 ch.borrow(i, "USDT", money_to_units(amount))
-            except ClearingError:
-                pass
         ch.check()
     ch.check(replay_journal=True)

@@ -94,7 +94,7 @@ def test_scan_agrees_with_exact_per_account_figures() -> None:
     ch.set_mark("BTCUSDT", 1_020_000)
     ch.set_mark("DOGEUSDT", 21_000)
     ch.set_asset_price("USDe", Fraction(66, 100))
-    eq, mm, im, breach = ch.exact_margins(np.arange(n))
+    eq, mm, im, _ = ch.exact_margins(np.arange(n))
     s = ch.scan()
     for i in range(n):
         am = ch.account_margin(i)

@@ -18,7 +18,7 @@ from fractions import Fraction
 import numpy as np
 from numba import njit, prange
 
-from cascadelab.clearing.arith import muldiv_ceil, muldiv_floor
+from cascadelab.clearing.arith import muldiv_floor
 from cascadelab.units import MONEY_SCALE, RATE_SCALE, money_to_units, rate_to_units
 
 INT64_MAX = np.iinfo(np.int64).max
