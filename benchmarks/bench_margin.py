@@ -39,8 +39,16 @@ ASSETS = [
 ]
 
 
+PRICES = {"USDT": 1, "USDC": 1, "BTC": 100_000, "ETH": 4_000, "SOL": 200, "wBETH": 4_280, "BNSOL": 210, "USDe": 1}
+
+
 def build(n: int, seed: int = 0) -> ClearingHouse:
-    """A clearing house with ``n`` accounts holding random positions and collateral."""
+    """``n`` accounts whose collateral is sized to a leverage each account chose (1x to 50x, mostly low).
+
+    A third of accounts hold each perp, entered within 1% of the current price; a tenth of
+    positions are isolated with margin for their leverage; collateral is spread over one to
+    three assets; 5% of accounts borrowed USDT.
+    """
     tiers = MarginTiers.from_table(
         [
             ("50000", "0.004", 125),
@@ -55,18 +63,36 @@ def build(n: int, seed: int = 0) -> ClearingHouse:
     ch.open_accounts(n)
     rng = np.random.default_rng(seed)
     acc = ch.accounts
+    lev = 1 + 49 * rng.random(n) ** 2
+    need = np.zeros(n)
     for k, (_, _, _, px) in enumerate(PERPS):
+        unit = ch.perps[k].instrument.unit_notional
         held = rng.random(n) < 1 / 3
         acc.size[k] = np.where(held, rng.integers(-2_000, 2_000, n), 0)
-        acc.cost[k] = acc.size[k] * px * rng.integers(95, 105, n) // 100 * ch.perps[k].instrument.unit_notional
+        acc.cost[k] = acc.size[k] * (px * rng.uniform(0.99, 1.01, n)).astype(np.int64) * unit
         acc.isolated[k] = held & (rng.random(n) < 0.1)
-        acc.iso_margin[k] = np.where(acc.isolated[k], rng.integers(0, 10**11, n), 0)
-        acc.leverage[k] = rng.integers(1, 50, n)
-    for a in range(len(ASSETS)):  # benchmark set-up writes balances directly (no ledger entries needed)
-        ch.ledger.balances[a] = np.where(rng.random(n) < 0.4, rng.integers(0, 10**12, n), 0)
-    acc.debt[0] = np.where(rng.random(n) < 0.05, rng.integers(0, 10**11, n), 0)
+        notional = np.abs(acc.size[k]) * px * unit
+        acc.iso_margin[k] = np.where(acc.isolated[k], (notional / lev).astype(np.int64), 0)
+        acc.leverage[k] = np.minimum(np.ceil(lev), 50).astype(np.int64)
+        need += np.where(acc.isolated[k], 0.0, notional / lev)
+    need += acc.iso_margin.sum(axis=0)  # isolated margin is earmarked out of the USDT balance
+    codes = [c for c, _, _ in ASSETS]
+    ratio = {c: float(r) for c, r, _ in ASSETS}
+    n_assets = rng.integers(1, 4, n)
+    for slot in range(3):  # benchmark set-up writes balances directly (no ledger entries needed)
+        pick = rng.integers(0, len(codes), n)
+        share = np.where(slot < n_assets, 1.0 / n_assets, 0.0)
+        for a, code in enumerate(codes):
+            mask = (pick == a) & (share > 0)
+            value = need[mask] * share[mask] * 1.02 / ratio[code]  # 2% above the leverage target
+            ch.ledger.balances[a, mask] += (value / PRICES[code]).astype(np.int64)
+    usdt_short = np.maximum(acc.iso_margin.sum(axis=0) - ch.ledger.balances[0], 0)
+    ch.ledger.balances[0] += usdt_short  # isolated margin must sit in USDT
+    borrowers = rng.random(n) < 0.05
+    acc.debt[0] = np.where(borrowers, (need * 0.2).astype(np.int64), 0)
+    ch.ledger.balances[0] += acc.debt[0]  # the borrowed USDT is held
     ch.principal["USDT"] = int(acc.debt[0].sum())
-    for code, price in (("BTC", 100_000), ("ETH", 4_000), ("SOL", 200), ("wBETH", 4_280), ("BNSOL", 210), ("USDe", 1)):
+    for code, price in PRICES.items():
         ch.set_asset_price(code, Fraction(price))
     return ch
 
