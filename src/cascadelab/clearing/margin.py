@@ -68,9 +68,12 @@ class MarginTiers:
 
     @classmethod
     def hyperliquid(cls, max_leverage: int, caps: list[tuple[str | None, int]] | None = None) -> MarginTiers:
-        """Hyperliquid rule: MMR = half the initial margin rate at max leverage (per tier)."""
+        """Hyperliquid rule: MMR = half the initial margin rate at max leverage (per tier).
+
+        Rates are exact to 1e-6, so a rate such as 1/6 (3x) is rounded up, toward the venue.
+        """
         rows = caps or [(None, max_leverage)]
-        return cls.from_table([(cap, str(Decimal(1) / (2 * lev)), lev) for cap, lev in rows])
+        return cls.from_table([(cap, str(Decimal(-(-RATE_SCALE // (2 * lev))) / RATE_SCALE), lev) for cap, lev in rows])
 
     def tier(self, notional: int) -> int:
         """Index of the tier that applies to ``notional`` (money units, >= 0)."""

@@ -233,6 +233,31 @@ class Venue:
         self._after_book(inst, res.fills, res.cancels, ts, int(account))
         return OrderAck(oid, Reject.OK, res.filled, res.resting, res.cancelled, res.fills)
 
+    def force_order(self, account: int, symbol: str, side: int, qty: int, price: int | None = None,
+                    protection_bps: int | None = None, ts: int | None = None) -> OrderAck:
+        """The risk engine's order: IOC at ``price`` (or market within the protection band), no client checks.
+
+        Used for liquidation and for unwinding taken-over positions; fills settle like any other.
+        """
+        ts = self.now_ns if ts is None else ts
+        book = self.books[symbol]
+        oid = self.next_order_id
+        self.next_order_id += 1
+        if price is None:
+            best = book.best_ask() if side == 1 else book.best_bid()
+            if best is None:
+                return OrderAck(oid, Reject.NO_LIQUIDITY, cancelled=qty)
+            bps = self.market_protection_bps if protection_bps is None else protection_bps
+            res = book.market(oid, account, side, qty, best * bps // 10_000, stp=STP.NONE, reduce_only=True, ts=ts)
+        else:
+            res = book.limit(oid, account, side, price, qty, tif=TIF.IOC, stp=STP.NONE, reduce_only=True, ts=ts)
+        self._after_book(self.instruments[symbol], res.fills, res.cancels, ts, int(account))
+        return OrderAck(oid, Reject.OK, res.filled, 0, res.cancelled, res.fills)
+
+    def refresh_reserved(self, account: int) -> None:
+        """Recompute the initial margin held by an account's open orders (after its position changed)."""
+        self.clearing.reserved[account] = self._order_margin(int(account))
+
     def cancel(self, account: int, order_id: int) -> OrderAck:
         """Cancel one of the account's resting orders."""
         o = self.orders.get(order_id)

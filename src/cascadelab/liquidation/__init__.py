@@ -1,0 +1,1 @@
+"""Liquidation: the book tier, insurance funds and takeover, auto-deleveraging, the event log."""
