@@ -52,8 +52,16 @@ class Gateway(Protocol):
 
     def open_accounts(self, n: int) -> np.ndarray: ...
     def cancel_all(self, account: int, symbol: str | None = None) -> int: ...
-    def force_order(self, account: int, symbol: str, side: int, qty: int, price: int | None = None,
-                    protection_bps: int | None = None, ts: int | None = None) -> Any: ...
+    def force_order(
+        self,
+        account: int,
+        symbol: str,
+        side: int,
+        qty: int,
+        price: int | None = None,
+        protection_bps: int | None = None,
+        ts: int | None = None,
+    ) -> Any: ...
     def refresh_reserved(self, account: int) -> None: ...
 
 
@@ -83,8 +91,13 @@ class LiquidationConfig:
     max_steps_per_account: int = 20
 
     def __post_init__(self) -> None:
-        for name, allowed in (("style", STYLES), ("fund_structure", FUND_STRUCTURES), ("adl_trigger", ADL_TRIGGERS),
-                              ("adl_price", ADL_PRICES), ("adl_ranking", adl.RANKINGS)):
+        for name, allowed in (
+            ("style", STYLES),
+            ("fund_structure", FUND_STRUCTURES),
+            ("adl_trigger", ADL_TRIGGERS),
+            ("adl_price", ADL_PRICES),
+            ("adl_ranking", adl.RANKINGS),
+        ):
             if getattr(self, name) not in allowed:
                 value = getattr(self, name)
                 raise LiquidationError(f"liquidation config: field {name!r} must be one of {allowed}, got {value!r}")
@@ -208,8 +221,14 @@ class LiquidationEngine:
         self._sweep(now_ns)
         self.prev_marks = self.ch.marks.copy()
         self._record_funds(now_ns)
-        self.history.append({"ts": now_ns, "liquidated": len(touched), "backlog": self.backlog(),
-                             **{f"fund:{n}": self.ch.ledger.balance(f.account, self.ch.q) for n, f in self.funds.items()}})
+        self.history.append(
+            {
+                "ts": now_ns,
+                "liquidated": len(touched),
+                "backlog": self.backlog(),
+                **{f"fund:{n}": self.ch.ledger.balance(f.account, self.ch.q) for n, f in self.funds.items()},
+            }
+        )
         return touched
 
     def ltv_breaches(self) -> list[int]:
@@ -238,8 +257,7 @@ class LiquidationEngine:
         """(cross equity, cross maintenance, isolated positions in breach, LTV breach) of account ``i``."""
         ch = self.ch
         am = ch.account_margin(i)
-        iso_bad = [ch.perp_index[p.instrument] for p in am.positions
-                   if p.isolated and p.isolated_margin + p.upnl < p.maintenance]
+        iso_bad = [ch.perp_index[p.instrument] for p in am.positions if p.isolated and p.isolated_margin + p.upnl < p.maintenance]
         ltv_bad = bool(ch.accounts.debt[:, i].any()) and ch.ltv(i) > ch.loan_terms.liquidation_ltv
         return am.equity, am.maintenance, iso_bad, ltv_bad
 
@@ -272,9 +290,10 @@ class LiquidationEngine:
             pos = next((p for p in am.positions if p.instrument == sym), None)
             if pos is None or pos.isolated_margin + pos.upnl >= pos.maintenance:
                 return
-            if cfg.style == "takeover" or (cfg.style == "hyperliquid" and
-                                           (pos.isolated_margin + pos.upnl) * cfg.backstop_fraction[1]
-                                           < pos.maintenance * cfg.backstop_fraction[0]):
+            if cfg.style == "takeover" or (
+                cfg.style == "hyperliquid"
+                and (pos.isolated_margin + pos.upnl) * cfg.backstop_fraction[1] < pos.maintenance * cfg.backstop_fraction[0]
+            ):
                 break
             if self._liquidation_order(i, k, pos.isolated_margin + pos.upnl, pos.maintenance, ts) == 0:
                 break
@@ -389,8 +408,11 @@ class LiquidationEngine:
         """Cross takeover: cross positions, collateral and debts go to the liquidator; tiers 2-3 settle the rest."""
         ch, liq = self.ch, self.liquidator
         self.venue.cancel_all(i)
-        taken = {k: self._take_position(i, k, ts, why) for k in range(len(ch.perps))
-                 if ch.accounts.size[k, i] != 0 and not ch.accounts.isolated[k, i]}
+        taken = {
+            k: self._take_position(i, k, ts, why)
+            for k in range(len(ch.perps))
+            if ch.accounts.size[k, i] != 0 and not ch.accounts.isolated[k, i]
+        }
         for a, code in enumerate(ch.assets):
             b = int(ch.ledger.balances[a, i])
             if a != ch.q and b > 0:
@@ -459,8 +481,14 @@ class LiquidationEngine:
         self._fund_transfer(symbol, pay, i, ts, Kind.INSURANCE, "deficit covered by the fund")
         rest = deficit - pay
         if rest > 0 and k in taken:
-            self.events.add(ts, Ev.ADL_TRIGGER, account=i, symbol=symbol, amount=rest,
-                            note=f"trigger {cfg.adl_trigger}, fund {self.fund_balance(symbol)}")
+            self.events.add(
+                ts,
+                Ev.ADL_TRIGGER,
+                account=i,
+                symbol=symbol,
+                amount=rest,
+                note=f"trigger {cfg.adl_trigger}, fund {self.fund_balance(symbol)}",
+            )
             rest -= self._adl(i, k, rest, ts)
         if rest > 0 and cfg.fund_structure == "vault":
             pay = min(rest, max(0, ch.ledger.balance(self.liquidator, ch.q)))
@@ -500,8 +528,18 @@ class LiquidationEngine:
             res = self._synthetic_fill(sym, acct, liq, -1 if held > 0 else 1, price, int(cuts[j]), ts)
             self.venue.refresh_reserved(acct)
             closed += int(cuts[j])
-            self.events.add(ts, Ev.ADL_CLOSE, account=acct, symbol=sym, side=1 if held < 0 else -1, qty=int(cuts[j]),
-                            price=price, pnl=int(res["pnl_maker"][0]), score=float(scores[j]), rank=rank)
+            self.events.add(
+                ts,
+                Ev.ADL_CLOSE,
+                account=acct,
+                symbol=sym,
+                side=1 if held < 0 else -1,
+                qty=int(cuts[j]),
+                price=price,
+                pnl=int(res["pnl_maker"][0]),
+                score=float(scores[j]),
+                rank=rank,
+            )
         # what the counterparties paid over the mark is what ADL recovers for the deficit
         premium = (price - mark) * (1 if held > 0 else -1) * closed * unit
         recovered = max(0, min(deficit, premium))
@@ -545,8 +583,14 @@ class LiquidationEngine:
             q = adl.quantiles(s, c.account)
             rank = np.empty(len(s), np.int64)
             rank[adl.order(s, c.account)] = np.arange(1, len(s) + 1)
-            for name, vals in (("account", c.account), ("side", np.full(len(s), side)), ("score", s), ("rank", rank),
-                               ("quantile", q), ("lights", adl.lights(q))):
+            for name, vals in (
+                ("account", c.account),
+                ("side", np.full(len(s), side)),
+                ("score", s),
+                ("rank", rank),
+                ("quantile", q),
+                ("lights", adl.lights(q)),
+            ):
                 out[name].extend(vals.tolist())
         return {k_: np.array(v) for k_, v in out.items()}
 

@@ -12,15 +12,21 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Generic, TypeVar
 
+from cascadelab.clearing.collateral import CollateralAsset, fixed
+from cascadelab.clearing.house import ClearingHouse, PerpSpec
 from cascadelab.clearing.margin import MarginTiers
-from cascadelab.liquidation.engine import SECOND_NS, LiquidationConfig
+from cascadelab.instruments import Instrument, perpetual
+from cascadelab.liquidation.engine import SECOND_NS, LiquidationConfig, LiquidationEngine
 from cascadelab.units import money_to_units, rate_to_units
+from cascadelab.venue.venue import Venue
 
 T = TypeVar("T")
 ASSUMPTION = "assumption: no source we hold gives this value"
 
 SRC_DOMAIN = "cascadelab shared/DOMAIN.md (venue documentation as summarised there)"
-SRC_BINANCE_BRACKETS = "Binance BTCUSDT brackets 2021 (third-party copy of the web app's bracket table); cum checked by the recurrence"
+SRC_BINANCE_BRACKETS = (
+    "Binance BTCUSDT brackets 2021 (third-party copy of the web app's bracket table); cum checked by the recurrence"
+)
 SRC_BINANCE_FAQ = "Binance FAQ on liquidation and ADL (via DOMAIN.md)"
 SRC_HL_DOCS = "Hyperliquid docs: liquidations, auto-deleveraging (HL gitbook and HyperCore-based venues' docs)"
 SRC_BYBIT_ADL = "Bybit help centre, Auto-Deleveraging (ADL) Mechanism (2024-09 and 2025-11 versions)"
@@ -69,30 +75,61 @@ class VenueProfile:
 
     def sources(self) -> list[tuple[str, str, str]]:
         """(parameter, value, source) for every value of the profile, for reports and audits."""
-        rows = [("maker_fee", str(self.maker_fee.value), self.maker_fee.source),
-                ("taker_fee", str(self.taker_fee.value), self.taker_fee.source),
-                ("mark_rule", self.mark_rule.value, self.mark_rule.source)]
+        rows = [
+            ("maker_fee", str(self.maker_fee.value), self.maker_fee.source),
+            ("taker_fee", str(self.taker_fee.value), self.taker_fee.source),
+            ("mark_rule", self.mark_rule.value, self.mark_rule.source),
+        ]
         for base, t in self.tiers.items():
             first = t.value
-            rows.append((f"tiers.{base}", f"{len(first.caps)} tiers, max {first.max_leverage[0]}x, "
-                                          f"MMR {first.mmr[0] / 1e4:.2f}%", t.source))
+            rows.append(
+                (
+                    f"tiers.{base}",
+                    f"{len(first.caps)} tiers, max {first.max_leverage[0]}x, MMR {first.mmr[0] / 1e4:.2f}%",
+                    t.source,
+                )
+            )
         rows += [(f"liquidation.{k}", str(v.value), v.source) for k, v in self.liquidation.items()]
         return rows
 
 
 def _binance() -> VenueProfile:
-    btc = _tiers([("50000", "0.004", 125), ("250000", "0.005", 100), ("1000000", "0.01", 50), ("10000000", "0.025", 20),
-                  ("20000000", "0.05", 10), ("50000000", "0.1", 5), ("100000000", "0.125", 4), ("200000000", "0.15", 3),
-                  ("300000000", "0.25", 2), (None, "0.5", 1)])
-    eth = _tiers([("10000", "0.005", 100), ("100000", "0.0065", 75), ("500000", "0.01", 50), ("1000000", "0.02", 25),
-                  ("2000000", "0.05", 10), (None, "0.1", 5)])
+    btc = _tiers(
+        [
+            ("50000", "0.004", 125),
+            ("250000", "0.005", 100),
+            ("1000000", "0.01", 50),
+            ("10000000", "0.025", 20),
+            ("20000000", "0.05", 10),
+            ("50000000", "0.1", 5),
+            ("100000000", "0.125", 4),
+            ("200000000", "0.15", 3),
+            ("300000000", "0.25", 2),
+            (None, "0.5", 1),
+        ]
+    )
+    eth = _tiers(
+        [
+            ("10000", "0.005", 100),
+            ("100000", "0.0065", 75),
+            ("500000", "0.01", 50),
+            ("1000000", "0.02", 25),
+            ("2000000", "0.05", 10),
+            (None, "0.1", 5),
+        ]
+    )
     alt = _tiers([("5000", "0.01", 50), ("25000", "0.025", 20), ("100000", "0.05", 10), ("250000", "0.1", 5), (None, "0.125", 2)])
     return VenueProfile(
         "binance",
         Sourced(Decimal("0.0002"), "Binance USDⓈ-M fee schedule, VIP 0 (as commonly published; not verified offline)"),
         Sourced(Decimal("0.0005"), "Binance USDⓈ-M fee schedule, VIP 0 (as commonly published; not verified offline)"),
-        {"BTC": Sourced(btc, SRC_BINANCE_BRACKETS), "ETH": Sourced(eth, ASSUMPTION),
-         "SOL": Sourced(alt, ASSUMPTION), "DOGE": Sourced(alt, ASSUMPTION), "ALT": Sourced(alt, ASSUMPTION)},
+        {
+            "BTC": Sourced(btc, SRC_BINANCE_BRACKETS),
+            "ETH": Sourced(eth, ASSUMPTION),
+            "SOL": Sourced(alt, ASSUMPTION),
+            "DOGE": Sourced(alt, ASSUMPTION),
+            "ALT": Sourced(alt, ASSUMPTION),
+        },
         Sourced("binance", SRC_DOMAIN),
         {
             "style": Sourced("binance", SRC_DOMAIN),
@@ -116,10 +153,13 @@ def _hyperliquid() -> VenueProfile:
         "hyperliquid",
         Sourced(Decimal("0.00015"), "Hyperliquid fee tiers, base tier (as commonly published; not verified offline)"),
         Sourced(Decimal("0.00045"), "Hyperliquid fee tiers, base tier (as commonly published; not verified offline)"),
-        {"BTC": Sourced(hl(40), "DOMAIN.md / " + SRC_HL_DOCS + ": BTC max 40x, MMR = half the initial rate"),
-         "ETH": Sourced(hl(25), ASSUMPTION + " (max leverage)"), "SOL": Sourced(hl(20), ASSUMPTION + " (max leverage)"),
-         "DOGE": Sourced(hl(10), ASSUMPTION + " (max leverage)"),
-         "ALT": Sourced(hl(3), SRC_HL_DOCS + ": max leverage ranges 3x-40x, MMR up to 16.7%")},
+        {
+            "BTC": Sourced(hl(40), "DOMAIN.md / " + SRC_HL_DOCS + ": BTC max 40x, MMR = half the initial rate"),
+            "ETH": Sourced(hl(25), ASSUMPTION + " (max leverage)"),
+            "SOL": Sourced(hl(20), ASSUMPTION + " (max leverage)"),
+            "DOGE": Sourced(hl(10), ASSUMPTION + " (max leverage)"),
+            "ALT": Sourced(hl(3), SRC_HL_DOCS + ": max leverage ranges 3x-40x, MMR up to 16.7%"),
+        },
         Sourced("hyperliquid", SRC_DOMAIN),
         {
             "style": Sourced("hyperliquid", SRC_HL_DOCS),
@@ -146,8 +186,13 @@ def _bybit() -> VenueProfile:
         "bybit",
         Sourced(Decimal("0.0002"), "Bybit derivatives fee schedule, non-VIP (as commonly published; not verified offline)"),
         Sourced(Decimal("0.00055"), "Bybit derivatives fee schedule, non-VIP (as commonly published; not verified offline)"),
-        {"BTC": Sourced(btc, ASSUMPTION + " (risk-limit table)"), "ETH": Sourced(btc, ASSUMPTION),
-         "SOL": Sourced(alt, ASSUMPTION), "DOGE": Sourced(alt, ASSUMPTION), "ALT": Sourced(alt, ASSUMPTION)},
+        {
+            "BTC": Sourced(btc, ASSUMPTION + " (risk-limit table)"),
+            "ETH": Sourced(btc, ASSUMPTION),
+            "SOL": Sourced(alt, ASSUMPTION),
+            "DOGE": Sourced(alt, ASSUMPTION),
+            "ALT": Sourced(alt, ASSUMPTION),
+        },
         Sourced("binance", ASSUMPTION + " (median-of-prices mark like Binance)"),
         {
             "style": Sourced("binance", SRC_BYBIT_ADL + ": the system takes over positions it cannot close"),
@@ -172,8 +217,13 @@ def _okx() -> VenueProfile:
         "okx",
         Sourced(Decimal("0.0002"), "OKX fee schedule, regular user (as commonly published; not verified offline)"),
         Sourced(Decimal("0.0005"), "OKX fee schedule, regular user (as commonly published; not verified offline)"),
-        {"BTC": Sourced(btc, ASSUMPTION), "ETH": Sourced(btc, ASSUMPTION), "SOL": Sourced(alt, ASSUMPTION),
-         "DOGE": Sourced(alt, ASSUMPTION), "ALT": Sourced(alt, ASSUMPTION)},
+        {
+            "BTC": Sourced(btc, ASSUMPTION),
+            "ETH": Sourced(btc, ASSUMPTION),
+            "SOL": Sourced(alt, ASSUMPTION),
+            "DOGE": Sourced(alt, ASSUMPTION),
+            "ALT": Sourced(alt, ASSUMPTION),
+        },
         Sourced("binance", ASSUMPTION),
         {
             "style": Sourced("binance", ASSUMPTION + " (partial liquidation through the book)"),
@@ -198,8 +248,13 @@ def _bitmex() -> VenueProfile:
         "bitmex",
         Sourced(Decimal("0.0002"), ASSUMPTION + " (maker fee)"),
         Sourced(Decimal("0.00075"), ASSUMPTION + " (taker fee)"),
-        {"BTC": Sourced(btc, ASSUMPTION), "ETH": Sourced(alt, ASSUMPTION), "SOL": Sourced(alt, ASSUMPTION),
-         "DOGE": Sourced(alt, ASSUMPTION), "ALT": Sourced(alt, ASSUMPTION)},
+        {
+            "BTC": Sourced(btc, ASSUMPTION),
+            "ETH": Sourced(alt, ASSUMPTION),
+            "SOL": Sourced(alt, ASSUMPTION),
+            "DOGE": Sourced(alt, ASSUMPTION),
+            "ALT": Sourced(alt, ASSUMPTION),
+        },
         Sourced("binance", ASSUMPTION + " (fair price marking)"),
         {
             "style": Sourced("takeover", SRC_BITMEX + ": the engine takes over at the bankruptcy price"),
@@ -224,3 +279,28 @@ def profile(name: str) -> VenueProfile:
         return PROFILES[name.lower()]
     except KeyError:
         raise ValueError(f"unknown venue {name!r}; known venues: {sorted(PROFILES)}") from None
+
+
+def build(
+    profile_name: str,
+    perps: list[tuple[str, str, str]],
+    spots: list[Instrument] | None = None,
+    collateral: list[CollateralAsset] | None = None,
+    debug: bool = False,
+    **liquidation_overrides: object,
+) -> tuple[Venue, LiquidationEngine]:
+    """A venue and its liquidation engine under one profile.
+
+    ``perps`` are ``(symbol, tick, lot)``; each gets the profile's fees and the margin tiers of
+    its base asset. Collateral defaults to USDT at par.
+    """
+    p = profile(profile_name)
+    specs = []
+    for symbol, tick, lot in perps:
+        inst = perpetual(symbol, tick, lot, maker=str(p.maker_fee.value), taker=str(p.taker_fee.value))
+        specs.append(PerpSpec(inst, p.tiers_for(inst.base)))
+    coll = collateral or [CollateralAsset.of("USDT", "1", fixed("1"))]
+    ch = ClearingHouse(specs, spots or [], coll)
+    venue = Venue(ch, debug=debug)
+    engine = LiquidationEngine(venue, p.liquidation_config(**liquidation_overrides))
+    return venue, engine

@@ -233,8 +233,16 @@ class Venue:
         self._after_book(inst, res.fills, res.cancels, ts, int(account))
         return OrderAck(oid, Reject.OK, res.filled, res.resting, res.cancelled, res.fills)
 
-    def force_order(self, account: int, symbol: str, side: int, qty: int, price: int | None = None,
-                    protection_bps: int | None = None, ts: int | None = None) -> OrderAck:
+    def force_order(
+        self,
+        account: int,
+        symbol: str,
+        side: int,
+        qty: int,
+        price: int | None = None,
+        protection_bps: int | None = None,
+        ts: int | None = None,
+    ) -> OrderAck:
         """The risk engine's order: IOC at ``price`` (or market within the protection band), no client checks.
 
         Used for liquidation and for unwinding taken-over positions; fills settle like any other.
