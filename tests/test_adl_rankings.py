@@ -61,7 +61,7 @@ def test_pro_rata_takes_the_same_fraction_from_everyone() -> None:
 
 def test_water_filling_levels_the_most_levered_to_a_common_leverage() -> None:
     # value per lot 8: lev = 2.67, 0.33, 4, 2; taking 100 lots levels accounts 10 and 12 at L = 2.2857
-    cuts, lev = adl.allocate("water_filling", C, 100, price_value=8.0)
+    cuts, _lev = adl.allocate("water_filling", C, 100, price_value=8.0)
     assert cuts.tolist() == [14, 0, 86, 0]
     after = (np.abs(C.size) - cuts) * 8 / C.equity
     assert after[0] == pytest.approx(after[2], abs=0.05) and after[0] < 2.3

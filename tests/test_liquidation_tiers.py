@@ -7,6 +7,8 @@ Conservation is proved exactly (ledger, settlement pool, journal replay) after e
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -98,7 +100,7 @@ def test_tier1_hyperliquid_chunks_then_cooldown_then_full() -> None:
         chunk_threshold=usd("100000") // 2,
         backstop_fraction=(1, 100),
     )
-    v, eng, mm, t = setup(cfg, trader_usdt="2100")
+    v, eng, mm, _t = setup(cfg, trader_usdt="2100")
     assert v.submit_decimal(mm, "BTCUSDT", 1, "10", "98000").accepted
     step(v, eng, "98300", 1)  # 98,300 notional > 50,000 threshold: a 20% chunk, then 30 s cooldown
     orders = eng.events.of(Ev.LIQUIDATION_ORDER)
@@ -130,13 +132,13 @@ def test_takeover_and_throughput_limited_unwinding() -> None:
     sold = [e.qty for e in eng.events.of(Ev.UNWIND_FILL)]
     # 30,000 USDT per second at ~98,300 per BTC: at most 305 lots per 1 s step
     assert all(q <= 305 for q in sold) and sum(sold) == 1000
-    assert backlog[-1] == 0 and all(b1 <= b0 for b0, b1 in zip(backlog, backlog[1:], strict=False))
+    assert backlog[-1] == 0 and all(b1 <= b0 for b0, b1 in itertools.pairwise(backlog))
     assert [h["backlog"] for h in eng.history][-1] == 0
 
 
 def gap_down(cfg: LiquidationConfig, counterparties: bool = True):
     """The trader is taken over after a gap that leaves it 500 USDT below zero."""
-    v, eng, mm, t = setup(cfg)
+    v, eng, _mm, t = setup(cfg)
     ch = v.clearing
     shorts = []
     if counterparties:  # two profitable shorts that ADL can close: s1 more levered than s2
@@ -194,7 +196,7 @@ def test_bad_debt_when_nobody_is_on_the_other_side() -> None:
 
 def test_drawdown_trigger_starts_adl_before_the_fund_is_empty() -> None:
     cfg = LiquidationConfig(style="binance", fund_seed=usd("1000"), adl_trigger="drawdown", drawdown_threshold=300_000)
-    v, eng, t, (s1, _) = gap_down(cfg)
+    _v, eng, _t, (s1, _) = gap_down(cfg)
     # the fund may fall 30% from its 8 h peak of 1,000: it pays 300, ADL recovers the other 200
     assert [e.amount for e in eng.events.of(Ev.FUND_OUT)] == [usd("300")]
     assert eng.events.of(Ev.ADL_TRIGGER) and eng.events.of(Ev.ADL_CLOSE)[0].account == s1
@@ -211,7 +213,7 @@ def test_hyperliquid_negative_equity_goes_to_adl_at_previous_mark() -> None:
         adl_ranking="hyperliquid",
         adl_price="previous_mark",
     )
-    v, eng, t, (s1, s2) = gap_down(cfg)
+    v, eng, t, (_s1, _s2) = gap_down(cfg)
     closes = eng.events.of(Ev.ADL_CLOSE)
     assert closes and all(c.price == px("100000") for c in closes)  # the mark before the gap
     assert v.clearing.ledger.balance(t, "USDT") == 0 and v.clearing.ledger.balance(SOCIALIZED_LOSS, "USDT") == 0
@@ -222,7 +224,7 @@ def test_every_profile_runs_the_tiers_and_conserves(name: str) -> None:
     from cascadelab.venue.profiles import profile
 
     cfg = profile(name).liquidation_config(fund_seed=usd("300"))
-    v, eng, t, shorts = gap_down(cfg)
+    v, eng, t, _shorts = gap_down(cfg)
     ch = v.clearing
     assert ch.accounts.state[t] in (AccountState.BANKRUPT, AccountState.TAKEN_OVER)
     assert ch.ledger.balance(t, "USDT") == 0
