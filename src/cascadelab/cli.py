@@ -65,6 +65,47 @@ def replay_lobster(
     raise typer.Exit(0 if report.all_matched else 1)
 
 
+@app.command("adl-rank")
+def adl_rank(
+    positions_csv: Annotated[Path, typer.Argument(help="positions file (columns documented in cascadelab.liquidation.adl_tool)")],
+    venue: Annotated[str, typer.Option(help="binance, bybit, okx, hyperliquid, bitmex, or 'all'")] = "all",
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Score each position for auto-deleveraging under a venue's rule: score, rank, quantile 0-4, lights 1-5."""
+    from cascadelab.liquidation.adl_tool import PositionFileError, rank_positions, read_positions
+    from cascadelab.venue.profiles import PROFILES
+
+    venues = sorted(PROFILES) if venue.lower() == "all" else [venue.lower()]
+    unknown = [v for v in venues if v not in PROFILES]
+    if unknown:
+        _fail(f"--venue: unknown venue {unknown[0]!r}; allowed: {sorted(PROFILES)} or 'all'")
+    try:
+        positions = read_positions(positions_csv)
+    except PositionFileError as exc:
+        _fail(str(exc))
+    rows = [r for v in venues for r in rank_positions(positions, v)]
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    for v in venues:
+        mine = [r for r in rows if r["venue"] == v]
+        table = Table(title=f"ADL ranking under {v} ({mine[0]['ranking']} rule)")
+        for col in ("row", "account", "symbol", "side", "score", "rank", "quantile", "lights"):
+            table.add_column(col, justify="right" if col in ("row", "score", "rank", "quantile") else "left")
+        for r in mine:
+            table.add_row(
+                str(r["row"]),
+                str(r["account"]),
+                str(r["symbol"]),
+                str(r["side"]),
+                f"{r['score']:.6g}",
+                f"{r['rank']}/{r['of']}",
+                str(r["quantile"]),
+                "●" * int(r["lights"]) + "○" * (5 - int(r["lights"])),
+            )
+        console.print(table)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
