@@ -10,8 +10,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_book
 import bench_lobster
+import bench_margin
 
 if __name__ == "__main__":
     print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}")
     bench_lobster.run()
     bench_book.run()
+    bench_margin.run()

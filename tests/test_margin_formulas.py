@@ -155,3 +155,31 @@ def test_cross_versus_isolated_loss_containment() -> None:
     assert pos.isolated_margin == usd("4000") - usd("20") and pos.upnl == -usd("6000")
     # the rest of the account is untouched: 10,000 - 20 fee - 3,980 isolated, at the 0.9999 USDT ratio
     assert iso.equity == (usd("10000") - usd("20") - pos.isolated_margin) * 9999 // 10000
+
+
+def test_position_prices_reproduce_the_binance_example_on_a_real_account() -> None:
+    """DOMAIN.md's example as an account: short 0.005 BTC at 9,451.53 next to another position."""
+    from cascadelab.clearing.collateral import CollateralAsset, fixed
+    from cascadelab.clearing.house import ClearingHouse, PerpSpec
+    from cascadelab.instruments import perpetual
+
+    btc = perpetual("BTCUSDT", "0.01", "0.001")
+    eth = perpetual("ETHUSDT", "0.01", "0.001")
+    flat = MarginTiers.from_table([(None, "0.004", 125)])
+    ch = ClearingHouse([PerpSpec(btc, flat), PerpSpec(eth, MarginTiers.from_table([(None, "0.01", 100)]))], [],
+                       [CollateralAsset.of("USDT", "1", fixed("1"))])
+    a, b = ch.open_accounts(2)
+    ch.ledger.deposit(a, "USDT", usd("10.72"))
+    ch.ledger.deposit(b, "USDT", usd("100000"))
+    acc = ch.accounts
+    # test set-up: positions placed directly, mirrored by the counterparty so open interest balances
+    acc.size[0, a], acc.cost[0, a] = -5, -5 * 945_153 * btc.unit_notional
+    acc.size[0, b], acc.cost[0, b] = 5, 5 * 945_153 * btc.unit_notional
+    # the other position: 0.13 ETH long with MM 1.3 (1% of 130) and uPnL 0.47
+    acc.size[1, a], acc.cost[1, a] = 130, usd("130") - usd("0.47")
+    acc.size[1, b], acc.cost[1, b] = -130, -(usd("130") - usd("0.47"))
+    ch.set_mark("ETHUSDT", 100_000)  # 1,000.00 x 0.13 = 130 notional
+    ch.set_mark("BTCUSDT", 945_153)
+    lp, bp = ch.position_prices(a, "BTCUSDT")
+    assert round(Decimal(lp.numerator) / Decimal(lp.denominator), 2) == Decimal("11383.99")
+    assert bp > lp  # a short is bankrupt above its liquidation price

@@ -21,7 +21,14 @@ from cascadelab.clearing.accounts import AccountState, AccountTable, MarginMode
 from cascadelab.clearing.arith import exact_sum, muldiv_ceil, muldiv_floor
 from cascadelab.clearing.collateral import CollateralAsset
 from cascadelab.clearing.ledger import FEE_POOL, OUTSIDE, Kind, Ledger, LedgerError
-from cascadelab.clearing.margin import MarginTiers, ScanResult, margin_exact, margin_prescreen
+from cascadelab.clearing.margin import (
+    MarginTiers,
+    ScanResult,
+    bankruptcy_price,
+    liquidation_price,
+    margin_exact,
+    margin_prescreen,
+)
 from cascadelab.clearing.positions import apply_fills
 from cascadelab.fees import fill_fees
 from cascadelab.instruments import Instrument, InstrumentKind
@@ -557,6 +564,36 @@ class ClearingHouse:
                 mm += m
                 im += init
         return AccountMargin(i, collateral, equity, mm, im, int(self.reserved[i]), positions)
+
+    def position_prices(self, i: int, symbol: str) -> tuple[Fraction, Fraction]:
+        """(liquidation price, bankruptcy price) of one position, other prices held fixed (Binance formulas).
+
+        Cross: the wallet is the account's cross collateral, with the other cross positions'
+        maintenance and unrealized PnL; isolated: the wallet is the isolated margin alone.
+        Prices are exact fractions of the quote asset.
+        """
+        i, k = self._acct(i), self._perp(symbol)
+        am = self.account_margin(i)
+        pos = next((p for p in am.positions if p.instrument == symbol), None)
+        if pos is None:
+            raise ClearingError(f"account {i} has no {symbol} position")
+        inst = self.perps[k].instrument
+        tiers = self.perps[k].tiers
+        t = tiers.tier(pos.notional)
+        size = abs(Fraction(pos.size) * Fraction(inst.lot_size))
+        side = 1 if pos.size > 0 else -1
+        entry = Fraction(int(self.accounts.cost[k, i]), MONEY_SCALE) / (side * size)
+        if pos.isolated:
+            wallet, tmm, upnl = Fraction(pos.isolated_margin, MONEY_SCALE), Fraction(0), Fraction(0)
+        else:
+            others = [p for p in am.positions if not p.isolated and p.instrument != symbol]
+            wallet = Fraction(am.collateral, MONEY_SCALE)
+            tmm = Fraction(sum(p.maintenance for p in others), MONEY_SCALE)
+            upnl = Fraction(sum(p.upnl for p in others), MONEY_SCALE)
+        cum = Fraction(tiers.cum[t], MONEY_SCALE)
+        mmr = Fraction(tiers.mmr[t], RATE_SCALE)
+        return (liquidation_price(wallet, tmm, upnl, cum, side, size, entry, mmr),
+                bankruptcy_price(wallet, upnl, side, size, entry))
 
     # --- conservation ----------------------------------------------------------------------
     def check(self, replay_journal: bool = False) -> None:

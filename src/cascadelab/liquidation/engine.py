@@ -49,6 +49,7 @@ class Gateway(Protocol):
     """What the engine needs from the venue (the venue implements it; nothing here imports the venue)."""
 
     clearing: ClearingHouse
+    debug: bool
 
     def open_accounts(self, n: int) -> np.ndarray: ...
     def cancel_all(self, account: int, symbol: str | None = None) -> int: ...
