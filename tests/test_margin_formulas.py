@@ -166,8 +166,11 @@ def test_position_prices_reproduce_the_binance_example_on_a_real_account() -> No
     btc = perpetual("BTCUSDT", "0.01", "0.001")
     eth = perpetual("ETHUSDT", "0.01", "0.001")
     flat = MarginTiers.from_table([(None, "0.004", 125)])
-    ch = ClearingHouse([PerpSpec(btc, flat), PerpSpec(eth, MarginTiers.from_table([(None, "0.01", 100)]))], [],
-                       [CollateralAsset.of("USDT", "1", fixed("1"))])
+    ch = ClearingHouse(
+        [PerpSpec(btc, flat), PerpSpec(eth, MarginTiers.from_table([(None, "0.01", 100)]))],
+        [],
+        [CollateralAsset.of("USDT", "1", fixed("1"))],
+    )
     a, b = ch.open_accounts(2)
     ch.ledger.deposit(a, "USDT", usd("10.72"))
     ch.ledger.deposit(b, "USDT", usd("100000"))

@@ -592,8 +592,10 @@ class ClearingHouse:
             upnl = Fraction(sum(p.upnl for p in others), MONEY_SCALE)
         cum = Fraction(tiers.cum[t], MONEY_SCALE)
         mmr = Fraction(tiers.mmr[t], RATE_SCALE)
-        return (liquidation_price(wallet, tmm, upnl, cum, side, size, entry, mmr),
-                bankruptcy_price(wallet, upnl, side, size, entry))
+        return (
+            liquidation_price(wallet, tmm, upnl, cum, side, size, entry, mmr),
+            bankruptcy_price(wallet, upnl, side, size, entry),
+        )
 
     # --- conservation ----------------------------------------------------------------------
     def check(self, replay_journal: bool = False) -> None:
