@@ -59,6 +59,20 @@ def setup(
     return v, eng, int(mm), int(trader)
 
 
+def hyperliquid_config(**overrides: object) -> LiquidationConfig:
+    """Hyperliquid's rules with a 1M USDT backstop vault; overrides for the test at hand."""
+    base = {
+        "style": "hyperliquid",
+        "clearance_fee": 0,
+        "fund_structure": "vault",
+        "fund_seed": usd("1000000"),
+        "adl_trigger": "negative_equity",
+        "adl_ranking": "hyperliquid",
+        "adl_price": "previous_mark",
+    }
+    return LiquidationConfig(**(base | overrides))
+
+
 def step(v: Venue, eng: LiquidationEngine, mark: str, t: int) -> list[int]:
     v.clearing.set_mark("BTCUSDT", px(mark))
     out = eng.step(t * S)
@@ -89,14 +103,7 @@ def test_tier1_binance_partial_liquidation_stops_when_compliant() -> None:
 
 
 def test_tier1_hyperliquid_chunks_then_cooldown_then_full() -> None:
-    cfg = LiquidationConfig(
-        style="hyperliquid",
-        clearance_fee=0,
-        fund_structure="vault",
-        fund_seed=usd("1000000"),
-        adl_trigger="negative_equity",
-        adl_ranking="hyperliquid",
-        adl_price="previous_mark",
+    cfg = hyperliquid_config(
         chunk_threshold=usd("100000") // 2,
         backstop_fraction=(1, 100),
     )
@@ -204,16 +211,7 @@ def test_drawdown_trigger_starts_adl_before_the_fund_is_empty() -> None:
 
 
 def test_hyperliquid_negative_equity_goes_to_adl_at_previous_mark() -> None:
-    cfg = LiquidationConfig(
-        style="hyperliquid",
-        clearance_fee=0,
-        fund_structure="vault",
-        fund_seed=usd("1000000"),
-        adl_trigger="negative_equity",
-        adl_ranking="hyperliquid",
-        adl_price="previous_mark",
-    )
-    v, eng, t, (_s1, _s2) = gap_down(cfg)
+    v, eng, t, (_s1, _s2) = gap_down(hyperliquid_config())
     closes = eng.events.of(Ev.ADL_CLOSE)
     assert closes and all(c.price == px("100000") for c in closes)  # the mark before the gap
     assert v.clearing.ledger.balance(t, "USDT") == 0 and v.clearing.ledger.balance(SOCIALIZED_LOSS, "USDT") == 0
