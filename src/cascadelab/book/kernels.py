@@ -32,7 +32,6 @@ from cascadelab.book.codes import (
     C_TS,
     N_CANCEL_COLS,
     N_FILL_COLS,
-    N_RESULT_COLS,
 )
 
 # Constants are duplicated as plain ints so Numba folds them.
@@ -645,4 +644,4 @@ def level_orders(st, si, pos, out_slots):
     return k
 
 
-__all__ = ["N_RESULT_COLS", "BookArrays", "new_book_arrays", "process_ops"]
+__all__ = ["BookArrays", "apply_op", "new_book_arrays", "process_ops"]

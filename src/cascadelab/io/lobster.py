@@ -28,7 +28,7 @@ import polars as pl
 from numba import njit
 
 from cascadelab.book import kernels as K
-from cascadelab.book.codes import C_ID, C_KIND, C_PRICE, C_QTY, C_SIDE, C_TS, N_OP_COLS, N_RESULT_COLS, Op
+from cascadelab.book.codes import C_ID, C_KIND, C_PRICE, C_QTY, C_SIDE, C_TS, N_OP_COLS, Op
 from cascadelab.book.fast import OrderBook
 
 MESSAGE_COLUMNS = ("time", "type", "order_id", "size", "price", "direction")
@@ -472,7 +472,6 @@ def _row_levels(row: np.ndarray, off: int) -> list[tuple[int, int]]:
 
 
 __all__ = [
-    "N_RESULT_COLS",
     "LobsterError",
     "Messages",
     "ReplayReport",

@@ -441,11 +441,11 @@ class LiquidationEngine:
         self._take_position(i, k, ts, "isolated position below maintenance")
         ch.accounts.isolated[k, i] = True
         # the close moved (value - cost) into the wallet; the isolated margin ``left`` is the result
-        self._settle_remainder(i, {k: q}, left, ts, isolated=True)
+        self._settle_remainder(i, {k: q}, left, ts)
         if ch.accounts.state[i] == AccountState.BANKRUPT or ch.accounts.state[i] == AccountState.TAKEN_OVER:
             ch.accounts.state[i] = AccountState.LIQUIDATING  # the cross part of the account lives on
 
-    def _settle_remainder(self, i: int, taken: dict[int, int], remainder: int, ts: int, isolated: bool = False) -> None:
+    def _settle_remainder(self, i: int, taken: dict[int, int], remainder: int, ts: int) -> None:
         """A positive remainder goes to the funds; a deficit goes through tier 2, ADL, then bad debt."""
         ch = self.ch
         shares = self._shares(taken, abs(remainder))
