@@ -98,6 +98,7 @@ def test_funding_rate_clamp() -> None:
     assert rule.rate(F(0)) == F(1, 10_000)  # interest only
     assert rule.rate(F(3, 10_000)) == F(1, 10_000)  # |I - P| within 0.05% -> I
     assert rule.rate(F(10, 10_000)) == F(10, 10_000) - F(5, 10_000)
+    assert FundingRule(interval_hours=4).rate(F(10, 10_000)) == (F(10, 10_000) - F(5, 10_000)) / 2  # clamp, then scale
     assert rule.rate(F(1, 10)) == F(75, 10_000)  # capped
     hl = FundingRule.hyperliquid()
     assert hl.rate(F(0)) == F(1, 80_000)  # 1/8 of the 8 h interest
@@ -119,3 +120,43 @@ def test_funding_time_weights() -> None:
 )
 def test_rate_units_round_half_away_from_zero(rate: F, units: int) -> None:
     assert rate_units(rate) == units
+
+
+def test_venue_samples_premium_and_pays_funding_through_the_ledger() -> None:
+    """A book 1% above the index for an hour: longs pay shorts at the clamped rate, exactly zero-sum."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from cascadelab.prices.funding import FundingRule
+    from cascadelab.units import money_to_units
+    from cascadelab.venue import Venue
+    from conftest import make_clearing
+
+    v = Venue(make_clearing(), debug=True)
+    ch = v.clearing
+    mm, long_, short = (int(x) for x in v.open_accounts(3))
+    for a in (mm, long_, short):
+        ch.deposit(a, "USDT", money_to_units("1000000"))
+    v.add_perp_market("BTCUSDT", {"ext": F(1)}, rule="binance", funding=FundingRule(interval_hours=1))
+    v.markets["BTCUSDT"].index.update("ext", 100_000, 0)
+    ch.set_mark("BTCUSDT", 1_000_000)
+    assert v.submit_decimal(short, "BTCUSDT", -1, "1", "101000").accepted
+    assert v.submit_decimal(long_, "BTCUSDT", 1, "1", "101000").filled == 1000
+    assert v.submit_decimal(mm, "BTCUSDT", 1, "5", "100990").accepted  # the book stays ~1% above the index
+    assert v.submit_decimal(mm, "BTCUSDT", -1, "5", "101010").accepted
+    before = {a: ch.ledger.balance(a, "USDT") for a in (long_, short)}
+    for t in range(0, 3601, 5):
+        v.markets["BTCUSDT"].index.update("ext", 100_000, t * S)
+        v.update_prices(t * S)
+    rate = v.markets["BTCUSDT"].funding.last_rate
+    # impact bid 100,990 (25,000 USDT fits in the first bid level) vs index 100,000: every sample P = 0.99%;
+    # F = [P + clamp(0.01% - P, +/-0.05%)] x 1/8 = (0.99% - 0.05%) / 8
+    assert rate == (F(99, 10_000) - F(5, 10_000)) / 8
+    paid = before[long_] - ch.ledger.balance(long_, "USDT")
+    received = ch.ledger.balance(short, "USDT") - before[short]
+    assert paid > 0 and paid == received  # the only two positions: exactly zero-sum
+    mark = int(ch.marks[0])
+    from cascadelab.prices.funding import rate_units
+
+    assert paid == -(-1000 * mark * 10_000 * rate_units(rate) // 10**8)  # size x mark x rate, rounded up

@@ -65,16 +65,14 @@ class FundingRule:
     sample_every_ns: int = 5_000_000_000
 
     def rate(self, avg_premium: Fraction) -> Fraction:
-        """Funding rate for one interval from the time-weighted average premium."""
-        interest = self.interest_8h * Fraction(self.interval_hours, 8)
-        p = avg_premium * Fraction(self.interval_hours, 8)
-        f = p + min(max(interest - p, -self.clamp), self.clamp)
+        """Funding rate for one interval: [P + clamp(I - P, -c, +c)] / (8 / N), then capped."""
+        f = (avg_premium + min(max(self.interest_8h - avg_premium, -self.clamp), self.clamp)) * Fraction(self.interval_hours, 8)
         return min(max(f, -self.cap), self.cap)
 
     @classmethod
     def hyperliquid(cls) -> FundingRule:
         """Hourly payment at 1/8 of the 8 h rate, capped at 4 %/h (assumption; see module docstring)."""
-        return cls(interval_hours=1, clamp=Fraction(5, 10_000) / 8, cap=Fraction(4, 100))
+        return cls(interval_hours=1, cap=Fraction(4, 100))
 
 
 @dataclass
