@@ -293,3 +293,18 @@ class TestOrderEntry:
         assert v.cancel(a, oid).accepted and v.clearing.reserved[a] == 0
         v.clearing.withdraw(a, "USDT", usd("600"))
         v.close()
+
+
+def test_ltv_breaches_agree_with_the_exact_ltv_of_every_account() -> None:
+    rng = np.random.default_rng(5)
+    ch = make_clearing()
+    n = 400
+    ch.open_accounts(n)
+    ch.set_asset_price("ETH", Fraction(4000))
+    ch.set_asset_price("USDe", Fraction(66, 100))
+    ch.ledger.balances[1, :n] = rng.integers(0, usd("5000"), n)  # test set-up: USDe and ETH held, USDT owed
+    ch.ledger.balances[2, :n] = rng.integers(0, usd("1"), n)
+    ch.accounts.debt[0, :n] = np.where(rng.random(n) < 0.7, rng.integers(0, usd("6000"), n), 0)
+    ch.principal["USDT"] = int(ch.accounts.debt[0, :n].sum())
+    exact = [i for i in range(n) if ch.accounts.debt[:, i].any() and ch.ltv(i) > ch.loan_terms.liquidation_ltv]
+    assert ch.ltv_breaches().tolist() == exact and 0 < len(exact) < n

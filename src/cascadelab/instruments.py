@@ -134,6 +134,12 @@ class Instrument:
         """Integer lots back to the exact decimal quantity."""
         return units_to_decimal(lots, self.lot_size)
 
+    @property
+    def lot_units(self) -> int | None:
+        """Money units of the base asset in one lot (spot delivery), or None if not a whole number."""
+        u = self.lot_size * MONEY_SCALE
+        return int(u) if u == u.to_integral_value() else None
+
     def notional(self, price_ticks: int, lots: int) -> int:
         """Exact notional in money units of the quote asset."""
         return int(price_ticks) * int(lots) * self.unit_notional

@@ -1,7 +1,7 @@
 """Limit order books: the fast array book, its reference twin, and shared codes."""
 
 from cascadelab.book.codes import STP, TIF, CancelReason, Op, Side, Status
-from cascadelab.book.fast import BatchResult, OrderBook, make_ops, op_row
+from cascadelab.book.fast import BatchResult, OrderBook, op_row
 from cascadelab.book.reference import ReferenceBook
 
 __all__ = [
@@ -14,6 +14,5 @@ __all__ = [
     "ReferenceBook",
     "Side",
     "Status",
-    "make_ops",
     "op_row",
 ]

@@ -55,11 +55,6 @@ class BatchResult:
         return int(self.results[0, 3])
 
 
-def make_ops(n: int) -> np.ndarray:
-    """An empty ``(n, N_OP_COLS)`` operation array."""
-    return np.zeros((n, N_OP_COLS), np.int64)
-
-
 def op_row(
     kind: Op,
     order_id: int = 0,

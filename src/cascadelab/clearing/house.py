@@ -130,7 +130,7 @@ class ClearingHouse:
         for s in self.spots:
             if s.kind != InstrumentKind.SPOT:
                 raise ClearingError(f"{s.symbol}: not a spot instrument")
-            if s.lot_size * MONEY_SCALE != int(s.lot_size * MONEY_SCALE):
+            if s.lot_units is None:
                 raise ClearingError(f"{s.symbol}: field 'lot_size' must be a multiple of 1e-8 for exact delivery")
             for a in (s.base, s.quote):
                 if a not in self.collateral:
@@ -342,7 +342,6 @@ class ClearingHouse:
             return
         s = self.spots[self.spot_index[symbol]]
         notional, mf, tf = fill_fees(s, fills)
-        base_per_lot = int(s.lot_size * MONEY_SCALE)
         buy = fills[:, F_AGGRESSOR] == 1
         maker = fills[:, F_MAKER_OWNER]
         taker = fills[:, F_TAKER_OWNER]
@@ -350,7 +349,7 @@ class ClearingHouse:
         seller = np.where(buy, maker, taker)
         qa, ba = self.ledger.asset(s.quote), self.ledger.asset(s.base)
         self.ledger.transfer_many(qa, buyer, seller, notional, Kind.SPOT_TRADE, ts)
-        self.ledger.transfer_many(ba, seller, buyer, fills[:, F_QTY] * base_per_lot, Kind.SPOT_TRADE, ts)
+        self.ledger.transfer_many(ba, seller, buyer, fills[:, F_QTY] * s.lot_units, Kind.SPOT_TRADE, ts)
         self._fees(maker, mf, qa, ts)
         self._fees(taker, tf, qa, ts)
 
@@ -468,6 +467,27 @@ class ClearingHouse:
         if coll <= 0:
             return np.iinfo(np.int64).max
         return owed * RATE_SCALE // coll
+
+    def ltv_breaches(self, limit: int | None = None) -> np.ndarray:
+        """Accounts whose loan-to-value exceeds ``limit`` (default: the liquidation LTV), exactly.
+
+        A float pass over every indebted account keeps only those within a 1e-9 band of the
+        limit or beyond it; the exact :meth:`ltv` decides for those.
+        """
+        limit = self.loan_terms.liquidation_ltv if limit is None else limit
+        n = self.accounts.n
+        lent = [a for a, code in enumerate(self.assets) if self.principal[code] > 0]
+        if not lent:
+            return np.zeros(0, np.int64)
+        ids = np.flatnonzero(self.accounts.debt[lent, :n].any(axis=0))
+        if len(ids) == 0:
+            return ids
+        price = self.asset_price.astype(np.float64) / MONEY_SCALE
+        owed = (self.accounts.debt[:, ids] * price[:, None]).sum(axis=0)
+        bal = np.maximum(self.ledger.balances[:, ids], 0)
+        coll = (bal * (price * self.ratio / RATE_SCALE)[:, None]).sum(axis=0)
+        suspect = owed * RATE_SCALE >= limit * coll * (1 - 1e-9) - 1.0
+        return np.array([i for i in ids[suspect].tolist() if self.ltv(i) > limit], np.int64)
 
     # --- prices and margin ---------------------------------------------------------------
     def set_mark(self, symbol: str, ticks: int) -> None:

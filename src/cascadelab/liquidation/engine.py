@@ -34,6 +34,7 @@ from cascadelab.book.codes import N_FILL_COLS
 from cascadelab.clearing.accounts import AccountState
 from cascadelab.clearing.house import ClearingHouse
 from cascadelab.clearing.ledger import SOCIALIZED_LOSS, Kind
+from cascadelab.fees import fee as fee_on
 from cascadelab.liquidation import adl
 from cascadelab.liquidation.events import Ev, EventLog
 from cascadelab.units import RATE_SCALE
@@ -234,12 +235,7 @@ class LiquidationEngine:
 
     def ltv_breaches(self) -> list[int]:
         """Accounts whose loans exceed the liquidation loan-to-value (they may hold no position at all)."""
-        ch = self.ch
-        lent = [a for a, code in enumerate(ch.assets) if ch.principal[code] > 0]
-        if not lent:
-            return []
-        owing = np.flatnonzero(ch.accounts.debt[lent, : ch.accounts.n].any(axis=0))
-        return [int(i) for i in owing if int(i) not in self.system_accounts and ch.ltv(int(i)) > ch.loan_terms.liquidation_ltv]
+        return [i for i in self.ch.ltv_breaches().tolist() if i not in self.system_accounts]
 
     def backlog(self) -> int:
         """Notional (money units at mark) the liquidator still holds: positions plus collateral."""
@@ -381,7 +377,7 @@ class LiquidationEngine:
             filled += f[6]
             self.events.add(ts, Ev.LIQUIDATION_FILL, account=i, symbol=symbol, side=side, qty=f[6], price=f[5])
         if filled and cfg.clearance_fee:
-            fee = -((-sum(f[6] * f[5] for f in ack.fills.tolist()) * unit * cfg.clearance_fee) // RATE_SCALE)
+            fee = fee_on(sum(f[6] * f[5] for f in ack.fills.tolist()) * unit, cfg.clearance_fee)
             fee = min(fee, max(0, ch.account_margin(i).equity))  # never push the account into bankruptcy
             fund = self.fund_for(symbol)
             if fee > 0 and fund is not None:
@@ -617,11 +613,11 @@ class LiquidationEngine:
             for f in ack.fills.tolist():
                 self.events.add(ts, Ev.UNWIND_FILL, account=liq, symbol=sym, side=side, qty=f[6], price=f[5])
                 budget -= f[6] * f[5] * int(ch._units[k])
-                self.fees_paid[k] += -((-f[6] * f[5] * int(ch._units[k]) * p.instrument.taker_rate) // RATE_SCALE)
+                self.fees_paid[k] += fee_on(f[6] * f[5] * int(ch._units[k]), p.instrument.taker_rate)
         for s in ch.spots:
             a = ch.ledger.asset(s.base)
             held = int(ch.ledger.balances[a, liq])
-            lots = held // int(s.lot_size * 10**8)
+            lots = held // s.lot_units
             if s.quote != ch.settle_asset or lots <= 0 or self.order_credit < 1:
                 continue
             self.order_credit -= 1

@@ -21,11 +21,12 @@ from cascadelab.book.codes import F_MAKER_ID, F_QTY, X_ID, X_QTY
 from cascadelab.clearing.accounts import AccountState
 from cascadelab.clearing.collateral import price_units
 from cascadelab.clearing.house import ClearingHouse
+from cascadelab.fees import fee
 from cascadelab.instruments import Instrument, InstrumentKind
 from cascadelab.prices.funding import FundingClock, FundingRule, impact_price, premium_index, rate_units
 from cascadelab.prices.index import IndexPrice
 from cascadelab.prices.mark import BinanceMark, HyperliquidMark
-from cascadelab.units import MONEY_SCALE, RATE_SCALE, UnitError
+from cascadelab.units import MONEY_SCALE, UnitError
 
 
 class Reject(IntEnum):
@@ -97,7 +98,6 @@ class PerpMarket:
     mark_rule: BinanceMark | HyperliquidMark
     funding: FundingClock
     impact_notional: int
-    mark: Fraction | None = None
 
 
 class Venue:
@@ -195,11 +195,10 @@ class Venue:
             return OrderAck(0, Reject.INVALID_PRICE)
         book = self.books[symbol]
         if price is None:
-            best = book.best_ask() if side == 1 else book.best_bid()
-            if best is None:
+            bound = self._market_bound(book, side, self.market_protection_bps)
+            if bound is None:
                 return OrderAck(0, Reject.NO_LIQUIDITY)
-            protection = max(0, best * self.market_protection_bps // 10_000)
-            worst = best + protection if side == 1 else max(1, best - protection)
+            worst = bound[1]
         else:
             worst = price
         notional = qty * worst * inst.unit_notional
@@ -217,7 +216,7 @@ class Venue:
                 account,
                 side,
                 qty,
-                worst - book.best_ask() if side == 1 else book.best_bid() - worst,
+                bound[0],
                 stp=stp,
                 reduce_only=reduce_only,
                 ts=ts,
@@ -252,15 +251,32 @@ class Venue:
         oid = self.next_order_id
         self.next_order_id += 1
         if price is None:
-            best = book.best_ask() if side == 1 else book.best_bid()
-            if best is None:
-                return OrderAck(oid, Reject.NO_LIQUIDITY, cancelled=qty)
             bps = self.market_protection_bps if protection_bps is None else protection_bps
-            res = book.market(oid, account, side, qty, best * bps // 10_000, stp=STP.NONE, reduce_only=True, ts=ts)
+            bound = self._market_bound(book, side, bps)
+            if bound is None:
+                return OrderAck(oid, Reject.NO_LIQUIDITY, cancelled=qty)
+            res = book.market(oid, account, side, qty, bound[0], stp=STP.NONE, reduce_only=True, ts=ts)
         else:
             res = book.limit(oid, account, side, price, qty, tif=TIF.IOC, stp=STP.NONE, reduce_only=True, ts=ts)
         self._after_book(self.instruments[symbol], res.fills, res.cancels, ts, int(account))
         return OrderAck(oid, Reject.OK, res.filled, 0, res.cancelled, res.fills)
+
+    @staticmethod
+    def _market_bound(book: OrderBook, side: int, bps: int) -> tuple[int, int] | None:
+        """(protection in ticks, worst price) of a market order: ``bps`` from the best opposite price."""
+        best = book.best_ask() if side == 1 else book.best_bid()
+        if best is None:
+            return None
+        protection = max(0, best * bps // 10_000)
+        return protection, best + protection if side == 1 else max(1, best - protection)
+
+    @staticmethod
+    def _spot_need(inst: Instrument, side: int, qty: int, price: int) -> tuple[str, int]:
+        """(asset, amount) a spot order ties up: quote notional plus the worst-case taker fee, or the base sold."""
+        if side == 1:
+            notional = qty * price * inst.unit_notional
+            return inst.quote, notional + max(0, fee(notional, inst.taker_rate))
+        return inst.base, qty * inst.lot_units
 
     def refresh_reserved(self, account: int) -> None:
         """Recompute the initial margin held by an account's open orders (after its position changed)."""
@@ -322,12 +338,8 @@ class Venue:
         ch = self.clearing
         if notional < inst.min_notional_units:
             return Reject.BELOW_MIN_NOTIONAL
-        if side == 1:
-            a = ch.ledger.asset(inst.quote)
-            need = notional + max(0, -((-notional * inst.taker_rate) // RATE_SCALE))
-        else:
-            a = ch.ledger.asset(inst.base)
-            need = qty * int(inst.lot_size * MONEY_SCALE)
+        asset, need = self._spot_need(inst, side, qty, worst)
+        a = ch.ledger.asset(asset)
         free = int(ch.ledger.balances[a, i]) - int(self.spot_reserved[a, i])
         if a == ch.q:
             free -= ch._iso_total(i)
@@ -360,16 +372,10 @@ class Venue:
             self._open[q][k, i] += qty
             self._open[n][k, i] += qty * o.price * inst.unit_notional
             return
-        ch = self.clearing
-        a = ch.ledger.asset(inst.quote if o.side == 1 else inst.base)
-        if qty > 0:  # reserve the whole remainder: notional plus the worst-case fee for a buy
-            notional = qty * o.price * inst.unit_notional
-            amount = (
-                notional + max(0, -((-notional * inst.taker_rate) // RATE_SCALE))
-                if o.side == 1
-                else qty * int(inst.lot_size * MONEY_SCALE)
-            )
-            o.reserved = amount
+        asset, need = self._spot_need(inst, o.side, max(qty, 0), o.price)
+        a = self.clearing.ledger.asset(asset)
+        if qty > 0:  # reserve the whole remainder
+            amount = o.reserved = need
         else:  # release pro rata; the last release frees what is left, so nothing drifts
             amount = -o.reserved if -qty >= o.qty else -(o.reserved * -qty // o.qty)
             o.reserved += amount
@@ -465,7 +471,6 @@ class Venue:
                 mark = m.mark_rule.update(
                     now_ns, index, None if bb is None else bb * tick, None if ba is None else ba * tick, last
                 )
-            m.mark = mark
             ch.set_mark(symbol, round(mark / tick))
             bids, asks = b.levels(1), b.levels(-1)
             ib = impact_price(bids[0], bids[1], inst.unit_notional, tick, m.impact_notional)
