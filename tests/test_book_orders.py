@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cascadelab.book import STP, TIF, CancelReason, OrderBook, Status
+from cascadelab.book import L2, STP, TIF, CancelReason, OrderBook, Status
 
 BUY, SELL = 1, -1
 
@@ -24,12 +24,12 @@ def book() -> OrderBook:
 
 def fills_of(res) -> list[tuple[int, int, int, int]]:
     """(maker id, taker id, price, qty) per fill."""
-    return [(f[1], f[2], f[5], f[6]) for f in res.fills.tolist()]
+    return [(int(f["maker_id"]), int(f["taker_id"]), int(f["price"]), int(f["qty"])) for f in res.fills]
 
 
 def test_queries(book: OrderBook) -> None:
     assert book.best_bid() == 99 and book.best_ask() == 101
-    assert book.l2(2) == {"bids": [(99, 2), (98, 6)], "asks": [(101, 8), (102, 4)]}
+    assert book.l2(2) == L2(bids=[(99, 2), (98, 6)], asks=[(101, 8), (102, 4)])
     assert book.queue_position(2) == (1, 5)
     assert book.queue_position(1) == (0, 0)
     assert book.queue_position(99) is None
@@ -50,17 +50,17 @@ class TestLimitGTC:
         assert (r.filled, r.resting) == (8, 2)
         assert book.best_bid() == 101 and book.best_ask() == 102
         f = r.fills[0]
-        assert (f[0], f[3], f[4], f[7]) == (9, 10, 20, BUY)  # time, maker owner, taker owner, aggressor
+        assert (f["ts"], f["maker_owner"], f["taker_owner"], f["aggressor"]) == (9, 10, 20, BUY)
 
     def test_sweeps_levels_at_maker_prices(self, book: OrderBook) -> None:
         r = book.limit(6, 20, BUY, 105, 10)
         assert fills_of(r) == [(1, 6, 101, 5), (2, 6, 101, 3), (3, 6, 102, 2)]
-        assert book.l2()["asks"] == [(102, 2)]
+        assert book.l2().asks == [(102, 2)]
 
     def test_sell_side(self, book: OrderBook) -> None:
         r = book.limit(6, 20, SELL, 98, 5)
         assert fills_of(r) == [(4, 6, 99, 2), (5, 6, 98, 3)]
-        assert r.fills[0][7] == SELL
+        assert r.fills[0]["aggressor"] == SELL
 
     def test_fifo_within_level(self, book: OrderBook) -> None:
         book.limit(6, 20, SELL, 101, 1)
@@ -83,7 +83,7 @@ class TestIOCandFOK:
     def test_ioc_partial_then_cancel(self, book: OrderBook) -> None:
         r = book.limit(6, 20, BUY, 101, 10, tif=TIF.IOC)
         assert (r.filled, r.resting, r.cancelled) == (8, 0, 2)
-        assert r.cancels.tolist()[0][6] == CancelReason.IOC_REMAINDER
+        assert r.cancels[0]["reason"] == CancelReason.IOC_REMAINDER
         assert book.best_bid() == 99
 
     def test_ioc_no_fill(self, book: OrderBook) -> None:
@@ -106,7 +106,7 @@ class TestPostOnly:
     def test_rejected_if_it_would_take(self, book: OrderBook) -> None:
         r = book.limit(6, 20, BUY, 101, 1, tif=TIF.POST_ONLY)
         assert r.status == Status.REJECTED_POST_ONLY and r.cancelled == 1
-        assert book.best_ask() == 101 and book.l2()["asks"][0] == (101, 8)
+        assert book.best_ask() == 101 and book.l2().asks[0] == (101, 8)
 
     def test_rests_if_passive(self, book: OrderBook) -> None:
         r = book.limit(6, 20, BUY, 100, 1, tif=TIF.POST_ONLY)
@@ -123,15 +123,15 @@ class TestMarket:
     def test_no_liquidity(self) -> None:
         b = OrderBook()
         r = b.market(1, 1, SELL, 5, protection_ticks=10)
-        assert r.status == Status.REJECTED_NO_LIQUIDITY and r.cancels[0][6] == CancelReason.NO_LIQUIDITY
+        assert r.status == Status.REJECTED_NO_LIQUIDITY and r.cancels[0]["reason"] == CancelReason.NO_LIQUIDITY
 
     def test_market_sell_bound_never_below_one_tick(self, book: OrderBook) -> None:
         r = book.market(6, 20, SELL, 100, protection_ticks=10_000)
         assert r.filled == 8 and book.best_bid() is None
 
     def test_reduce_only_flag_is_carried(self, book: OrderBook) -> None:
-        book.limit(6, 20, BUY, 97, 1, reduce_only=True)
-        assert book.order(6)["flags"] == 1
+        book.limit(6, 20, BUY, 97, 1, flags=1)
+        assert book.order(6).flags == 1
 
 
 class TestCancelAndAmend:
@@ -143,7 +143,7 @@ class TestCancelAndAmend:
     def test_cancel_unknown_and_wrong_owner(self, book: OrderBook) -> None:
         assert book.cancel(42, 10).status == Status.REJECTED_UNKNOWN_ID
         assert book.cancel(1, 99).status == Status.REJECTED_NOT_OWNER
-        assert book.order(1)["qty"] == 5
+        assert book.order(1).qty == 5
 
     def test_cancel_all_for_one_owner(self, book: OrderBook) -> None:
         book.limit(6, 10, BUY, 90, 1)
@@ -191,8 +191,8 @@ class TestSelfTradePrevention:
     def test_modes(self, book: OrderBook, mode: STP, filled: int, book_asks, status_cancels) -> None:
         r = book.limit(6, 10, BUY, 101, 8, tif=TIF.IOC, stp=mode)  # owner 10 also owns ask 1
         assert r.filled == filled
-        assert book.l2()["asks"] == book_asks
-        stp_cancels = [(x[1], x[6]) for x in r.cancels.tolist() if x[6] in (CancelReason.STP_RESTING, CancelReason.STP_INCOMING)]
+        assert book.l2().asks == book_asks
+        stp_cancels = [(int(x["order_id"]), int(x["reason"])) for x in r.cancels if x["reason"] in (CancelReason.STP_RESTING, CancelReason.STP_INCOMING)]
         assert stp_cancels == status_cancels
 
 

@@ -7,7 +7,7 @@ from collections import defaultdict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cascadelab.book import Op, OrderBook, Status, op_row
+from cascadelab.book import Op, OrderBook, Status, op_record
 
 op_rows = st.lists(
     st.tuples(
@@ -35,23 +35,23 @@ def test_quantity_is_conserved_per_order_and_book_never_crosses(rows) -> None:
         if kind == Op.MARKET:
             price -= 95
         before = book.order(oid)
-        res = book._one(op_row(kind, oid, owner, side, price, qty, tif, stp, 0, ts))
+        res = book.submit(op_record(kind, oid, owner, side, price, qty, tif, stp, 0, ts))
         status = res.status
         if kind in (Op.LIMIT, Op.MARKET) and status not in (Status.REJECTED_INVALID, Status.REJECTED_DUPLICATE_ID):
             submitted[oid] += qty
         if kind == Op.AMEND and status == Status.OK:
-            submitted[oid] += max(0, qty - before["qty"])
-        for f in res.fills.tolist():
-            filled[f[1]] += f[6]
-            filled[f[2]] += f[6]
-            assert f[6] > 0
-        for x in res.cancels.tolist():
-            cancelled[x[1]] += x[5]
-            assert x[5] > 0
+            submitted[oid] += max(0, qty - before.qty)
+        for f in res.fills:
+            filled[int(f["maker_id"])] += int(f["qty"])
+            filled[int(f["taker_id"])] += int(f["qty"])
+            assert f["qty"] > 0
+        for x in res.cancels:
+            cancelled[int(x["order_id"])] += int(x["qty"])
+            assert x["qty"] > 0
         if status not in (Status.OK, Status.REJECTED_POST_ONLY, Status.REJECTED_FOK, Status.REJECTED_NO_LIQUIDITY):
             assert len(res.fills) == 0 and len(res.cancels) == 0  # a rejection leaves no trace
         book.check_invariants()  # uncrossed, sorted, FIFO, sizes > 0
         for order_id in submitted:
             o = book.order(order_id)
-            resting = o["qty"] if o else 0
+            resting = o.qty if o else 0
             assert submitted[order_id] == filled[order_id] + resting + cancelled[order_id], order_id

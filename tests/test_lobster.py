@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +100,182 @@ def test_cli_replay_prints_result_and_exit_codes(tmp_path: Path) -> None:
     assert "rows matched" in r.output and "998" in r.output and "every row matched" in r.output
     r = runner.invoke(app, ["replay", "lobster", str(tmp_path / "missing.csv"), str(AAPL_OB)])
     assert r.exit_code == 2 and "file not found" in r.output and "Traceback" not in r.output
+
+
+# --- bad input: one clear line naming file, line and cause; never a traceback --------------------------
+
+GOOD = "34200.1,1,5,10,100,1\n34200.2,1,6,10,100,1\n"
+
+
+def _strict_json(text: str) -> object:
+    def refuse(name: str) -> object:
+        raise ValueError(f"not valid JSON: {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def _assert_one_error_line(r, *needles: str) -> str:
+    assert r.exit_code == 2, r.output
+    assert isinstance(r.exception, SystemExit), r.exception
+    assert "Traceback" not in r.output and r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        pytest.param(
+            GOOD + "34200.3,1,7,10",
+            "line 3 has 4 fields, expected 6 columns (time, type, order_id, size, price, direction): "
+            "truncated line? (the last line of the file)",
+            id="truncated-last-line",
+        ),
+        pytest.param(
+            "34200.1,1,5,10\n" + GOOD,
+            "line 1 has 4 fields, expected 6 columns (time, type, order_id, size, price, direction): fields are missing",
+            id="short-line",
+        ),
+        pytest.param(
+            GOOD + "34200.3,1,7,10,100,1,\n",
+            "line 3 has 7 fields, expected 6 columns (time, type, order_id, size, price, direction): "
+            "extra fields (a trailing comma?)",
+            id="trailing-comma",
+        ),
+        pytest.param(GOOD + "34200.3,1,7,10,100,1,9,9\n", "line 3 has 8 fields, expected 6 columns", id="extra-fields"),
+        pytest.param(
+            "34200.1,1,5,10,100,1\n\n34200.2,1,6,10,100,1\n",
+            "line 2 is blank; blank lines are allowed only at the end of the file",
+            id="blank-line-in-middle",
+        ),
+        pytest.param("34200.1,1,5,10,100,1\n \t\n34200.2,1,6,10,100,1\n", "line 2 is blank", id="whitespace-line-in-middle"),
+        pytest.param("\n" + GOOD, "line 1 is blank", id="leading-blank-line"),
+        pytest.param(GOOD + "34200.3,1,7,ten,100,1\n", "line 3, column 'size': 'ten' is not an integer", id="non-numeric"),
+        pytest.param(GOOD + "34200.3,1,7,,100,1\n", "line 3, column 'size': is empty; expected an integer", id="empty-field"),
+        pytest.param(
+            GOOD + "34200.3,1,99999999999999999999,10,100,1\n",
+            "line 3, column 'order_id': '99999999999999999999' is out of range for a 64-bit integer",
+            id="int64-overflow",
+        ),
+        pytest.param(
+            "99999999999999999999.5,1,5,10,100,1\n",
+            "line 1, column 'time': '99999999999999999999.5' is not seconds after midnight",
+            id="huge-time",
+        ),
+        pytest.param(
+            "34200.1,1,1152921504606846976,10,100,1\n",
+            "line 1, column 'order_id': 1152921504606846976 is not allowed; must be below 2**60",
+            id="reserved-order-id",
+        ),
+        pytest.param(
+            "34200.1,1,5,10,10000000000000000,1\n",
+            "line 1, column 'price': 10000000000000000 is not allowed; must be at most 1,000,000,000,000,000",
+            id="huge-price",
+        ),
+        pytest.param(GOOD.encode("utf-16"), "is not UTF-8 text (found a UTF-16 little-endian byte-order mark)", id="utf16-bom"),
+        pytest.param(
+            GOOD.encode("utf-16-le"),
+            "is not UTF-8 text (it looks like UTF-16 little-endian without a byte-order mark)",
+            id="utf16-no-bom",
+        ),
+        pytest.param(
+            b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)),
+            "line 1 contains a NUL byte (byte offset 7): a binary file, not CSV text",
+            id="binary",
+        ),
+        pytest.param(
+            GOOD.encode() + b"34200.3,1,7,10,\xff\xfe,1\n", "line 3 is not UTF-8 text (invalid byte 0xff", id="non-utf8"
+        ),
+        pytest.param("", "file is empty", id="empty"),
+        pytest.param("\n\r\n  \n", "file is empty (only blank lines)", id="blank-lines-only"),
+        pytest.param("Time,Type,OrderId,Size,Price,Direction\n", "no data after the header (line 1)", id="header-only"),
+    ],
+)
+def test_bad_message_files_are_one_clear_line(tmp_path: Path, body: str | bytes, needle: str) -> None:
+    p = tmp_path / "messages.csv"
+    if isinstance(body, str):
+        p.write_text(body)
+    else:
+        p.write_bytes(body)
+    with pytest.raises(LobsterError, match=re.escape(needle)):
+        load_messages(p)
+    r = CliRunner().invoke(app, ["replay", "lobster", str(p), str(AAPL_OB)])
+    _assert_one_error_line(r, f"error: {p}: ", needle)
+
+
+def test_trailing_blank_lines_crlf_and_utf8_bom_are_accepted(tmp_path: Path) -> None:
+    plain = load_messages(_write(tmp_path, GOOD))
+    for text in (GOOD + "\n\n", GOOD + "\n  \n\t\n", GOOD.replace("\n", "\r\n") + "\r\n\r\n", GOOD.rstrip("\n")):
+        m = load_messages(_write(tmp_path, text))
+        assert np.array_equal(m.ts_ns, plain.ts_ns) and np.array_equal(m.price, plain.price), repr(text)
+    p = tmp_path / "bom.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
+    assert np.array_equal(load_messages(p).order_id, plain.order_id)
+
+
+def test_samples_with_trailing_blank_lines_still_match_every_row(tmp_path: Path) -> None:
+    msg, ob = tmp_path / "m.csv", tmp_path / "ob.csv"
+    msg.write_text(AAPL_MSG.read_text() + "\n\n")
+    ob.write_text(AAPL_OB.read_text() + "\n \n")
+    r = replay(msg, ob)
+    assert r.rows_compared == 998 and r.rows_matched == 998
+
+
+def test_truncated_orderbook_names_line_and_cause(tmp_path: Path) -> None:
+    text = AAPL_OB.read_text()
+    ob = tmp_path / "ob.csv"
+    ob.write_text(text[: text.rindex(",", 0, len(text) - 20)])  # the download stopped mid-line
+    with pytest.raises(
+        LobsterError, match=r"line 999 has \d+ fields, expected 40 columns \(ask price, ask size, bid price, bid size"
+    ):
+        load_orderbook(ob)
+    r = CliRunner().invoke(app, ["replay", "lobster", str(AAPL_MSG), str(ob)])
+    _assert_one_error_line(r, f"error: {ob}: line 999 has ", "expected 40 columns", "for each of 10 levels", "truncated line?")
+    ob.write_text("100,1,99,1\n\n100,1,99,1\n")
+    with pytest.raises(LobsterError, match="line 2 is blank"):
+        load_orderbook(ob)
+    ob.write_text("100,1,99,1,5\n")
+    with pytest.raises(LobsterError, match="line 1 has 5 fields; an orderbook file has 4 per level"):
+        load_orderbook(ob)
+
+
+def test_paths_that_are_not_readable_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = CliRunner()
+    _assert_one_error_line(
+        runner.invoke(app, ["replay", "lobster", str(tmp_path), str(AAPL_OB)]), f"{tmp_path}: is a directory, not a file"
+    )
+    _assert_one_error_line(
+        runner.invoke(app, ["replay", "lobster", str(AAPL_MSG), str(tmp_path)]), f"{tmp_path}: is a directory, not a file"
+    )
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    _assert_one_error_line(runner.invoke(app, ["replay", "lobster", str(AAPL_MSG), str(empty)]), f"{empty}: file is empty")
+
+    def deny(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", deny)  # chmod does not stop root, so simulate it
+    _assert_one_error_line(
+        runner.invoke(app, ["replay", "lobster", str(AAPL_MSG), str(AAPL_OB)]), f"{AAPL_MSG}: permission denied"
+    )
+
+
+def test_cli_json_report_is_strict_json() -> None:
+    r = CliRunner().invoke(app, ["replay", "lobster", str(AAPL_MSG), str(AAPL_OB), "--json"])
+    assert r.exit_code == 0, r.output
+    report = _strict_json(r.stdout)
+    assert report["rows_matched"] == 998
+    assert report["messages_per_second"] is None or report["messages_per_second"] > 0
+
+
+def test_cli_json_writes_an_infinite_rate_as_null(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cascadelab.io.lobster as lobster
+
+    monkeypatch.setattr(lobster.time, "perf_counter", lambda: 0.0)  # a replay "in no time": rate = inf
+    r = CliRunner().invoke(app, ["replay", "lobster", str(AAPL_MSG), str(AAPL_OB), "--json"])
+    assert r.exit_code == 0, r.output
+    report = _strict_json(r.stdout)
+    assert report["seconds"] == 0 and report["messages_per_second"] is None

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
+import numbers
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -23,8 +26,29 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print ``error: <message>`` as one line on stderr (file contents are never read as markup) and exit."""
+    err.print(f"[bold red]error:[/] {escape(' '.join(message.splitlines()))}", highlight=False)
     raise typer.Exit(code)
+
+
+def _json_safe(x: object) -> object:
+    """Plain JSON values: non-finite floats become ``null``, numpy scalars Python numbers, tuples lists."""
+    if isinstance(x, bool) or x is None or isinstance(x, str):
+        return x
+    if isinstance(x, numbers.Integral):
+        return int(x)
+    if isinstance(x, numbers.Real):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_json_safe(v) for v in x]
+    return x
+
+
+def _print_json(data: object) -> None:
+    """Strict JSON on stdout: never ``NaN`` or ``Infinity`` (they are written as ``null``)."""
+    typer.echo(json.dumps(_json_safe(data), indent=2, allow_nan=False))
 
 
 @replay_app.command("lobster")
@@ -45,9 +69,9 @@ def replay_lobster(
     except LobsterError as exc:
         _fail(str(exc))
     if as_json:
-        console.print_json(json.dumps(report.__dict__ | {"messages_per_second": report.messages_per_second}))
+        _print_json(report.__dict__ | {"messages_per_second": report.messages_per_second})
     else:
-        table = Table(title=f"LOBSTER replay: {message_csv.name}", show_header=False)
+        table = Table(title=f"LOBSTER replay: {escape(message_csv.name)}", show_header=False)
         table.add_row("levels per side", f"{report.levels}")
         table.add_row("messages", f"{report.messages:,}")
         table.add_row("rows compared", f"{report.rows_compared:,}")
@@ -71,7 +95,11 @@ def adl_rank(
     venue: Annotated[str, typer.Option(help="binance, bybit, okx, hyperliquid, bitmex, or 'all'")] = "all",
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
-    """Score each position for auto-deleveraging under a venue's rule: score, rank, quantile 0-4, lights 1-5."""
+    """Score each position for auto-deleveraging under a venue's rule: score, rank, quantile 0-4, lights 1-5.
+
+    Exit status 0 on success, 2 on bad input (one line on stderr naming file, row and column).
+    With --json an infinite score (first in line: equity <= 0) is written as null.
+    """
     from cascadelab.liquidation.adl_tool import PositionFileError, rank_positions, read_positions
     from cascadelab.venue.profiles import PROFILES
 
@@ -85,7 +113,7 @@ def adl_rank(
         _fail(str(exc))
     rows = [r for v in venues for r in rank_positions(positions, v)]
     if as_json:
-        console.print_json(json.dumps(rows))
+        _print_json(rows)
         return
     for v in venues:
         mine = [r for r in rows if r["venue"] == v]
@@ -95,8 +123,8 @@ def adl_rank(
         for r in mine:
             table.add_row(
                 str(r["row"]),
-                str(r["account"]),
-                str(r["symbol"]),
+                escape(str(r["account"])),  # labels from the file are text, not rich markup
+                escape(str(r["symbol"])),
                 str(r["side"]),
                 f"{r['score']:.6g}",
                 f"{r['rank']}/{r['of']}",

@@ -5,7 +5,7 @@ satoshi). An instrument is valid only if one tick times one lot is a whole numbe
 money units, so every fill's notional ``price_ticks * qty_lots * unit_notional`` is an
 exact integer. Rates (fees, margin ratios) are integers in parts per ``RATE_SCALE``.
 
-The one rounding rule of the project lives here: :func:`round_to_venue`.
+Rounding and exact products live in :mod:`cascadelab.arith`.
 """
 
 from __future__ import annotations
@@ -66,14 +66,3 @@ def units_to_money(units: int) -> Decimal:
 def rate_to_units(value: str | Decimal, what: str = "rate") -> int:
     """A rate given as a decimal fraction ("0.0002" = 0.02%) to integer millionths."""
     return decimal_to_units(value, Decimal(1) / RATE_SCALE, what)
-
-
-def round_to_venue(numerator: int, denominator: int) -> int:
-    """The project's single rounding rule: ceil(numerator / denominator), denominator > 0.
-
-    Applied to a signed amount owed *to* the venue (a fee is positive, a rebate negative),
-    rounding up always favours the venue: fees round up, rebates round toward zero.
-    """
-    if denominator <= 0:
-        raise ValueError("denominator must be positive")
-    return -((-numerator) // denominator)

@@ -1,10 +1,15 @@
-"""Limit order books: the fast array book, its reference twin, and shared codes."""
+"""Limit order books: the fast array book, its reference twin, and synthetic streams.
 
-from cascadelab.book.codes import STP, TIF, CancelReason, Op, Side, Status
-from cascadelab.book.fast import BatchResult, OrderBook, op_row
+The codes a book speaks (sides, operation kinds, time in force, self-trade prevention,
+statuses, cancel reasons) and its record layouts live in :mod:`cascadelab.records`.
+"""
+
+from cascadelab.book.fast import L2, BatchResult, OrderBook, RestingOrder, new_ops, op_record
 from cascadelab.book.reference import ReferenceBook
+from cascadelab.records import STP, TIF, CancelReason, Op, Side, Status
 
 __all__ = [
+    "L2",
     "STP",
     "TIF",
     "BatchResult",
@@ -12,7 +17,9 @@ __all__ = [
     "Op",
     "OrderBook",
     "ReferenceBook",
+    "RestingOrder",
     "Side",
     "Status",
-    "op_row",
+    "new_ops",
+    "op_record",
 ]

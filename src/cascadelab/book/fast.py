@@ -1,9 +1,9 @@
 """The fast order book: a thin Python shell around the Numba kernels.
 
-Callers hand it batches of operations (``int64`` rows, see :mod:`.codes`) and get back
-one result row per operation plus the fills and cancellations the batch produced.
-Single-order helpers (:meth:`OrderBook.limit`, ...) build one-row batches for clarity
-in tests and agents; hot paths should batch.
+Callers hand it batches of operations (:data:`cascadelab.records.BOOK_OP` records) and get
+back one result record per operation plus the fills and cancellations the batch produced.
+Single-order helpers (:meth:`OrderBook.limit`, ...) build one-row batches for clarity in
+tests; hot paths batch.
 """
 
 from __future__ import annotations
@@ -13,22 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from cascadelab.book import kernels as K
-from cascadelab.book.codes import (
-    N_CANCEL_COLS,
-    N_FILL_COLS,
-    N_OP_COLS,
-    N_RESULT_COLS,
-    STP,
-    TIF,
-    Op,
-    Side,
-    Status,
-)
+from cascadelab.records import BOOK_CANCEL, BOOK_FILL, BOOK_OP, BOOK_RESULT, STP, TIF, Op, Side, Status
 
 
 @dataclass
 class BatchResult:
-    """What one batch did: ``results`` (one row per op), ``fills`` and ``cancels`` rows."""
+    """What one batch did: ``results`` (one BOOK_RESULT per op), ``fills`` and ``cancels`` records."""
 
     results: np.ndarray
     fills: np.ndarray
@@ -37,25 +27,47 @@ class BatchResult:
     @property
     def status(self) -> Status:
         """Status of the first (for single-op batches: the only) operation."""
-        return Status(int(self.results[0, 0]))
+        return Status(int(self.results[0]["status"]))
 
     @property
     def filled(self) -> int:
         """Quantity filled by the first operation's order."""
-        return int(self.results[0, 1])
+        return int(self.results[0]["filled"])
 
     @property
     def resting(self) -> int:
         """Quantity of the first operation's order left resting in the book."""
-        return int(self.results[0, 2])
+        return int(self.results[0]["resting"])
 
     @property
     def cancelled(self) -> int:
         """Quantity of the first operation's order cancelled by it."""
-        return int(self.results[0, 3])
+        return int(self.results[0]["cancelled"])
 
 
-def op_row(
+@dataclass(frozen=True)
+class L2:
+    """An aggregated snapshot: (price, quantity) per level, best first, on each side."""
+
+    bids: list[tuple[int, int]]
+    asks: list[tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class RestingOrder:
+    """A resting order as the book holds it."""
+
+    order_id: int
+    owner: int
+    side: int
+    price: int
+    qty: int
+    tif: int
+    flags: int
+    ts: int
+
+
+def op_record(
     kind: Op,
     order_id: int = 0,
     owner: int = 0,
@@ -66,9 +78,16 @@ def op_row(
     stp: STP = STP.NONE,
     flags: int = 0,
     ts: int = 0,
-) -> list[int]:
-    """One operation as a list in column order (``codes.C_*``)."""
-    return [int(kind), int(order_id), int(owner), int(side), int(price), int(qty), int(tif), int(stp), int(flags), int(ts)]
+) -> np.ndarray:
+    """One operation as a one-row BOOK_OP array."""
+    op = np.zeros(1, BOOK_OP)
+    op[0] = (order_id, owner, price, qty, ts, kind, side, tif, stp, flags)
+    return op
+
+
+def new_ops(n: int) -> np.ndarray:
+    """A zeroed batch of ``n`` BOOK_OP records to fill in by field."""
+    return np.zeros(n, BOOK_OP)
 
 
 class OrderBook:
@@ -78,24 +97,27 @@ class OrderBook:
         self.st = K.new_book_arrays(order_capacity, level_capacity, out_capacity)
 
     # --- batches ------------------------------------------------------------------
-    def submit(self, ops: np.ndarray) -> BatchResult:
-        """Apply a batch of operations in row order; fills/cancels are in the same order."""
-        ops = np.ascontiguousarray(ops, dtype=np.int64)
-        if ops.ndim != 2 or ops.shape[1] != N_OP_COLS:
-            raise ValueError(f"ops must have shape (n, {N_OP_COLS}), got {ops.shape}")
-        out = np.zeros((ops.shape[0], N_RESULT_COLS), np.int64)
+    def submit(self, ops: np.ndarray, positions: np.ndarray | None = None) -> BatchResult:
+        """Apply a batch of BOOK_OP records in order; fills/cancels come back in the same order.
+
+        ``positions`` (owner-indexed int64 positions in this instrument) switches on the
+        reduce-only rule (see :mod:`.kernels`); positions are read, never written.
+        """
+        if ops.dtype != BOOK_OP:
+            raise TypeError(f"ops must be BOOK_OP records, got dtype {ops.dtype}")
+        ops = np.ascontiguousarray(ops)
+        pos = K.NO_POSITIONS if positions is None else np.ascontiguousarray(positions, np.int64)
+        out = np.zeros(len(ops), BOOK_RESULT)
         fills: list[np.ndarray] = []
         cancels: list[np.ndarray] = []
         i = 0
         while True:
-            i = K.process_ops(self.st, ops, i, out)
+            i = K.process_ops(self.st, ops, i, out, pos)
             self._drain(fills, cancels)
-            if i >= ops.shape[0]:
+            if i >= len(ops):
                 break
-            self._grow()
-        f = np.concatenate(fills) if len(fills) > 1 else (fills[0] if fills else np.zeros((0, N_FILL_COLS), np.int64))
-        x = np.concatenate(cancels) if len(cancels) > 1 else (cancels[0] if cancels else np.zeros((0, N_CANCEL_COLS), np.int64))
-        return BatchResult(out, f, x)
+            self.grow_for(orders=1, levels=1)
+        return BatchResult(out, _cat(fills, BOOK_FILL), _cat(cancels, BOOK_CANCEL))
 
     def _drain(self, fills: list[np.ndarray], cancels: list[np.ndarray]) -> None:
         meta = self.st.meta
@@ -107,12 +129,15 @@ class OrderBook:
             cancels.append(self.st.cancels[:nc].copy())
             meta[K.M_NCANCELS] = 0
 
-    def _grow(self) -> None:
-        """Enlarge whatever could overflow on the next operation."""
-        self.grow_for(orders=1, levels=1)
+    def take_output(self) -> tuple[np.ndarray, np.ndarray]:
+        """Fills and cancels written by compiled callers since the last call (then cleared)."""
+        fills: list[np.ndarray] = []
+        cancels: list[np.ndarray] = []
+        self._drain(fills, cancels)
+        return _cat(fills, BOOK_FILL), _cat(cancels, BOOK_CANCEL)
 
-    def grow_for(self, orders: int, levels: int) -> None:
-        """Make room for ``orders`` more resting orders and ``levels`` more levels a side."""
+    def grow_for(self, orders: int, levels: int, outputs: int = 0) -> None:
+        """Make room for ``orders`` more resting orders, ``levels`` more levels a side, ``outputs`` more records."""
         st = self.st
         meta = st.meta
         n = int(meta[K.M_NORDERS]) + orders
@@ -122,21 +147,8 @@ class OrderBook:
             new_c = 2 * c
             while new_c - c + int(meta[K.M_NFREE]) < orders:
                 new_c *= 2
-            for name in (
-                "o_id",
-                "o_owner",
-                "o_side",
-                "o_price",
-                "o_qty",
-                "o_next",
-                "o_prev",
-                "o_tif",
-                "o_stp",
-                "o_flags",
-                "o_ts",
-                "o_seq",
-            ):
-                new = np.full(new_c, -1 if name in ("o_id", "o_next", "o_prev") else 0, np.int64)
+            for name in (*K.ORDER_FIELDS, "o_ro"):
+                new = np.full(new_c, -1 if name in ("o_id", "o_next", "o_prev", "o_ro") else 0, np.int64)
                 new[:c] = getattr(st, name)
                 changes[name] = new
             nfree = int(meta[K.M_NFREE])
@@ -144,8 +156,11 @@ class OrderBook:
             free[:nfree] = st.free[:nfree]
             free[nfree : nfree + new_c - c] = np.arange(new_c - 1, c - 1, -1)
             changes["free"] = free
+            ro = np.zeros(new_c, np.int64)
+            ro[:c] = st.ro_slots
+            changes["ro_slots"] = ro
             meta[K.M_NFREE] = nfree + new_c - c
-            bits = K._ht_bits_for(new_c)
+            bits = K.ht_bits_for(new_c)
             keys = np.full(1 << bits, K.EMPTY, np.int64)
             vals = np.full(1 << bits, -1, np.int64)
             K.rebuild_hash(changes["o_id"], keys, vals, bits)
@@ -157,16 +172,20 @@ class OrderBook:
                 new = np.full((2, 2 * lcap + levels), fill, np.int64)
                 new[:, :lcap] = getattr(st, name)
                 changes[name] = new
-        if st.fills.shape[0] < n + 2:
-            changes["fills"] = np.zeros((2 * (n + 2), N_FILL_COLS), np.int64)
-        if st.cancels.shape[0] < n + 3:
-            changes["cancels"] = np.zeros((2 * (n + 3), N_CANCEL_COLS), np.int64)
-        self.st = st._replace(**changes)
+        need_f = int(meta[K.M_NFILLS]) + n + 2 + outputs
+        if st.fills.shape[0] < need_f:
+            grown = np.zeros(2 * need_f, BOOK_FILL)
+            grown[: int(meta[K.M_NFILLS])] = st.fills[: int(meta[K.M_NFILLS])]
+            changes["fills"] = grown
+        need_c = int(meta[K.M_NCANCELS]) + n + 3 + outputs
+        if st.cancels.shape[0] < need_c:
+            grown = np.zeros(2 * need_c, BOOK_CANCEL)
+            grown[: int(meta[K.M_NCANCELS])] = st.cancels[: int(meta[K.M_NCANCELS])]
+            changes["cancels"] = grown
+        if changes:
+            self.st = st._replace(**changes)
 
     # --- single operations ---------------------------------------------------------------
-    def _one(self, row: list[int]) -> BatchResult:
-        return self.submit(np.array([row], np.int64))
-
     def limit(
         self,
         order_id: int,
@@ -176,11 +195,12 @@ class OrderBook:
         qty: int,
         tif: TIF = TIF.GTC,
         stp: STP = STP.NONE,
-        reduce_only: bool = False,
+        flags: int = 0,
         ts: int = 0,
+        positions: np.ndarray | None = None,
     ) -> BatchResult:
         """Submit a limit order (GTC, IOC, FOK or post-only)."""
-        return self._one(op_row(Op.LIMIT, order_id, owner, side, price, qty, tif, stp, int(reduce_only), ts))
+        return self.submit(op_record(Op.LIMIT, order_id, owner, side, price, qty, tif, stp, flags, ts), positions)
 
     def market(
         self,
@@ -190,43 +210,45 @@ class OrderBook:
         qty: int,
         protection_ticks: int,
         stp: STP = STP.NONE,
-        reduce_only: bool = False,
+        flags: int = 0,
         ts: int = 0,
+        positions: np.ndarray | None = None,
     ) -> BatchResult:
         """Market order that trades no further than ``protection_ticks`` from the best price."""
-        return self._one(op_row(Op.MARKET, order_id, owner, side, protection_ticks, qty, TIF.IOC, stp, int(reduce_only), ts))
+        return self.submit(op_record(Op.MARKET, order_id, owner, side, protection_ticks, qty, TIF.IOC, stp, flags, ts), positions)
 
     def cancel(self, order_id: int, owner: int, ts: int = 0) -> BatchResult:
         """Cancel a resting order of ``owner``."""
-        return self._one(op_row(Op.CANCEL, order_id, owner, ts=ts))
+        return self.submit(op_record(Op.CANCEL, order_id, owner, ts=ts))
 
     def amend(self, order_id: int, owner: int, price: int, qty: int, ts: int = 0) -> BatchResult:
         """Change price and/or open size; only a size decrease at the same price keeps priority."""
-        return self._one(op_row(Op.AMEND, order_id, owner, 0, price, qty, ts=ts))
+        return self.submit(op_record(Op.AMEND, order_id, owner, 0, price, qty, ts=ts))
 
     def cancel_all(self, owner: int, ts: int = 0) -> BatchResult:
         """Cancel every resting order of ``owner``."""
-        return self._one(op_row(Op.CANCEL_ALL, 0, owner, ts=ts))
+        return self.submit(op_record(Op.CANCEL_ALL, 0, owner, ts=ts))
 
     def reduce(self, order_id: int, qty: int, ts: int = 0) -> BatchResult:
         """Shrink a resting order by ``qty`` as replayed data says (no owner check)."""
-        return self._one(op_row(Op.REDUCE, order_id, 0, 0, 0, qty, ts=ts))
+        return self.submit(op_record(Op.REDUCE, order_id, 0, 0, 0, qty, ts=ts))
 
     # --- queries -------------------------------------------------------------------------
-    def _side_index(self, side: int) -> int:
+    @staticmethod
+    def _side_index(side: int) -> int:
         if side not in (1, -1):
             raise ValueError(f"side must be +1 (buy) or -1 (sell), got {side}")
         return 0 if side == 1 else 1
 
     def best_bid(self) -> int | None:
         """Highest bid price in ticks, or None."""
-        n = int(self.st.meta[K.M_NLV_BID])
-        return int(self.st.lv_key[0, n - 1]) if n else None
+        p = int(K.best_price(self.st, 0))
+        return None if p < 0 else p
 
     def best_ask(self) -> int | None:
         """Lowest ask price in ticks, or None."""
-        n = int(self.st.meta[K.M_NLV_ASK])
-        return int(-self.st.lv_key[1, n - 1]) if n else None
+        p = int(K.best_price(self.st, 1))
+        return None if p < 0 else p
 
     @property
     def last_price(self) -> int | None:
@@ -248,54 +270,35 @@ class OrderBook:
         prices = keys if si == 0 else -keys
         return prices.copy(), self.st.lv_qty[si, n - k : n][::-1].copy()
 
-    def l2(self, depth: int = 10) -> dict[str, list[tuple[int, int]]]:
-        """L2 snapshot: ``{"bids": [(price, qty), ...], "asks": [...]}`` best first."""
-        out = {}
-        for name, side in (("bids", 1), ("asks", -1)):
-            p, q = self.levels(side, depth)
-            out[name] = list(zip(p.tolist(), q.tolist(), strict=True))
-        return out
+    def l2(self, depth: int = 10) -> L2:
+        """L2 snapshot, best level first on each side."""
+        bp, bq = self.levels(1, depth)
+        ap, aq = self.levels(-1, depth)
+        return L2(list(zip(bp.tolist(), bq.tolist(), strict=True)), list(zip(ap.tolist(), aq.tolist(), strict=True)))
 
     def depth_within(self, bps: int) -> tuple[int, int]:
         """Cumulative price x qty (tick-lots) on each side within ±``bps``/10,000 of mid.
 
-        Exact integer test: a bid at p counts if 2·p·10⁴ ≥ (bid+ask)(10⁴ − bps). Multiply by
-        the instrument's ``unit_notional`` for money. Returns (0, 0) on a one-sided book.
+        Multiply by the instrument's ``unit_notional`` for money. (0, 0) on a one-sided book.
         """
-        bb, ba = self.best_bid(), self.best_ask()
-        if bb is None or ba is None:
-            return 0, 0
-        mid2 = bb + ba
-        bp, bq = self.levels(1)
-        ap, aq = self.levels(-1)
-        bid_mask = bp * 20000 >= mid2 * (10000 - bps)
-        ask_mask = ap * 20000 <= mid2 * (10000 + bps)
-        return int((bp[bid_mask] * bq[bid_mask]).sum()), int((ap[ask_mask] * aq[ask_mask]).sum())
+        out = np.zeros(2, np.int64)
+        K.depth_notional(self.st, int(bps), out)
+        return int(out[0]), int(out[1])
 
-    def _slot(self, order_id: int) -> int:
-        st = self.st
-        return int(K.ht_get(st.ht_keys, st.ht_vals, st.meta[K.M_HTBITS], order_id))
-
-    def order(self, order_id: int) -> dict[str, int] | None:
-        """A resting order's fields, or None if it is not in the book."""
-        s = self._slot(order_id)
+    def order(self, order_id: int) -> RestingOrder | None:
+        """A resting order, or None if it is not in the book."""
+        s = int(K.find(self.st, order_id))
         if s < 0:
             return None
         st = self.st
-        return {
-            "id": order_id,
-            "owner": int(st.o_owner[s]),
-            "side": int(st.o_side[s]),
-            "price": int(st.o_price[s]),
-            "qty": int(st.o_qty[s]),
-            "tif": int(st.o_tif[s]),
-            "flags": int(st.o_flags[s]),
-            "ts": int(st.o_ts[s]),
-        }
+        return RestingOrder(
+            order_id, int(st.o_owner[s]), int(st.o_side[s]), int(st.o_price[s]), int(st.o_qty[s]), int(st.o_tif[s]),
+            int(st.o_flags[s]), int(st.o_ts[s]),
+        )  # fmt: skip
 
     def queue_position(self, order_id: int) -> tuple[int, int] | None:
         """(orders ahead, quantity ahead) in the order's FIFO queue, or None if absent."""
-        s = self._slot(order_id)
+        s = int(K.find(self.st, order_id))
         if s < 0:
             return None
         n, q = K.queue_position(self.st, s)
@@ -330,7 +333,7 @@ class OrderBook:
         return sorted(st.o_id[live & (st.o_owner == owner)].tolist())
 
     def check_invariants(self) -> None:
-        """Raise AssertionError unless the book is sound: uncrossed, sorted, FIFO, sizes > 0."""
+        """Raise AssertionError unless the book is sound: uncrossed, sorted, FIFO, sizes > 0, registry exact."""
         st = self.st
         total = 0
         for si in (0, 1):
@@ -350,5 +353,16 @@ class OrderBook:
                 assert st.o_qty[s].sum() == st.lv_qty[si, pos], "level quantity mismatch"
                 total += k
         assert total == st.meta[K.M_NORDERS], "order count mismatch"
+        live = np.flatnonzero(st.o_id >= 0)
+        ro = set(live[(st.o_flags[live] & K.FLAG_REDUCE_ONLY) != 0].tolist())
+        nro = int(st.meta[K.M_NRO])
+        assert set(st.ro_slots[:nro].tolist()) == ro and nro == len(ro), "reduce-only registry out of date"
+        assert all(st.o_ro[s] == j for j, s in enumerate(st.ro_slots[:nro].tolist())), "reduce-only index broken"
         bb, ba = self.best_bid(), self.best_ask()
         assert bb is None or ba is None or bb < ba, f"crossed book {bb} >= {ba}"
+
+
+def _cat(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
+    if not parts:
+        return np.zeros(0, dtype)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)

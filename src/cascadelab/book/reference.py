@@ -2,15 +2,20 @@
 
 It implements exactly the semantics of the fast book (:mod:`.kernels`) with lists and
 dicts and no cleverness: each price level is a list in arrival order, the best price is
-found with ``max``/``min`` over the level dict. It is slow on purpose-free simplicity;
-never use it in a simulation.
+found with ``max``/``min`` over the level dict. Reduce-only orders follow the same rule as
+the fast book: given the owners' positions before an operation, no reduce-only order ever
+trades beyond the position it reduces. Slow on purpose; never use it in a simulation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cascadelab.book.codes import STP, TIF, CancelReason, Op, Status
+import numpy as np
+
+from cascadelab.book.fast import L2
+
+from cascadelab.records import FLAG_REDUCE_ONLY, STP, TIF, CancelReason, Op, Status
 
 
 @dataclass
@@ -34,8 +39,9 @@ class ReferenceBook:
     def __init__(self) -> None:
         self.levels: dict[int, dict[int, list[RefOrder]]] = {1: {}, -1: {}}
         self.orders: dict[int, RefOrder] = {}
-        self.fills: list[tuple[int, ...]] = []
-        self.cancels: list[tuple[int, ...]] = []
+        self.fills: list[tuple[int, ...]] = []  # (ts, maker id, taker id, maker owner, taker owner, price, qty, aggressor)
+        self.cancels: list[tuple[int, ...]] = []  # (ts, id, owner, side, price, qty, reason)
+        self.positions: dict[int, int] | None = None  # owners' positions during the current operation
 
     # --- helpers --------------------------------------------------------------------------
     def best(self, side: int) -> int | None:
@@ -79,6 +85,11 @@ class ReferenceBook:
                     return True
         return False
 
+    def _room(self, owner: int, side: int) -> int:
+        """Lots an order of ``owner`` on ``side`` may trade while only reducing its position."""
+        cur = self.positions.get(owner, 0) if self.positions is not None else 0
+        return cur if cur > 0 and side == -1 else (-cur if cur < 0 and side == 1 else 0)
+
     def _match(self, side: int, limit: int, qty: int, oid: int, owner: int, stp: int, ts: int) -> tuple[int, int, bool]:
         filled = 0
         while qty > 0:
@@ -93,18 +104,39 @@ class ReferenceBook:
                 if stp in (STP.CANCEL_INCOMING, STP.CANCEL_BOTH):
                     return filled, qty, True
                 continue
-            q = min(qty, maker.qty)
+            room = maker.qty
+            if self.positions is not None and maker.flags & FLAG_REDUCE_ONLY:
+                room = min(room, self._room(maker.owner, maker.side))
+                if room == 0:
+                    self._cancel_event(ts, maker.oid, maker.owner, maker.side, price, maker.qty, CancelReason.REDUCE_ONLY)
+                    self._remove(maker)
+                    continue
+            q = min(qty, room)
             self.fills.append((ts, maker.oid, oid, maker.owner, owner, price, q, side))
+            if self.positions is not None:
+                self.positions[maker.owner] = self.positions.get(maker.owner, 0) - side * q
+                self.positions[owner] = self.positions.get(owner, 0) + side * q
             maker.qty -= q
             qty -= q
             filled += q
-            if maker.qty == 0:
+            if maker.qty > 0 and q == room < maker.qty + q:
+                self._cancel_event(ts, maker.oid, maker.owner, maker.side, price, maker.qty, CancelReason.REDUCE_ONLY)
+                self._remove(maker)
+            elif maker.qty == 0:
                 self._remove(maker)
         return filled, qty, False
 
     def _limit(
         self, oid: int, owner: int, side: int, price: int, qty: int, tif: int, stp: int, flags: int, ts: int, res: list[int]
     ) -> None:
+        if self.positions is not None and flags & FLAG_REDUCE_ONLY:
+            room = self._room(owner, side)
+            if room < qty:
+                self._cancel_event(ts, oid, owner, side, price, qty - room, CancelReason.REDUCE_ONLY)
+                res[3] += qty - room
+                qty = room
+                if qty == 0:
+                    return
         if tif == TIF.POST_ONLY:
             best = self.best(-side)
             if best is not None and self._acceptable(side, best, price):
@@ -129,9 +161,18 @@ class ReferenceBook:
                 res[3] += rem
 
     # --- the one entry point ------------------------------------------------------------------
-    def apply(self, row: list[int] | tuple[int, ...]) -> list[int]:
-        """Apply one operation row (``codes.C_*`` columns); return its result row."""
-        kind, oid, owner, side, price, qty, tif, stp, flags, ts = (int(v) for v in row)
+    def apply(self, op: np.void | dict, positions: dict[int, int] | None = None) -> list[int]:
+        """Apply one BOOK_OP record; return its result as [status, filled, resting, cancelled].
+
+        ``positions`` (owner -> position before the operation) switches on the reduce-only rule.
+        """
+        self.positions = None if positions is None else dict(positions)
+        try:
+            return self._apply(*(int(op[f]) for f in ("kind", "order_id", "owner", "side", "price", "qty", "tif", "stp", "flags", "ts")))
+        finally:
+            self.positions = None
+
+    def _apply(self, kind: int, oid: int, owner: int, side: int, price: int, qty: int, tif: int, stp: int, flags: int, ts: int) -> list[int]:
         res = [int(Status.OK), 0, 0, 0]
         if kind in (Op.LIMIT, Op.MARKET):
             if side not in (1, -1) or qty <= 0 or oid < 0 or not 0 <= stp <= 3:
@@ -189,13 +230,7 @@ class ReferenceBook:
                 res[0] = Status.OK
             return res
         if kind == Op.CANCEL_ALL:
-            mine = [
-                o
-                for side_ in (1, -1)
-                for p in sorted(self.levels[side_], reverse=(side_ == -1))
-                for o in self.levels[side_][p]
-                if o.owner == owner
-            ]
+            mine = [o for o in self.all_orders() if o.owner == owner]
             for o in mine:
                 self._cancel_event(ts, o.oid, owner, o.side, o.price, o.qty, CancelReason.CANCEL_ALL)
                 res[3] += o.qty
@@ -203,13 +238,31 @@ class ReferenceBook:
             return res
         return [Status.REJECTED_INVALID, 0, 0, 0]
 
-    def l2(self, depth: int | None = None) -> dict[str, list[tuple[int, int]]]:
+    def all_orders(self) -> list[RefOrder]:
+        """Every resting order: bids then asks, best level first, FIFO within a level."""
+        return [
+            o for side_ in (1, -1) for p in sorted(self.levels[side_], reverse=(side_ == 1)) for o in self.levels[side_][p]
+        ]
+
+    def cancel_stale_reduce_only(self, positions: dict[int, int], owners: list[int], ts: int) -> int:
+        """Cancel resting reduce-only orders of ``owners`` that can no longer reduce, in ascending order id."""
+        self.positions = dict(positions)
+        n = 0
+        for o in sorted((o for o in self.orders.values() if o.flags & FLAG_REDUCE_ONLY and o.owner in owners), key=lambda o: o.oid):
+            if self._room(o.owner, o.side) == 0:
+                self._cancel_event(ts, o.oid, o.owner, o.side, o.price, o.qty, CancelReason.REDUCE_ONLY)
+                self._remove(o)
+                n += 1
+        self.positions = None
+        return n
+
+    def l2(self, depth: int | None = None) -> L2:
         """Aggregated levels, best first, like :meth:`OrderBook.l2`."""
-        out = {}
-        for name, side in (("bids", 1), ("asks", -1)):
+        sides = []
+        for side in (1, -1):
             prices = sorted(self.levels[side], reverse=(side == 1))[:depth]
-            out[name] = [(p, sum(o.qty for o in self.levels[side][p])) for p in prices]
-        return out
+            sides.append([(p, sum(o.qty for o in self.levels[side][p])) for p in prices])
+        return L2(sides[0], sides[1])
 
     def queues(self) -> dict[tuple[int, int], list[tuple[int, int, int]]]:
         """Every level's FIFO as (order id, owner, qty), keyed by (side, price)."""

@@ -11,20 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cascadelab.book.codes import (
-    C_FLAGS,
-    C_ID,
-    C_KIND,
-    C_OWNER,
-    C_PRICE,
-    C_QTY,
-    C_SIDE,
-    C_STP,
-    C_TIF,
-    C_TS,
-    N_OP_COLS,
-    Op,
-)
+from cascadelab.records import BOOK_OP, Op
 
 
 def random_ops(
@@ -36,18 +23,18 @@ def random_ops(
     mix: tuple[float, float, float, float, float] = (0.55, 0.05, 0.25, 0.1495, 0.0005),
     lookback: int = 150,
 ) -> np.ndarray:
-    """``n`` operation rows (``codes.C_*`` columns).
+    """``n`` BOOK_OP records.
 
     ``mix`` gives the shares of (limit, market, cancel, amend, cancel-all). Order ids are
     the row index, so a cancel aimed at row ``j`` names order ``j`` and its owner.
     """
     rng = np.random.default_rng(seed)
-    ops = np.zeros((n, N_OP_COLS), np.int64)
+    ops = np.zeros(n, BOOK_OP)
     kinds = rng.choice(
         np.array([Op.LIMIT, Op.MARKET, Op.CANCEL, Op.AMEND, Op.CANCEL_ALL], np.int64), size=n, p=np.array(mix) / sum(mix)
     )
-    ops[:, C_KIND] = kinds
-    ops[:, C_TS] = np.arange(n, dtype=np.int64) * 1_000
+    ops["kind"] = kinds
+    ops["ts"] = np.arange(n, dtype=np.int64) * 1_000
     owner = rng.integers(0, owners, n)
     side = np.where(rng.random(n) < 0.5, 1, -1)
     walk = mid + np.cumsum(rng.integers(-1, 2, n))
@@ -60,28 +47,28 @@ def random_ops(
     stp = rng.choice(np.arange(4), size=n, p=[0.55, 0.15, 0.15, 0.15])
     ids = np.arange(n, dtype=np.int64)
 
-    ops[:, C_ID] = ids
-    ops[:, C_OWNER] = owner
-    ops[:, C_SIDE] = side
-    ops[:, C_PRICE] = price
-    ops[:, C_QTY] = qty
-    ops[:, C_TIF] = tif
-    ops[:, C_STP] = stp
-    ops[:, C_FLAGS] = (rng.random(n) < 0.05).astype(np.int64)
+    ops["order_id"] = ids
+    ops["owner"] = owner
+    ops["side"] = side
+    ops["price"] = price
+    ops["qty"] = qty
+    ops["tif"] = tif
+    ops["stp"] = stp
+    ops["flags"] = (rng.random(n) < 0.05).astype(np.int64)
 
     market = kinds == Op.MARKET
-    ops[market, C_PRICE] = rng.integers(0, 8, int(market.sum()))
-    ops[market, C_TIF] = 1
+    ops["price"][market] = rng.integers(0, 8, int(market.sum()))
+    ops["tif"][market] = 1
 
     target = ids - rng.integers(1, lookback, n)
     target = np.maximum(target, 0)
     aimed = (kinds == Op.CANCEL) | (kinds == Op.AMEND)
-    ops[aimed, C_ID] = target[aimed]
+    ops["order_id"][aimed] = target[aimed]
     # mostly the true owner (so the request is accepted), sometimes an impostor
     true_owner = owner[target]
-    ops[aimed, C_OWNER] = np.where(rng.random(n) < 0.97, true_owner, (true_owner + 1) % owners)[aimed]
+    ops["owner"][aimed] = np.where(rng.random(n) < 0.97, true_owner, (true_owner + 1) % owners)[aimed]
     amend = kinds == Op.AMEND
     keep_price = rng.random(n) < 0.5
-    ops[amend, C_PRICE] = np.where(keep_price, price[target], price)[amend]
-    ops[amend, C_QTY] = np.maximum(1, qty[target] + rng.integers(-30, 10, n))[amend]
+    ops["price"][amend] = np.where(keep_price, price[target], price)[amend]
+    ops["qty"][amend] = np.maximum(1, qty[target] + rng.integers(-30, 10, n))[amend]
     return ops

@@ -1,1 +1,1 @@
-"""Clearing: the ledger, accounts, positions, margin, collateral and loans."""
+"""The clearing house: ledger, accounts, settlement, funding, lending, margin and the scan."""

@@ -12,13 +12,14 @@ IM up). The liquidation and bankruptcy price formulas return exact fractions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 from decimal import Decimal
 from fractions import Fraction
 
 import numpy as np
 from numba import njit, prange
 
-from cascadelab.clearing.arith import muldiv_floor
+from cascadelab.arith import ceil_div, muldiv_ceil, muldiv_floor
 from cascadelab.units import MONEY_SCALE, RATE_SCALE, money_to_units, rate_to_units
 
 INT64_MAX = np.iinfo(np.int64).max
@@ -138,107 +139,154 @@ def bankruptcy_price(
     return e - (wb + up) / (side * q)
 
 
-# --- the margin scan ---------------------------------------------------------------------
+# --- exact figures ------------------------------------------------------------------------
+class MarginParams(NamedTuple):
+    """What margin depends on besides the accounts, as arrays for compiled kernels.
+
+    ``marks`` and ``price`` are updated in place by the clearing house; the tier arrays are
+    padded to a common length by repeating each instrument's last tier.
+    """
+
+    unit: np.ndarray  # (perps,) money per tick-lot
+    caps: np.ndarray  # (perps, tiers) notional caps, money
+    mmr: np.ndarray  # (perps, tiers) maintenance rates, millionths
+    cum: np.ndarray  # (perps, tiers) maintenance amounts, money
+    max_lev: np.ndarray  # (perps, tiers)
+    n_tiers: np.ndarray  # (perps,)
+    marks: np.ndarray  # (perps,) mark price, ticks
+    price: np.ndarray  # (assets,) collateral price, money units per whole coin
+    ratio: np.ndarray  # (assets,) collateral ratio, millionths
+    quote: int  # index of the settlement asset
+
+
+def margin_params(tiers: list[MarginTiers], units: list[int], ratios: list[int], quote: int) -> MarginParams:
+    """Pack tiers, lot values and collateral ratios into :class:`MarginParams` (marks 0, quote priced at 1)."""
+    k = len(tiers)
+    t = max((len(x.caps) for x in tiers), default=1)
+    arrs = [np.zeros((k, t), np.int64) for _ in range(4)]
+    for j, tt in enumerate(tiers):
+        for dst, src in zip(arrs, tt.arrays(), strict=True):
+            dst[j, : len(src)] = src
+            dst[j, len(src) :] = src[-1]
+    price = np.zeros(len(ratios), np.int64)
+    price[quote] = MONEY_SCALE
+    return MarginParams(
+        np.array(units, np.int64),
+        arrs[0],
+        arrs[1],
+        arrs[2],
+        arrs[3],
+        np.array([len(x.caps) for x in tiers], np.int64),
+        np.zeros(k, np.int64),
+        price,
+        np.array(ratios, np.int64),
+        int(quote),
+    )
+
+
 @njit(cache=True, inline="always")
-def _tier_of(caps, n_tiers, notional):
+def tier_of(P, k, notional):
+    """Index of the tier of instrument ``k`` that applies to ``notional``."""
     t = 0
-    while t < n_tiers - 1 and notional > caps[t]:
+    while t < P.n_tiers[k] - 1 and notional > P.caps[k, t]:
         t += 1
     return t
 
 
-@njit(cache=True, parallel=True)
-def margin_exact(
-    ids,
-    size,
-    cost,
-    mark,
-    unit,
-    caps,
-    mmr,
-    cum,
-    max_lev,
-    n_tiers,
-    leverage,
-    isolated,
-    iso_margin,
-    bal,
-    debt,
-    price,
-    ratio,
-    quote,
-    equity,
-    maint,
-    initial,
-    iso_breach,
-):
-    """Exact margin figures of the accounts ``ids`` at the given marks and collateral prices.
+@njit(cache=True, inline="always")
+def position_maintenance(P, k, notional):
+    """Maintenance margin of a position of ``notional`` (>= 0) in instrument ``k``, rounded up."""
+    if notional == 0:
+        return 0
+    t = tier_of(P, k, notional)
+    return muldiv_ceil(notional, P.mmr[k, t], RATE_SCALE) - P.cum[k, t]
 
-    For account ``ids[j]``: ``equity[j]`` = cross margin balance (haircut collateral, minus
-    debts at full value, plus cross unrealized PnL), ``maint[j]``/``initial[j]`` = cross
-    maintenance and initial margin, ``iso_breach[j]`` = an isolated position is below its own
-    maintenance. ``price[a]`` is money units per whole coin (1e-8 precision), ``ratio[a]`` the
-    collateral ratio in millionths; ``quote`` is the settlement asset. Products are split so
-    that only divisions by the constants MONEY_SCALE and RATE_SCALE remain; the results equal
-    :func:`muldiv_floor` / :func:`muldiv_ceil` to the unit.
+
+@njit(cache=True, inline="always")
+def position_initial(P, k, notional, leverage):
+    """Initial margin of a position of ``notional`` at ``leverage`` (capped by its tier), rounded up."""
+    cap = P.max_lev[k, tier_of(P, k, notional)]
+    return ceil_div(notional, leverage if leverage < cap else cap)
+
+
+@njit(cache=True, inline="always")
+def collateral_value(P, asset, balance):
+    """Margin value of a balance: haircut when positive, full price when negative (rounded down)."""
+    v = muldiv_floor(balance, P.price[asset], MONEY_SCALE)
+    if v > 0:
+        v = muldiv_floor(v, P.ratio[asset], RATE_SCALE)
+    return v
+
+
+@njit(cache=True)
+def account_figures(P, A, bal, i):
+    """Exact (cross equity, cross maintenance, cross initial, isolated breach) of account ``i``.
+
+    Cross equity = haircut collateral (the quote balance less isolated margins) minus debts
+    at full value (rounded up) plus cross unrealized PnL at the marks. An isolated position
+    is in breach when its margin plus its unrealized PnL is below its own maintenance.
     """
-    n_inst = size.shape[0]
-    n_assets = bal.shape[0]
-    p_hi = price // MONEY_SCALE
-    p_lo = price - p_hi * MONEY_SCALE
-    r_hi = ratio // RATE_SCALE
-    r_lo = ratio - r_hi * RATE_SCALE
-    value = mark * unit
+    n_inst = A.size.shape[0]
+    iso_sum = 0
+    for k in range(n_inst):
+        if A.isolated[k, i]:
+            iso_sum += A.iso_margin[k, i]
+    eq = 0
+    for a in range(bal.shape[0]):
+        b = bal[a, i] - (iso_sum if a == P.quote else 0)
+        if b != 0:
+            eq += collateral_value(P, a, b)
+        d = A.debt[a, i]
+        if d != 0:
+            eq -= muldiv_ceil(d, P.price[a], MONEY_SCALE)
+    mm = 0
+    im = 0
+    breach = False
+    for k in range(n_inst):
+        q = A.size[k, i]
+        if q == 0:
+            continue
+        val = q * P.marks[k] * P.unit[k]
+        upnl = val - A.cost[k, i]
+        notional = val if val >= 0 else -val
+        m = position_maintenance(P, k, notional)
+        if A.isolated[k, i]:
+            if A.iso_margin[k, i] + upnl < m:
+                breach = True
+        else:
+            eq += upnl
+            mm += m
+            im += position_initial(P, k, notional, A.leverage[k, i])
+    return eq, mm, im, breach
+
+
+@njit(cache=True)
+def loan_to_value(P, A, bal, i):
+    """Loan-to-value of account ``i`` in millionths: debts at full value / haircut positive balances.
+
+    0 without debt; int64 max when there is debt but no collateral.
+    """
+    owed = 0
+    coll = 0
+    for a in range(bal.shape[0]):
+        d = A.debt[a, i]
+        if d != 0:
+            owed += muldiv_ceil(d, P.price[a], MONEY_SCALE)
+        b = bal[a, i]
+        if b > 0:
+            coll += collateral_value(P, a, b)
+    if owed == 0:
+        return 0
+    if coll <= 0:
+        return INT64_MAX
+    return muldiv_floor(owed, RATE_SCALE, coll)
+
+
+@njit(cache=True, parallel=True)
+def margin_exact(ids, P, A, bal, equity, maint, initial, iso_breach):
+    """:func:`account_figures` of every account in ``ids`` (in parallel)."""
     for j in prange(len(ids)):
-        i = ids[j]
-        eq = 0
-        mm = 0
-        im = 0
-        breach = False
-        iso_sum = 0
-        for k in range(n_inst):
-            if isolated[k, i]:
-                iso_sum += iso_margin[k, i]
-        for a in range(n_assets):
-            b = bal[a, i] - (iso_sum if a == quote else 0)
-            if b != 0:
-                q = b // MONEY_SCALE
-                r = b - q * MONEY_SCALE
-                v = b * p_hi[a] + q * p_lo[a] + (r * p_lo[a]) // MONEY_SCALE
-                if v > 0:
-                    q = v // RATE_SCALE
-                    r = v - q * RATE_SCALE
-                    v = v * r_hi[a] + q * r_lo[a] + (r * r_lo[a]) // RATE_SCALE
-                eq += v
-            if debt[a, i] != 0:
-                nd = -debt[a, i]
-                q = nd // MONEY_SCALE
-                r = nd - q * MONEY_SCALE
-                eq += nd * p_hi[a] + q * p_lo[a] + (r * p_lo[a]) // MONEY_SCALE  # minus ceil(debt x price)
-        for k in range(n_inst):
-            if size[k, i] == 0:
-                continue
-            val = size[k, i] * value[k]
-            upnl = val - cost[k, i]
-            notional = val if val >= 0 else -val
-            t = _tier_of(caps[k], n_tiers[k], notional)
-            nn = -notional
-            q = nn // RATE_SCALE
-            r = nn - q * RATE_SCALE
-            m = -(q * mmr[k, t] + (r * mmr[k, t]) // RATE_SCALE) - cum[k, t]  # ceil(notional x mmr) - cum
-            if isolated[k, i]:
-                if iso_margin[k, i] + upnl < m:
-                    breach = True
-            else:
-                eq += upnl
-                mm += m
-                lev = leverage[k, i]
-                cap = max_lev[k, t]
-                im += -((-notional) // (lev if lev < cap else cap))
-        equity[j] = eq
-        maint[j] = mm
-        initial[j] = im
-        iso_breach[j] = breach
+        equity[j], maint[j], initial[j], iso_breach[j] = account_figures(P, A, bal, ids[j])
 
 
 PRESCREEN_BAND = 1e-9
@@ -365,11 +413,16 @@ class ScanResult:
 
 
 __all__ = [
+    "MarginParams",
     "MarginTiers",
     "ScanResult",
+    "account_figures",
     "bankruptcy_price",
     "liquidation_price",
+    "loan_to_value",
     "margin_exact",
+    "margin_params",
     "margin_prescreen",
-    "muldiv_floor",
+    "position_initial",
+    "position_maintenance",
 ]

@@ -15,10 +15,19 @@ level beyond the ``L`` visible ones are unknown, so the replay
 4. adopts levels that row k reveals beyond that range, so they are known from then on.
 
 Prices stay in LOBSTER's integer units (dollars x 10,000), sizes in shares.
+
+Input files must be UTF-8 (in practice ASCII) comma-separated text, LF or CRLF line ends,
+no quoting; a header row is optional. Blank lines at the *end* of a file are ignored;
+a blank line anywhere else, a line with too few or too many fields, a non-integer field,
+binary or UTF-16 content is an error (:class:`LobsterError`) whose one-line message names
+the file, the line number and the cause, e.g. ``m.csv: line 57 has 4 fields, expected 6
+columns (time, type, order_id, size, price, direction): truncated line? (the last line of the file)``.
 """
 
 from __future__ import annotations
 
+import io
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +45,15 @@ VALID_TYPES = (1, 2, 3, 4, 5, 7)
 DUMMY_PRICE = 9_999_999_999
 SYNTHETIC_BASE = 1 << 60
 _INF = 1 << 62
+MAX_VALUE = 10**15
+"""Largest price or size accepted (far beyond any market; keeps the replay's int64 sums exact)."""
+ORDERBOOK_LEVEL_COLUMNS = ("ask price", "ask size", "bid price", "bid size")
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32 little-endian"),
+    (b"\x00\x00\xfe\xff", "UTF-32 big-endian"),
+    (b"\xff\xfe", "UTF-16 little-endian"),
+    (b"\xfe\xff", "UTF-16 big-endian"),
+)
 
 
 class LobsterError(ValueError):
@@ -58,22 +76,124 @@ class Messages:
         return len(self.type)
 
 
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, or a :class:`LobsterError` saying why it cannot be read."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise LobsterError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise LobsterError(f"{path}: is a directory, not a file") from None
+    except PermissionError:
+        if path.is_dir():  # what Windows raises for a directory
+            raise LobsterError(f"{path}: is a directory, not a file") from None
+        raise LobsterError(f"{path}: permission denied (the file is not readable)") from None
+    except OSError as exc:
+        raise LobsterError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _check_text(path: Path, data: bytes) -> bytes:
+    """Refuse UTF-16/32, binary and non-UTF-8 content; drop a UTF-8 byte-order mark."""
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            raise LobsterError(f"{path}: is not UTF-8 text (found a {name} byte-order mark); save it as UTF-8 CSV")
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        sample = data[:4096]
+        even, odd, half = sample[0::2].count(0), sample[1::2].count(0), len(sample) // 2
+        if half and max(even, odd) > 0.4 * half and min(even, odd) < 0.05 * half:
+            order = "little" if odd > even else "big"
+            raise LobsterError(
+                f"{path}: is not UTF-8 text (it looks like UTF-16 {order}-endian without a byte-order mark); save it as UTF-8 CSV"
+            )
+        raise LobsterError(
+            f"{path}: line {_line_of(data, nul)} contains a NUL byte (byte offset {nul}): a binary file, not CSV text"
+        )
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise LobsterError(
+                f"{path}: line {_line_of(data, exc.start)} is not UTF-8 text "
+                f"(invalid byte 0x{data[exc.start]:02x} at byte offset {exc.start}): a binary file?"
+            ) from None
+    return data
+
+
+def _expected(names: tuple[str, ...] | None, n_fields: int) -> str:
+    if names is not None:
+        return f"{len(names)} columns ({', '.join(names)})"
+    levels = n_fields // 4
+    per_level = ", ".join(ORDERBOOK_LEVEL_COLUMNS)
+    return f"{n_fields} columns ({per_level} for each of {levels} level{'s' if levels != 1 else ''}, as on line 1)"
+
+
+def _split_lines(path: Path, data: bytes, names: tuple[str, ...] | None) -> tuple[bytes, int, int]:
+    """Check the line structure; returns the data without trailing blank lines, its line count and fields per line.
+
+    Every line up to the last non-blank one must have the same number of fields (``len(names)``,
+    or for an orderbook file the number on line 1, a multiple of 4); trailing blank lines are ignored.
+    """
+    buf = np.frombuffer(data, np.uint8)
+    newlines = np.flatnonzero(buf == 10)
+    ends = newlines if data.endswith(b"\n") else np.r_[newlines, len(data)]
+    starts = np.r_[0, newlines + 1][: len(ends)]
+    has_cr = np.zeros(len(ends), bool)
+    nonempty = ends > starts
+    has_cr[nonempty] = buf[ends[nonempty] - 1] == 13
+    stops = ends - has_cr
+    n = len(ends)
+    while n > 0 and not data[starts[n - 1] : stops[n - 1]].strip():
+        n -= 1  # trailing blank lines are ignored
+    if n == 0:
+        raise LobsterError(f"{path}: file is empty" + (" (only blank lines)" if data else ""))
+    starts, stops = starts[:n], stops[:n]
+    data = data[: stops[-1]]
+    commas = np.flatnonzero(buf[: len(data)] == 44)
+    fields = np.searchsorted(commas, stops) - np.searchsorted(commas, starts) + 1
+    want = len(names) if names is not None else int(fields[0])
+    if names is None and want % 4:
+        raise LobsterError(
+            f"{path}: line 1 has {want} fields; an orderbook file has 4 per level ({', '.join(ORDERBOOK_LEVEL_COLUMNS)})"
+        )
+    bad = np.flatnonzero(fields != want)
+    if len(bad):
+        k = int(bad[0])
+        line, got = data[starts[k] : stops[k]], int(fields[k])
+        where = f"{path}: line {k + 1}"
+        if not line.strip():
+            raise LobsterError(f"{where} is blank; blank lines are allowed only at the end of the file")
+        expected = _expected(names, want)
+        if got < want and k == n - 1:
+            cause = "truncated line? (the last line of the file)"
+        elif got < want:
+            cause = "fields are missing"
+        elif line.rstrip().endswith(b","):
+            cause = "extra fields (a trailing comma?)"
+        else:
+            cause = "extra fields"
+        raise LobsterError(f"{where} has {got} field{'s' if got != 1 else ''}, expected {expected}: {cause}")
+    return data, n, want
+
+
 def _read_text_table(path: Path, names: tuple[str, ...] | None) -> tuple[pl.DataFrame, int]:
-    """All columns as strings, plus the number of header lines (0 or 1)."""
+    """All columns as strings, plus the number of header lines (0 or 1); see the module docstring."""
     path = Path(path)
-    if not path.is_file():
-        raise LobsterError(f"{path}: file not found")
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
-        first = fh.readline().strip()
-    if not first:
-        raise LobsterError(f"{path}: file is empty")
-    header = 0 if first.split(",")[0].strip().lstrip("-").replace(".", "", 1).isdigit() else 1
-    n_fields = first.count(",") + 1
-    if names is not None and n_fields != len(names):
-        raise LobsterError(f"{path}: expected {len(names)} columns ({', '.join(names)}), found {n_fields} in line 1")
+    data, n_lines, n_fields = _split_lines(path, _check_text(path, _read_bytes(path)), names)
+    first = data.split(b"\n", 1)[0].split(b",", 1)[0].strip().decode("utf-8", "replace")
+    header = 0 if first.lstrip("-").replace(".", "", 1).isdigit() else 1
+    if header and n_lines == 1:
+        raise LobsterError(f"{path}: no data after the header (line 1)")
     cols = list(names) if names else [f"c{i}" for i in range(n_fields)]
     try:
-        df = pl.read_csv(path, has_header=False, skip_rows=header, new_columns=cols, infer_schema=False)
+        df = pl.read_csv(
+            io.BytesIO(data), has_header=False, skip_rows=header, new_columns=cols, infer_schema=False, quote_char=None
+        )
     except pl.exceptions.PolarsError as exc:
         raise LobsterError(f"{path}: not a well-formed CSV file: {str(exc).splitlines()[0]}") from None
     if df.width != len(cols):
@@ -87,19 +207,26 @@ def _int_column(df: pl.DataFrame, col: str, path: Path, header: int) -> np.ndarr
     bad = ints.is_null()
     if bad.any():
         row = int(bad.arg_true()[0])
-        raise LobsterError(f"{path}: line {row + 1 + header}, column {col!r}: {s[row]!r} is not an integer")
+        raw = s[row] or ""
+        if raw == "":
+            what = "is empty; expected an integer"
+        elif re.fullmatch(r"[+-]?[0-9]+", raw):
+            what = f"{raw!r} is out of range for a 64-bit integer"
+        else:
+            what = f"{raw!r} is not an integer"
+        raise LobsterError(f"{path}: line {row + 1 + header}, column {col!r}: {what}")
     return ints.to_numpy().astype(np.int64)
 
 
 def _time_column(df: pl.DataFrame, path: Path, header: int) -> np.ndarray:
     """Seconds after midnight with up to 9 decimals -> exact integer nanoseconds."""
     s = df["time"].str.strip_chars()
-    ok = s.str.contains(r"^\d+(\.\d{1,9})?$")
+    ok = s.str.contains(r"^\d{1,9}(\.\d{1,9})?$").fill_null(False)
     if not ok.all():
         row = int((~ok).arg_true()[0])
         raise LobsterError(
             f"{path}: line {row + 1 + header}, column 'time': {s[row]!r} is not seconds after midnight "
-            "(digits with at most 9 decimals)"
+            "(at most 9 digits, then at most 9 decimals)"
         )
     parts = s.str.split_exact(".", 1).struct.unnest()
     whole = parts["field_0"].cast(pl.Int64).to_numpy()
@@ -136,6 +263,13 @@ def load_messages(path: str | Path) -> Messages:
     bad = book_event & (cols["order_id"] < 0)
     if bad.any():
         fail(bad, "order_id", "must be >= 0")
+    bad = book_event & (cols["order_id"] >= SYNTHETIC_BASE)
+    if bad.any():
+        fail(bad, "order_id", f"must be below 2**60 = {SYNTHETIC_BASE} (higher ids are the replay's synthetic orders)")
+    for col in ("size", "price"):
+        bad = book_event & (cols[col] > MAX_VALUE)
+        if bad.any():
+            fail(bad, col, f"must be at most {MAX_VALUE:,}")
     if np.any(np.diff(ts) < 0):
         fail(np.r_[False, np.diff(ts) < 0], "time", "times must not decrease")
     return Messages(path, ts, t, cols["order_id"], cols["size"], cols["price"], cols["direction"])
@@ -147,7 +281,7 @@ def load_orderbook(path: str | Path) -> np.ndarray:
     df, header = _read_text_table(path, None)
     if df.width % 4:
         raise LobsterError(
-            f"{path}: {df.width} columns; an orderbook file has 4 per level (ask price, ask size, bid price, bid size)"
+            f"{path}: {df.width} columns; an orderbook file has 4 per level ({', '.join(ORDERBOOK_LEVEL_COLUMNS)})"
         )
     arr = (
         np.column_stack([_int_column(df, c, path, header) for c in df.columns]) if len(df) else np.zeros((0, df.width), np.int64)
@@ -156,6 +290,12 @@ def load_orderbook(path: str | Path) -> np.ndarray:
     if (sizes < 0).any():
         row, col = map(int, np.argwhere(sizes < 0)[0])
         raise LobsterError(f"{path}: line {row + 1 + header}, column {2 * col + 2}: negative size {sizes[row, col]}")
+    if (np.abs(arr) > MAX_VALUE).any():
+        row, col = map(int, np.argwhere(np.abs(arr) > MAX_VALUE)[0])
+        raise LobsterError(
+            f"{path}: line {row + 1 + header}, column {col + 1} ({ORDERBOOK_LEVEL_COLUMNS[col % 4]}): {arr[row, col]} "
+            f"is out of range (allowed: at most {MAX_VALUE:,} in absolute value)"
+        )
     return arr
 
 

@@ -1,5 +1,6 @@
-"""The venue: books, clearing, prices and order entry behind one public API."""
+"""The venue: books, clearing, prices and the risk engine behind one public API."""
 
-from cascadelab.venue.venue import OrderAck, Reject, Venue
+from cascadelab.records import Reject
+from cascadelab.venue.venue import BatchOutcome, OrderAck, StepReport, Venue, requests
 
-__all__ = ["OrderAck", "Reject", "Venue"]
+__all__ = ["BatchOutcome", "OrderAck", "Reject", "StepReport", "Venue", "requests"]

@@ -1,75 +1,69 @@
-"""The venue: books, clearing and prices behind one public order-entry API.
+"""The venue: books, clearing, prices and the risk engine behind one public API.
 
-Agents and tests talk only to :class:`Venue`. Every order is validated before it touches a
-book (instrument, tick/lot alignment, size, min notional, account state, reduce-only,
-position limit, leverage tier, initial margin, spot balance) and a rejected order comes
-back with a :class:`Reject` code and leaves no trace in any balance or book. Accepted
-orders go to the instrument's book; the fills are settled by the clearing house at once.
+Clients (agents, tests, notebooks) talk only to :class:`Venue`. Orders go in as a batch of
+:data:`cascadelab.records.ORDER_REQUEST` records (:meth:`Venue.submit_batch`), processed in
+time order exactly as if each were submitted alone, by compiled code
+(:mod:`cascadelab.venue.entry`): validation with a :class:`~cascadelab.records.Reject`
+code, the book, settlement, journal. Single-order methods (:meth:`Venue.submit`, ...) are
+one-row wrappers. :class:`~cascadelab.venue.reference.ReferenceVenue` does the same one
+order at a time in Python and is what the batch path is tested against.
+
+The venue owns the step: :meth:`Venue.step` updates prices and funding, runs order entry,
+then risk and liquidation, so no caller can forget the liquidation pass.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import IntEnum
 from fractions import Fraction
+from typing import Protocol
 
 import numpy as np
 
-from cascadelab.book import STP, TIF, OrderBook, Status
-from cascadelab.book.codes import F_MAKER_ID, F_QTY, X_ID, X_QTY
+from cascadelab.book import OrderBook
+from cascadelab.book import kernels as BK
 from cascadelab.clearing.accounts import AccountState
 from cascadelab.clearing.collateral import price_units
 from cascadelab.clearing.house import ClearingHouse
-from cascadelab.fees import fee
 from cascadelab.instruments import Instrument, InstrumentKind
 from cascadelab.prices.funding import FundingClock, FundingRule, impact_price, premium_index, rate_units
 from cascadelab.prices.index import IndexPrice
-from cascadelab.prices.mark import BinanceMark, HyperliquidMark
+from cascadelab.prices.mark import MarkRule, mark_rule
+from cascadelab.records import (
+    ACK,
+    BOOK_RESULT,
+    CANCEL,
+    FILL,
+    FLAG_LIQUIDATION,
+    FLAG_REDUCE_ONLY,
+    FLAG_UNWIND,
+    LIQ_EVENT,
+    ORDER_REQUEST,
+    STP,
+    TIF,
+    CancelReason,
+    Op,
+    Reject,
+)
 from cascadelab.units import MONEY_SCALE, UnitError
+from cascadelab.venue import entry as E
 
 
-class Reject(IntEnum):
-    """Why the venue refused an order (OK: accepted)."""
-
-    OK = 0
-    UNKNOWN_INSTRUMENT = 1
-    UNKNOWN_ACCOUNT = 2
-    ACCOUNT_NOT_NORMAL = 3
-    INVALID_SIDE = 4
-    INVALID_QUANTITY = 5
-    INVALID_PRICE = 6
-    OFF_TICK = 7
-    OFF_LOT = 8
-    BELOW_MIN_NOTIONAL = 9
-    REDUCE_ONLY_WOULD_INCREASE = 10
-    POSITION_LIMIT = 11
-    LEVERAGE_EXCEEDS_TIER = 12
-    INSUFFICIENT_MARGIN = 13
-    INSUFFICIENT_BALANCE = 14
-    NO_LIQUIDITY = 15
-    POST_ONLY_WOULD_TAKE = 16
-    FOK_NOT_FILLABLE = 17
-    UNKNOWN_ORDER = 18
-
-
-_BOOK_REJECTS = {
-    Status.REJECTED_POST_ONLY: Reject.POST_ONLY_WOULD_TAKE,
-    Status.REJECTED_FOK: Reject.FOK_NOT_FILLABLE,
-    Status.REJECTED_NO_LIQUIDITY: Reject.NO_LIQUIDITY,
-}
+class VenueError(ValueError):
+    """A request the venue cannot even read (unknown symbol in a wrapper, bad configuration)."""
 
 
 @dataclass
 class OrderAck:
-    """The venue's answer to one request."""
+    """The venue's answer to one order (one-row wrappers)."""
 
     order_id: int
     reason: Reject
     filled: int = 0
     resting: int = 0
     cancelled: int = 0
-    fills: np.ndarray = field(default_factory=lambda: np.zeros((0, 8), np.int64))
+    fills: np.ndarray = field(default_factory=lambda: np.zeros(0, FILL), repr=False)
 
     @property
     def accepted(self) -> bool:
@@ -78,16 +72,23 @@ class OrderAck:
 
 
 @dataclass
-class OpenOrder:
-    """What the venue remembers of a resting order."""
+class BatchOutcome:
+    """What a batch did: one ACK per request (in request order), and the FILL and CANCEL records it produced."""
 
-    account: int
-    symbol: str
-    side: int
-    price: int
-    qty: int
-    reduce_only: bool
-    reserved: int = 0  # spot: balance set aside for the rest of the order
+    acks: np.ndarray
+    fills: np.ndarray
+    cancels: np.ndarray
+
+
+@dataclass
+class StepReport:
+    """What one venue step did: order entry, then liquidation (its fills, cancels and events)."""
+
+    now_ns: int
+    acks: np.ndarray
+    fills: np.ndarray
+    cancels: np.ndarray
+    events: np.ndarray
 
 
 @dataclass
@@ -95,75 +96,205 @@ class PerpMarket:
     """Price machinery of one perpetual: index, mark rule, funding clock."""
 
     index: IndexPrice
-    mark_rule: BinanceMark | HyperliquidMark
+    mark_rule: MarkRule
     funding: FundingClock
     impact_notional: int
 
 
+class RiskEngine(Protocol):
+    """What the venue needs from its risk engine (the liquidation package implements it)."""
+
+    def step(self, now_ns: int) -> np.ndarray: ...
+
+
+def requests(n: int) -> np.ndarray:
+    """A zeroed batch of ``n`` ORDER_REQUEST records to fill in by field."""
+    return np.zeros(n, ORDER_REQUEST)
+
+
 class Venue:
-    """An exchange: books for every instrument, one clearing house, prices and funding."""
+    """An exchange: books for every instrument, one clearing house, prices, funding and risk."""
 
     def __init__(self, clearing: ClearingHouse, market_protection_bps: int = 500, debug: bool = False) -> None:
         self.clearing = clearing
-        self.instruments: dict[str, Instrument] = {p.instrument.symbol: p.instrument for p in clearing.perps}
-        self.instruments.update({s.symbol: s for s in clearing.spots})
-        self.books = {sym: OrderBook() for sym in self.instruments}
-        self.orders: dict[int, OpenOrder] = {}
-        self.next_order_id = 1
-        self.market_protection_bps = market_protection_bps
+        core = clearing.core
+        self.instruments: list[Instrument] = [p.instrument for p in core.perps] + list(core.spots)
+        self.index: dict[str, int] = {inst.symbol: b for b, inst in enumerate(self.instruments)}
+        self.n_perps = len(core.perps)
+        self.books = [OrderBook() for _ in self.instruments]
         self.debug = debug
-        k, n = len(clearing.perps), 0
-        self._open = {
-            name: np.zeros((k, max(n, 1)), np.int64) for name in ("buy_qty", "sell_qty", "buy_notional", "sell_notional")
-        }
-        self.spot_reserved = np.zeros((len(clearing.assets), 1), np.int64)
+        self.market_protection_bps = int(market_protection_bps)
+        if not 0 <= self.market_protection_bps < 10_000:
+            raise VenueError(f"market_protection_bps must be within 0..9999, got {market_protection_bps}")
+        self.spec = self._instrument_arrays()
+        cap = core.accounts.arrays.state.shape[0]
+        k, a = self.n_perps, len(core.assets)
+        self.orders = E.OrderArrays(
+            *(np.zeros((k, cap), np.int64) for _ in range(4)),
+            np.zeros((a, cap), np.int64),
+            np.zeros(cap, np.bool_),
+            np.array([1, core.accounts.n, self.market_protection_bps], np.int64),
+        )
         self.markets: dict[str, PerpMarket] = {}
         self.asset_indices: dict[str, IndexPrice] = {}
         self.now_ns = 0
+        self.risk: RiskEngine | None = None
+        self._fills = np.zeros(1 << 12, FILL)
+        self._cancels = np.zeros(1 << 12, CANCEL)
+        self._outm = np.zeros(2, np.int64)
+        self._touched = np.zeros(1 << 10, np.int64)
+        self._res = np.zeros(1, BOOK_RESULT)
+        self.fill_log: list[np.ndarray] = []
+        self.cancel_log: list[np.ndarray] = []
+
+    def _instrument_arrays(self) -> E.InstrumentArrays:
+        core = self.clearing.core
+        pools = self.clearing.settlement.pools
+        rows = []
+        for b, inst in enumerate(self.instruments):
+            perp = inst.kind == InstrumentKind.PERPETUAL
+            limit = core.perps[b].position_limit if perp else None
+            rows.append(
+                (
+                    E.KIND_PERP if perp else E.KIND_SPOT,
+                    b if perp else -1,
+                    inst.unit_notional,
+                    inst.maker_rate,
+                    inst.taker_rate,
+                    inst.min_notional_units,
+                    0 if perp else int(inst.lot_units or 0),
+                    -1 if perp else core.ledger.asset(inst.base),
+                    core.ledger.asset(inst.quote),
+                    -1 if limit is None else int(limit),
+                    int(pools[b]) if perp else 0,
+                )
+            )
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 11
+        return E.InstrumentArrays(*(np.array(c, np.int64) for c in cols))
 
     # --- accounts ---------------------------------------------------------------------------
     def open_accounts(self, n: int) -> np.ndarray:
         """Open ``n`` accounts at the clearing house and size the venue's own tables."""
         ids = self.clearing.open_accounts(n)
-        cap = self.clearing.accounts.state.shape[0]
-        for name, arr in self._open.items():
-            if arr.shape[1] < cap:
-                grown = np.zeros((arr.shape[0], cap), np.int64)
-                grown[:, : arr.shape[1]] = arr
-                self._open[name] = grown
-        if self.spot_reserved.shape[1] < cap:
-            grown = np.zeros((self.spot_reserved.shape[0], cap), np.int64)
-            grown[:, : self.spot_reserved.shape[1]] = self.spot_reserved
-            self.spot_reserved = grown
+        cap = self.clearing.accounts.arrays.state.shape[0]
+        o = self.orders
+        if o.blocked.shape[0] < cap:
+            grown = {}
+            for name, arr in o._asdict().items():
+                if name == "meta":
+                    grown[name] = arr
+                    continue
+                new = np.zeros((*arr.shape[:-1], cap), arr.dtype)
+                new[..., : arr.shape[-1]] = arr
+                grown[name] = new
+            self.orders = E.OrderArrays(**grown)
+        self.orders.meta[E.M_ACCOUNTS] = self.clearing.accounts.n
         return ids
 
-    # --- order entry --------------------------------------------------------------------------
-    def submit_decimal(
-        self,
-        account: int,
-        symbol: str,
-        side: int,
-        qty: str | Decimal,
-        price: str | Decimal | None = None,
-        tif: TIF = TIF.GTC,
-        reduce_only: bool = False,
-        stp: STP = STP.CANCEL_RESTING,
-    ) -> OrderAck:
-        """Like :meth:`submit` with human prices and sizes; off-grid values are rejected, never rounded."""
-        inst = self.instruments.get(symbol)
-        if inst is None:
-            return OrderAck(0, Reject.UNKNOWN_INSTRUMENT)
+    def block_order_entry(self, accounts: np.ndarray, blocked: bool = True) -> None:
+        """Refuse (or again accept) client orders of ``accounts`` with VENUE_UNAVAILABLE (an outage)."""
+        self.orders.blocked[np.asarray(accounts, np.int64)] = blocked
+
+    def instrument(self, symbol: str) -> int:
+        """Venue index of an instrument (perpetuals first, then spot pairs)."""
         try:
-            lots = inst.qty_to_lots(qty)
-        except UnitError:
-            return OrderAck(0, Reject.OFF_LOT)
-        ticks = None
-        if price is not None:
-            try:
-                ticks = inst.price_to_ticks(price)
-            except UnitError:
-                return OrderAck(0, Reject.OFF_TICK)
-        return self.submit(account, symbol, side, lots, ticks, tif, reduce_only, stp)
+            return self.index[symbol]
+        except KeyError:
+            raise VenueError(f"unknown instrument {symbol!r}; known: {list(self.index)}") from None
+
+    # --- the batch path ------------------------------------------------------------------------
+    def submit_batch(self, reqs: np.ndarray) -> BatchOutcome:
+        """Process ORDER_REQUEST records in time order (stable for equal times), each as if alone.
+
+        Acks come back in request order (``ack.request`` is the index in ``reqs``).
+        """
+        if reqs.dtype != ORDER_REQUEST:
+            raise VenueError(f"requests must be ORDER_REQUEST records, got dtype {reqs.dtype}")
+        order = np.argsort(reqs["ts"], kind="stable")
+        sorted_reqs = np.ascontiguousarray(reqs[order])
+        acks = np.zeros(len(reqs), ACK)
+        f0, c0 = len(self.fill_log), len(self.cancel_log)
+        self._process(sorted_reqs, acks)
+        acks["request"] = order
+        out = np.zeros(len(reqs), ACK)
+        out[order] = acks
+        fills = _cat(self.fill_log[f0:], FILL)
+        cancels = _cat(self.cancel_log[c0:], CANCEL)
+        return BatchOutcome(out, fills, cancels)
+
+    def _process(self, reqs: np.ndarray, acks: np.ndarray) -> None:
+        """Run the compiled order entry over ``reqs`` (sorted), making room whenever it asks."""
+        start = 0
+        core = self.clearing.core
+        while True:
+            self._outm[:] = 0
+            start = E.process_requests(
+                tuple(b.st for b in self.books), core.ledger.arrays, core.accounts.arrays, core.params, self.spec, self.orders,
+                reqs, start, acks, self._fills, self._cancels, self._outm, self._touched, self._res,
+            )  # fmt: skip
+            self._collect()
+            if start >= len(reqs):
+                return
+            self._make_room(int(reqs[start]["instrument"]))
+
+    def _collect(self) -> None:
+        nf, nc = int(self._outm[E.O_NFILLS]), int(self._outm[E.O_NCANCELS])
+        if nf:
+            self.fill_log.append(self._fills[:nf].copy())
+        if nc:
+            self.cancel_log.append(self._cancels[:nc].copy())
+        self._outm[:] = 0
+
+    def _make_room(self, b: int) -> None:
+        """Grow the book ``b``, the journal buffer, the output buffers and the scratch for one more request."""
+        book = self.books[b]
+        book.grow_for(orders=1, levels=1, outputs=int(book.st.meta[BK.M_NRO]))
+        n = book.order_count + int(book.st.meta[BK.M_NRO])
+        self.clearing.ledger.ensure_journal_room(4 * (n + 2) + 8)
+        if self._fills.shape[0] < n + 2:
+            self._fills = np.zeros(2 * (n + 2), FILL)
+        if self._cancels.shape[0] < 2 * n + 3:
+            self._cancels = np.zeros(2 * (2 * n + 3), CANCEL)
+        if self._touched.shape[0] < 4 * n + 16:
+            self._touched = np.zeros(2 * (4 * n + 16), np.int64)
+
+    def cancel_accounts(self, mask: np.ndarray, reason: CancelReason, ts: int | None = None) -> np.ndarray:
+        """Cancel every resting order of the accounts set in ``mask`` (bool per account), on every book.
+
+        One pass per book; returns the CANCEL records.
+        """
+        ts = self.now_ns if ts is None else ts
+        core = self.clearing.core
+        mask = np.ascontiguousarray(mask, np.bool_)
+        c0 = len(self.cancel_log)
+        while True:
+            self._outm[:] = 0
+            ok = E.cancel_accounts(
+                tuple(b.st for b in self.books), core.ledger.arrays, core.accounts.arrays, core.params, self.spec, self.orders,
+                mask, int(reason), ts, self._fills, self._cancels, self._outm, self._touched, self._res,
+            )  # fmt: skip
+            self._collect()
+            if ok:
+                return _cat(self.cancel_log[c0:], CANCEL)
+            total = sum(b.order_count for b in self.books) + 1
+            self._cancels = np.zeros(2 * total, CANCEL)
+            self._touched = np.zeros(2 * total, np.int64)
+
+    def drain(self) -> tuple[np.ndarray, np.ndarray]:
+        """FILL and CANCEL records produced since the last drain (then forgotten)."""
+        fills, cancels = _cat(self.fill_log, FILL), _cat(self.cancel_log, CANCEL)
+        self.fill_log, self.cancel_log = [], []
+        return fills, cancels
+
+    # --- one-row wrappers ----------------------------------------------------------------------
+    def _one(self, account: int, b: int, kind: Op, side: int, price: int, qty: int, tif: int, stp: int, flags: int, order_id: int, ts: int | None) -> OrderAck:  # noqa: E501
+        r = requests(1)
+        r[0] = (self.now_ns if ts is None else ts, account, order_id, price, qty, b, flags, kind, side, tif, stp)
+        f0 = len(self.fill_log)
+        out = self.submit_batch(r)
+        a = out.acks[0]
+        fills = _cat(self.fill_log[f0:], FILL)
+        return OrderAck(int(a["order_id"]), Reject(int(a["reason"])), int(a["filled"]), int(a["resting"]), int(a["cancelled"]), fills)
 
     def submit(
         self,
@@ -177,236 +308,73 @@ class Venue:
         stp: STP = STP.CANCEL_RESTING,
         ts: int | None = None,
     ) -> OrderAck:
-        """Validate and place an order (``price=None``: market with price protection)."""
-        ts = self.now_ns if ts is None else ts
-        inst = self.instruments.get(symbol)
-        if inst is None:
+        """Validate and place one order (``price=None``: market with price protection)."""
+        b = self.index.get(symbol)
+        if b is None:
             return OrderAck(0, Reject.UNKNOWN_INSTRUMENT)
-        ch = self.clearing
-        if not 0 <= int(account) < ch.accounts.n:
-            return OrderAck(0, Reject.UNKNOWN_ACCOUNT)
-        if ch.accounts.state[account] != AccountState.NORMAL:
-            return OrderAck(0, Reject.ACCOUNT_NOT_NORMAL)
-        if side not in (1, -1):
-            return OrderAck(0, Reject.INVALID_SIDE)
-        if not isinstance(qty, (int, np.integer)) or qty <= 0:
+        if not isinstance(qty, (int, np.integer)) or not isinstance(price, (int, np.integer, type(None))):
+            return OrderAck(0, Reject.INVALID_QUANTITY if not isinstance(qty, (int, np.integer)) else Reject.INVALID_PRICE)
+        if not -(2**63) <= int(qty) < 2**63 or (price is not None and not -(2**63) <= int(price) < 2**63):
             return OrderAck(0, Reject.INVALID_QUANTITY)
-        if price is not None and price <= 0:
-            return OrderAck(0, Reject.INVALID_PRICE)
-        book = self.books[symbol]
-        if price is None:
-            bound = self._market_bound(book, side, self.market_protection_bps)
-            if bound is None:
-                return OrderAck(0, Reject.NO_LIQUIDITY)
-            worst = bound[1]
-        else:
-            worst = price
-        notional = qty * worst * inst.unit_notional
-        if inst.kind == InstrumentKind.PERPETUAL:
-            reason = self._check_perp(account, symbol, side, qty, worst, notional, reduce_only)
-        else:
-            reason = self._check_spot(account, inst, side, qty, worst, notional)
-        if reason != Reject.OK:
-            return OrderAck(0, reason)
-        oid = self.next_order_id
-        self.next_order_id += 1
-        if price is None:
-            res = book.market(
-                oid,
-                account,
-                side,
-                qty,
-                bound[0],
-                stp=stp,
-                reduce_only=reduce_only,
-                ts=ts,
-            )
-        else:
-            res = book.limit(oid, account, side, price, qty, tif=tif, stp=stp, reduce_only=reduce_only, ts=ts)
-        if res.status in _BOOK_REJECTS:
-            return OrderAck(oid, _BOOK_REJECTS[res.status], 0, 0, res.cancelled)
-        if res.resting:
-            order = OpenOrder(int(account), symbol, side, price, res.resting, reduce_only)
-            self.orders[oid] = order
-            self._tally(inst, order, res.resting)
-        self._after_book(inst, res.fills, res.cancels, ts, int(account))
-        return OrderAck(oid, Reject.OK, res.filled, res.resting, res.cancelled, res.fills)
+        kind = Op.MARKET if price is None else Op.LIMIT
+        flags = FLAG_REDUCE_ONLY if reduce_only else 0
+        return self._one(int(account), b, kind, int(side), int(price or 0), int(qty), int(tif), int(stp), flags, 0, ts)
 
-    def force_order(
+    def submit_decimal(
         self,
         account: int,
         symbol: str,
         side: int,
-        qty: int,
-        price: int | None = None,
-        protection_bps: int | None = None,
-        ts: int | None = None,
+        qty: str | Decimal,
+        price: str | Decimal | None = None,
+        tif: TIF = TIF.GTC,
+        reduce_only: bool = False,
+        stp: STP = STP.CANCEL_RESTING,
     ) -> OrderAck:
-        """The risk engine's order: IOC at ``price`` (or market within the protection band), no client checks.
+        """Like :meth:`submit` with human prices and sizes; off-grid values are rejected, never rounded."""
+        b = self.index.get(symbol)
+        if b is None:
+            return OrderAck(0, Reject.UNKNOWN_INSTRUMENT)
+        inst = self.instruments[b]
+        try:
+            lots = inst.qty_to_lots(qty)
+        except UnitError:
+            return OrderAck(0, Reject.OFF_LOT)
+        ticks = None
+        if price is not None:
+            try:
+                ticks = inst.price_to_ticks(price)
+            except UnitError:
+                return OrderAck(0, Reject.OFF_TICK)
+        return self.submit(account, symbol, side, lots, ticks, tif, reduce_only, stp)
 
-        Used for liquidation and for unwinding taken-over positions; fills settle like any other.
-        """
-        ts = self.now_ns if ts is None else ts
-        book = self.books[symbol]
-        oid = self.next_order_id
-        self.next_order_id += 1
-        if price is None:
-            bps = self.market_protection_bps if protection_bps is None else protection_bps
-            bound = self._market_bound(book, side, bps)
-            if bound is None:
-                return OrderAck(oid, Reject.NO_LIQUIDITY, cancelled=qty)
-            res = book.market(oid, account, side, qty, bound[0], stp=STP.NONE, reduce_only=True, ts=ts)
+    def force_order(self, account: int, symbol: str, side: int, qty: int, price: int | None = None, ts: int | None = None, unwind: bool = False) -> OrderAck:  # noqa: E501
+        """The risk engine's reduce-only IOC at ``price`` (or a market order within the protection band), no client checks."""
+        b = self.instrument(symbol)
+        flags = FLAG_LIQUIDATION | FLAG_REDUCE_ONLY | (FLAG_UNWIND if unwind else 0)
+        kind = Op.MARKET if price is None else Op.LIMIT
+        return self._one(int(account), b, kind, int(side), int(price or 0), int(qty), int(TIF.IOC), int(STP.NONE), flags, 0, ts)
+
+    def cancel(self, account: int, order_id: int, symbol: str | None = None) -> OrderAck:
+        """Cancel one of the account's resting orders (on ``symbol``, or wherever it rests)."""
+        if symbol is None:
+            found = [b for b, book in enumerate(self.books) if book.order(order_id) is not None]
+            if not found:
+                return OrderAck(order_id, Reject.UNKNOWN_ORDER)
+            b = found[0]
         else:
-            res = book.limit(oid, account, side, price, qty, tif=TIF.IOC, stp=STP.NONE, reduce_only=True, ts=ts)
-        self._after_book(self.instruments[symbol], res.fills, res.cancels, ts, int(account))
-        return OrderAck(oid, Reject.OK, res.filled, 0, res.cancelled, res.fills)
-
-    @staticmethod
-    def _market_bound(book: OrderBook, side: int, bps: int) -> tuple[int, int] | None:
-        """(protection in ticks, worst price) of a market order: ``bps`` from the best opposite price."""
-        best = book.best_ask() if side == 1 else book.best_bid()
-        if best is None:
-            return None
-        protection = max(0, best * bps // 10_000)
-        return protection, best + protection if side == 1 else max(1, best - protection)
-
-    @staticmethod
-    def _spot_need(inst: Instrument, side: int, qty: int, price: int) -> tuple[str, int]:
-        """(asset, amount) a spot order ties up: quote notional plus the worst-case taker fee, or the base sold."""
-        if side == 1:
-            notional = qty * price * inst.unit_notional
-            return inst.quote, notional + max(0, fee(notional, inst.taker_rate))
-        return inst.base, qty * inst.lot_units
-
-    def refresh_reserved(self, account: int) -> None:
-        """Recompute the initial margin held by an account's open orders (after its position changed)."""
-        self.clearing.reserved[account] = self._order_margin(int(account))
-
-    def cancel(self, account: int, order_id: int) -> OrderAck:
-        """Cancel one of the account's resting orders."""
-        o = self.orders.get(order_id)
-        if o is None or o.account != account:
-            return OrderAck(order_id, Reject.UNKNOWN_ORDER)
-        res = self.books[o.symbol].cancel(order_id, account, ts=self.now_ns)
-        self._after_book(self.instruments[o.symbol], res.fills, res.cancels, self.now_ns)
-        return OrderAck(order_id, Reject.OK, cancelled=res.cancelled)
+            b = self.instrument(symbol)
+        return self._one(int(account), b, Op.CANCEL, 0, 0, 0, 0, 0, 0, int(order_id), None)
 
     def cancel_all(self, account: int, symbol: str | None = None) -> int:
         """Cancel every resting order of ``account`` (on one instrument or all); returns how many."""
-        count = 0
-        for sym in [symbol] if symbol else list(self.books):
-            res = self.books[sym].cancel_all(account, ts=self.now_ns)
-            count += len(res.cancels)
-            self._after_book(self.instruments[sym], res.fills, res.cancels, self.now_ns)
-        return count
+        bs = [self.instrument(symbol)] if symbol else range(len(self.books))
+        r = requests(len(bs))
+        for j, b in enumerate(bs):
+            r[j] = (self.now_ns, account, 0, 0, 0, b, 0, Op.CANCEL_ALL, 0, 0, 0)
+        return len(self.submit_batch(r).cancels)
 
-    # --- validation ------------------------------------------------------------------------------
-    def _check_perp(self, i: int, symbol: str, side: int, qty: int, worst: int, notional: int, reduce_only: bool) -> Reject:
-        ch = self.clearing
-        k = ch.perp_index[symbol]
-        spec = ch.perps[k]
-        size = int(ch.accounts.size[k, i])
-        if reduce_only:
-            if size == 0 or (size > 0) == (side > 0) or qty > abs(size):
-                return Reject.REDUCE_ONLY_WOULD_INCREASE
-        elif notional < spec.instrument.min_notional_units:
-            return Reject.BELOW_MIN_NOTIONAL
-        o = self._open
-        buy_qty = int(o["buy_qty"][k, i]) + (qty if side == 1 else 0)
-        sell_qty = int(o["sell_qty"][k, i]) + (qty if side == -1 else 0)
-        if spec.position_limit is not None and max(abs(size + buy_qty), abs(size - sell_qty)) > spec.position_limit:
-            return Reject.POSITION_LIMIT
-        if reduce_only:
-            return Reject.OK  # a reduce-only order cannot raise the margin requirement
-        mark = int(ch.marks[k]) or worst
-        unit = spec.instrument.unit_notional
-        worst_notional = max(abs(size + buy_qty), abs(size - sell_qty)) * max(mark, worst) * unit
-        lev = int(ch.accounts.leverage[k, i])
-        if lev > spec.tiers.max_leverage[spec.tiers.tier(worst_notional)]:
-            return Reject.LEVERAGE_EXCEEDS_TIER
-        key_q, key_n = ("buy_qty", "buy_notional") if side == 1 else ("sell_qty", "sell_notional")
-        o[key_q][k, i] += qty
-        o[key_n][k, i] += notional
-        reserved = self._order_margin(i)
-        am = ch.account_margin(i)
-        ok = am.equity - am.initial - reserved >= 0
-        o[key_q][k, i] -= qty
-        o[key_n][k, i] -= notional
-        return Reject.OK if ok else Reject.INSUFFICIENT_MARGIN
-
-    def _check_spot(self, i: int, inst: Instrument, side: int, qty: int, worst: int, notional: int) -> Reject:
-        ch = self.clearing
-        if notional < inst.min_notional_units:
-            return Reject.BELOW_MIN_NOTIONAL
-        asset, need = self._spot_need(inst, side, qty, worst)
-        a = ch.ledger.asset(asset)
-        free = int(ch.ledger.balances[a, i]) - int(self.spot_reserved[a, i])
-        if a == ch.q:
-            free -= ch._iso_total(i)
-        return Reject.OK if free >= need else Reject.INSUFFICIENT_BALANCE
-
-    def _order_margin(self, i: int) -> int:
-        """Initial margin held by the account's open perp orders: the larger increasing side, per instrument."""
-        ch = self.clearing
-        o = self._open
-        total = 0
-        for k in range(len(ch.perps)):
-            bq, sq = int(o["buy_qty"][k, i]), int(o["sell_qty"][k, i])
-            if bq == 0 and sq == 0:
-                continue
-            size = int(ch.accounts.size[k, i])
-            inc_b = max(0, bq - max(0, -size))
-            inc_s = max(0, sq - max(0, size))
-            nb = int(o["buy_notional"][k, i]) * inc_b // bq if bq else 0
-            ns = int(o["sell_notional"][k, i]) * inc_s // sq if sq else 0
-            total += -((-max(nb, ns)) // int(ch.accounts.leverage[k, i]))
-        return total
-
-    # --- bookkeeping after the book acted ------------------------------------------------------------
-    def _tally(self, inst: Instrument, o: OpenOrder, qty: int) -> None:
-        """Add (qty > 0) or release (qty < 0) resting quantity of order ``o`` in the venue's tallies."""
-        i = o.account
-        if inst.kind == InstrumentKind.PERPETUAL:
-            k = self.clearing.perp_index[inst.symbol]
-            q, n = ("buy_qty", "buy_notional") if o.side == 1 else ("sell_qty", "sell_notional")
-            self._open[q][k, i] += qty
-            self._open[n][k, i] += qty * o.price * inst.unit_notional
-            return
-        asset, need = self._spot_need(inst, o.side, max(qty, 0), o.price)
-        a = self.clearing.ledger.asset(asset)
-        if qty > 0:  # reserve the whole remainder
-            amount = o.reserved = need
-        else:  # release pro rata; the last release frees what is left, so nothing drifts
-            amount = -o.reserved if -qty >= o.qty else -(o.reserved * -qty // o.qty)
-            o.reserved += amount
-        self.spot_reserved[a, i] += amount
-
-    def _release(self, inst: Instrument, order_id: int, qty: int) -> None:
-        o = self.orders.get(order_id)
-        if o is None:
-            return
-        self._tally(inst, o, -qty)
-        o.qty -= qty
-        if o.qty <= 0:
-            del self.orders[order_id]
-
-    def _after_book(self, inst: Instrument, fills: np.ndarray, cancels: np.ndarray, ts: int, account: int = -1) -> None:
-        """Release filled/cancelled resting quantity, settle fills, refresh reserved margin."""
-        for x in cancels.tolist():
-            self._release(inst, x[X_ID], x[X_QTY])
-        for f in fills.tolist():
-            self._release(inst, f[F_MAKER_ID], f[F_QTY])
-        if len(fills):
-            if inst.kind == InstrumentKind.PERPETUAL:
-                self.clearing.settle_perp_fills(inst.symbol, fills, ts)
-            else:
-                self.clearing.settle_spot_fills(inst.symbol, fills, ts)
-        touched = set(fills[:, 3].tolist()) | set(fills[:, 4].tolist()) | set(cancels[:, 2].tolist()) | {account}
-        for i in touched:
-            if i >= 0:
-                self.clearing.reserved[i] = self._order_margin(int(i))
-
-    # --- prices, funding, time -------------------------------------------------------------------------
+    # --- prices, funding, time -----------------------------------------------------------------
     def add_perp_market(
         self,
         symbol: str,
@@ -414,17 +382,14 @@ class Venue:
         rule: str = "binance",
         funding: FundingRule | None = None,
         impact_margin: int = 200 * MONEY_SCALE,
-    ) -> None:
+    ) -> PerpMarket:
         """Attach index, mark rule and funding clock to a perpetual."""
-        k = self.clearing.perp_index[symbol]
+        k = self.clearing.core.perp(symbol)
         max_lev = self.clearing.perps[k].tiers.max_leverage[0]
-        mark_rule = BinanceMark() if rule == "binance" else HyperliquidMark()
-        if rule not in ("binance", "hyperliquid"):
-            raise ValueError(f"mark rule must be 'binance' or 'hyperliquid', got {rule!r}")
         fr = funding or (FundingRule.hyperliquid() if rule == "hyperliquid" else FundingRule())
-        self.markets[symbol] = PerpMarket(
-            IndexPrice(index_weights), mark_rule, FundingClock(fr, self.now_ns), impact_notional=impact_margin * max_lev
-        )
+        m = PerpMarket(IndexPrice(index_weights), mark_rule(rule), FundingClock(fr, self.now_ns), impact_margin * max_lev)
+        self.markets[symbol] = m
+        return m
 
     def add_asset_index(self, asset: str, weights: dict[str, Fraction]) -> IndexPrice:
         """An external index for a collateral asset (used by ("index", asset) valuation terms)."""
@@ -432,16 +397,16 @@ class Venue:
         return self.asset_indices[asset]
 
     def book_price(self, symbol: str) -> Fraction | None:
-        """A spot book's price as a Fraction of quote: mid, else last trade, else None."""
-        inst = self.instruments[symbol]
-        b = self.books[symbol]
-        bb, ba = b.best_bid(), b.best_ask()
-        ticks = Fraction(bb + ba, 2) if bb is not None and ba is not None else b.last_price
-        return None if ticks is None else Fraction(ticks) * Fraction(inst.tick_size)
+        """A book's price as a Fraction of quote: mid, else last trade, else None."""
+        b = self.instrument(symbol)
+        book = self.books[b]
+        bb, ba = book.best_bid(), book.best_ask()
+        ticks = Fraction(bb + ba, 2) if bb is not None and ba is not None else book.last_price
+        return None if ticks is None else Fraction(ticks) * Fraction(self.instruments[b].tick_size)
 
     def _resolve(self, kind: str, name: str) -> Fraction | None:
         if kind == "book":
-            return self.book_price(name) if name in self.books else None
+            return self.book_price(name) if name in self.index else None
         idx = self.asset_indices.get(name)
         return idx.value(self.now_ns) if idx else None
 
@@ -454,34 +419,59 @@ class Venue:
             if p is not None:
                 ch.asset_price[ch.ledger.asset(code)] = price_units(p)
         for symbol, m in self.markets.items():
-            inst = self.instruments[symbol]
+            b = self.index[symbol]
+            inst = self.instruments[b]
             tick = Fraction(inst.tick_size)
             index = m.index.value(now_ns)
             if index is None:
                 continue
-            b = self.books[symbol]
-            bb, ba = b.best_bid(), b.best_ask()
-            mid = Fraction(bb + ba, 2) * tick if bb is not None and ba is not None else None
-            last = Fraction(b.last_price) * tick if b.last_price else None
-            if isinstance(m.mark_rule, BinanceMark):
-                mark = m.mark_rule.update(
-                    now_ns, index, mid, last, m.funding.last_rate, m.funding.next_funding_ns - now_ns, m.funding.interval_ns
-                )
-            else:
-                mark = m.mark_rule.update(
-                    now_ns, index, None if bb is None else bb * tick, None if ba is None else ba * tick, last
-                )
-            ch.set_mark(symbol, round(mark / tick))
-            bids, asks = b.levels(1), b.levels(-1)
+            book = self.books[b]
+            bb, ba, last = book.best_bid(), book.best_ask(), book.last_price
+            mark = m.mark_rule.update(
+                now_ns,
+                index,
+                None if bb is None else bb * tick,
+                None if ba is None else ba * tick,
+                None if last is None else last * tick,
+                m.funding,
+            )
+            ch.set_mark(symbol, max(1, round(mark / tick)))
+            bids, asks = book.levels(1), book.levels(-1)
             ib = impact_price(bids[0], bids[1], inst.unit_notional, tick, m.impact_notional)
             ia = impact_price(asks[0], asks[1], inst.unit_notional, tick, m.impact_notional)
             m.funding.sample(now_ns, premium_index(ib, ia, index))
             if m.funding.due(now_ns):
                 rate = m.funding.settle()
-                ch.pay_funding(symbol, rate_units(rate), int(ch.marks[ch.perp_index[symbol]]), now_ns)
+                ch.pay_funding(symbol, rate_units(rate), int(ch.marks[b]), now_ns)
         if self.debug:
             ch.check()
+
+    def attach_risk(self, engine: RiskEngine) -> None:
+        """The risk engine that :meth:`step` runs after order entry."""
+        self.risk = engine
+
+    def step(self, now_ns: int, reqs: np.ndarray | None = None) -> StepReport:
+        """One venue step: prices and funding, then order entry (``reqs``), then risk and liquidation."""
+        if now_ns < self.now_ns:
+            raise VenueError(f"time runs forward: step at {now_ns} ns after {self.now_ns} ns")
+        self.update_prices(now_ns)
+        f0, c0 = len(self.fill_log), len(self.cancel_log)
+        acks = self.submit_batch(reqs).acks if reqs is not None and len(reqs) else np.zeros(0, ACK)
+        events = self.risk.step(now_ns) if self.risk is not None else np.zeros(0, LIQ_EVENT)
+        if self.debug:
+            self.clearing.check()
+        return StepReport(now_ns, acks, _cat(self.fill_log[f0:], FILL), _cat(self.cancel_log[c0:], CANCEL), events)
+
+    def account_state(self, i: int) -> AccountState:
+        """Lifecycle state of account ``i``."""
+        return AccountState(int(self.clearing.accounts.state[self.clearing.core.acct(i)]))
 
     def close(self) -> None:
         """End of a run: prove conservation exactly (raises if the books do not balance)."""
         self.clearing.check()
+
+
+def _cat(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
+    if not parts:
+        return np.zeros(0, dtype)
+    return parts[0].copy() if len(parts) == 1 else np.concatenate(parts)
