@@ -76,7 +76,7 @@ def test_stale_reduce_only_orders_are_cancelled_alike() -> None:
     res = np.zeros(1, fast.submit(ops[:0]).results.dtype)
     from cascadelab.book import kernels as K
 
-    n = K.cancel_stale_reduce_only(fast.st, flips, np.arange(6, dtype=np.int64), 6, 9, res[0])
+    n = K.cancel_stale_reduce_only(fast.st, fast.bk, flips, np.arange(6, dtype=np.int64), 6, 9, res[0])
     _, cancels = fast.take_output()
     ref.cancels.clear()
     assert n == ref.cancel_stale_reduce_only(dict(enumerate(flips.tolist())), list(range(6)), 9) and n > 0

@@ -22,7 +22,8 @@ Python too.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from cascadelab.compiled import kernel, kernel_inline
 
 SMALL_DIVISOR = 3_037_000_499
 """Largest ``d`` with ``d * d`` < 2**63: below it the fast path of :func:`muldiv_floor` is exact."""
@@ -31,13 +32,13 @@ _TWO32 = 1 << 32
 _MASK32 = _TWO32 - 1
 
 
-@njit(cache=True, inline="always")
+@kernel_inline
 def ceil_div(a, b):
     """ceil(a / b) for b > 0: the venue-favouring rounding of an amount owed to the venue."""
     return -((-a) // b)
 
 
-@njit(cache=True)
+@kernel
 def muldivmod(a, b, d):
     """(floor(a * b / d), (a * b) mod d) for 0 <= a, b and 0 < d, exact whenever the quotient fits int64.
 
@@ -84,7 +85,7 @@ def muldivmod(a, b, d):
     return np.int64(qu), np.int64(rem)
 
 
-@njit(cache=True)
+@kernel
 def muldiv_floor(a, b, d):
     """floor(a * b / d) for any int64 a, b and 0 < d; exact whenever the result fits int64."""
     if d <= SMALL_DIVISOR:
@@ -99,13 +100,13 @@ def muldiv_floor(a, b, d):
     return q
 
 
-@njit(cache=True)
+@kernel
 def muldiv_ceil(a, b, d):
     """ceil(a * b / d): the venue-favouring rounding of a charge computed as a product."""
     return -muldiv_floor(-a, b, d)
 
 
-@njit(cache=True)
+@kernel
 def muldiv_trunc(a, b, d):
     """a * b / d rounded toward zero (used to apportion a cost basis)."""
     if (a < 0) != (b < 0):
@@ -113,7 +114,7 @@ def muldiv_trunc(a, b, d):
     return muldiv_floor(abs(a), abs(b), d)
 
 
-@njit(cache=True)
+@kernel
 def _muldiv_array(a, b, d, ceil, out):
     for j in range(a.shape[0]):
         out[j] = muldiv_ceil(a[j], b, d) if ceil else muldiv_floor(a[j], b, d)
@@ -127,7 +128,7 @@ def muldiv_vec(a: np.ndarray, b: int, d: int, ceil: bool = False) -> np.ndarray:
     return out.reshape(arr.shape)
 
 
-@njit(cache=True)
+@kernel
 def _apportion(total, w, wsum, q, r):
     for j in range(w.shape[0]):
         q[j], r[j] = muldivmod(w[j], total, wsum)
@@ -167,7 +168,7 @@ def exact_sum(values: np.ndarray) -> int:
     return (int(hi.sum()) << 32) + int(lo.sum())
 
 
-@njit(cache=True, inline="always")
+@kernel_inline
 def wide_add(hi, lo, row, col, amount):
     """Add int64 ``amount`` to the 96-bit value ``hi[row, col] * 2**32 + lo[row, col]`` (0 <= lo < 2**32)."""
     lo[row, col] += amount & _MASK32

@@ -4,7 +4,7 @@ The codes a book speaks (sides, operation kinds, time in force, self-trade preve
 statuses, cancel reasons) and its record layouts live in :mod:`cascadelab.records`.
 """
 
-from cascadelab.book.fast import L2, BatchResult, OrderBook, RestingOrder, new_ops, op_record
+from cascadelab.book.fast import L2, BatchResult, BookSet, OrderBook, RestingOrder, new_ops, op_record
 from cascadelab.book.reference import ReferenceBook
 from cascadelab.records import STP, TIF, CancelReason, Op, Side, Status
 
@@ -13,6 +13,7 @@ __all__ = [
     "STP",
     "TIF",
     "BatchResult",
+    "BookSet",
     "CancelReason",
     "Op",
     "OrderBook",

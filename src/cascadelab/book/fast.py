@@ -90,11 +90,107 @@ def new_ops(n: int) -> np.ndarray:
     return np.zeros(n, BOOK_OP)
 
 
-class OrderBook:
-    """One limit order book with price-time priority, backed by :mod:`.kernels`."""
+class BookSet:
+    """The arrays of several books that share one order pool (see :class:`~.kernels.BookArrays`).
 
-    def __init__(self, order_capacity: int = 1 << 12, level_capacity: int = 1 << 10, out_capacity: int = 1 << 14) -> None:
-        self.st = K.new_book_arrays(order_capacity, level_capacity, out_capacity)
+    Owns growth: when a kernel stops for room, :meth:`grow_for` enlarges the pool, the levels
+    of every book, or the output buffers, keeping everything in place.
+    """
+
+    def __init__(self, n_books: int = 1, order_capacity: int = 1 << 12, level_capacity: int = 1 << 10, out_capacity: int = 1 << 14) -> None:  # noqa: E501
+        self.st = K.new_book_arrays(order_capacity, level_capacity, out_capacity, n_books)
+        self.n_books = n_books
+
+    def book(self, bk: int) -> OrderBook:
+        """A view of book ``bk`` of this set."""
+        return OrderBook(book_set=self, bk=bk)
+
+    def grow_for(self, orders: int, levels: int, outputs: int = 0, owner: int = -1) -> None:
+        """Make room for ``orders`` more resting orders, ``levels`` more levels a side, ``outputs`` more records, and ``owner``."""
+        st = self.st
+        meta = st.meta
+        n = int(st.bmeta[:, K.B_NORDERS].max()) + orders
+        changes: dict[str, np.ndarray] = {}
+        if meta[K.M_NFREE] < orders:
+            c = st.o_id.shape[0]
+            new_c = 2 * c
+            while new_c - c + int(meta[K.M_NFREE]) < orders:
+                new_c *= 2
+            for name in (*K.ORDER_FIELDS, "o_ro", "o_onext", "o_oprev"):
+                new = np.full(new_c, -1 if name in ("o_id", "o_next", "o_prev", "o_ro", "o_onext", "o_oprev") else 0, np.int64)
+                new[:c] = getattr(st, name)
+                changes[name] = new
+            nfree = int(meta[K.M_NFREE])
+            free = np.empty(new_c, np.int64)
+            free[:nfree] = st.free[:nfree]
+            free[nfree : nfree + new_c - c] = np.arange(new_c - 1, c - 1, -1)
+            changes["free"] = free
+            changes["scratch"] = np.zeros(new_c, np.int64)
+            ro = np.zeros((self.n_books, new_c), np.int64)
+            ro[:, :c] = st.ro_slots
+            changes["ro_slots"] = ro
+            meta[K.M_NFREE] = nfree + new_c - c
+            bits = K.ht_bits_for(new_c)
+            keys = np.full(1 << bits, K.EMPTY, np.int64)
+            vals = np.full(1 << bits, -1, np.int64)
+            K.rebuild_hash(changes["o_id"], keys, vals, bits)
+            changes["ht_keys"], changes["ht_vals"] = keys, vals
+            meta[K.M_HTBITS] = bits
+        lcap = st.lv_key.shape[2]
+        if int(st.bmeta[:, K.B_NLV_BID : K.B_NLV_ASK + 1].max()) + levels >= lcap - 1:
+            for name, fill in K.LEVEL_FIELDS:
+                new = np.full((self.n_books, 2, 2 * lcap + levels), fill, np.int64)
+                new[:, :, :lcap] = getattr(st, name)
+                changes[name] = new
+        need_f = int(meta[K.M_NFILLS]) + n + 2 + outputs
+        if st.fills.shape[0] < need_f:
+            grown = np.zeros(2 * need_f, BOOK_FILL)
+            grown[: int(meta[K.M_NFILLS])] = st.fills[: int(meta[K.M_NFILLS])]
+            changes["fills"] = grown
+        need_c = int(meta[K.M_NCANCELS]) + n + 3 + outputs
+        if st.cancels.shape[0] < need_c:
+            grown = np.zeros(2 * need_c, BOOK_CANCEL)
+            grown[: int(meta[K.M_NCANCELS])] = st.cancels[: int(meta[K.M_NCANCELS])]
+            changes["cancels"] = grown
+        if owner >= st.own_head.shape[0]:
+            heads = np.full(max(2 * st.own_head.shape[0], owner + 1), -1, np.int64)
+            heads[: st.own_head.shape[0]] = st.own_head
+            changes["own_head"] = heads
+        if changes:
+            self.st = st._replace(**changes)
+
+    def take_output(self) -> tuple[np.ndarray, np.ndarray]:
+        """Fills and cancels written since the last call (then cleared)."""
+        meta = self.st.meta
+        nf, nc = int(meta[K.M_NFILLS]), int(meta[K.M_NCANCELS])
+        out = self.st.fills[:nf].copy(), self.st.cancels[:nc].copy()
+        meta[K.M_NFILLS] = 0
+        meta[K.M_NCANCELS] = 0
+        return out
+
+
+class OrderBook:
+    """One limit order book with price-time priority: book ``bk`` of a :class:`BookSet`.
+
+    ``OrderBook()`` makes a standalone book (a set of one); a venue's books are views of
+    its one set, so compiled order entry reaches every book through one structure.
+    """
+
+    def __init__(
+        self,
+        order_capacity: int = 1 << 12,
+        level_capacity: int = 1 << 10,
+        out_capacity: int = 1 << 14,
+        book_set: BookSet | None = None,
+        bk: int = 0,
+    ) -> None:
+        self.set = book_set or BookSet(1, order_capacity, level_capacity, out_capacity)
+        self.bk = int(bk)
+
+    @property
+    def st(self) -> K.BookArrays:
+        """The arrays of this book's set (replaced when the set grows)."""
+        return self.set.st
 
     # --- batches ------------------------------------------------------------------
     def submit(self, ops: np.ndarray, positions: np.ndarray | None = None) -> BatchResult:
@@ -112,78 +208,22 @@ class OrderBook:
         cancels: list[np.ndarray] = []
         i = 0
         while True:
-            i = K.process_ops(self.st, ops, i, out, pos)
-            self._drain(fills, cancels)
+            i = K.process_ops(self.st, self.bk, ops, i, out, pos)
+            f, x = self.set.take_output()
+            fills.append(f)
+            cancels.append(x)
             if i >= len(ops):
                 break
-            self.grow_for(orders=1, levels=1)
+            self.grow_for(orders=1, levels=1, owner=int(ops[i]["owner"]))
         return BatchResult(out, _cat(fills, BOOK_FILL), _cat(cancels, BOOK_CANCEL))
-
-    def _drain(self, fills: list[np.ndarray], cancels: list[np.ndarray]) -> None:
-        meta = self.st.meta
-        nf, nc = int(meta[K.M_NFILLS]), int(meta[K.M_NCANCELS])
-        if nf:
-            fills.append(self.st.fills[:nf].copy())
-            meta[K.M_NFILLS] = 0
-        if nc:
-            cancels.append(self.st.cancels[:nc].copy())
-            meta[K.M_NCANCELS] = 0
 
     def take_output(self) -> tuple[np.ndarray, np.ndarray]:
         """Fills and cancels written by compiled callers since the last call (then cleared)."""
-        fills: list[np.ndarray] = []
-        cancels: list[np.ndarray] = []
-        self._drain(fills, cancels)
-        return _cat(fills, BOOK_FILL), _cat(cancels, BOOK_CANCEL)
+        return self.set.take_output()
 
-    def grow_for(self, orders: int, levels: int, outputs: int = 0) -> None:
-        """Make room for ``orders`` more resting orders, ``levels`` more levels a side, ``outputs`` more records."""
-        st = self.st
-        meta = st.meta
-        n = int(meta[K.M_NORDERS]) + orders
-        changes: dict[str, np.ndarray] = {}
-        if meta[K.M_NFREE] < orders:
-            c = st.o_id.shape[0]
-            new_c = 2 * c
-            while new_c - c + int(meta[K.M_NFREE]) < orders:
-                new_c *= 2
-            for name in (*K.ORDER_FIELDS, "o_ro"):
-                new = np.full(new_c, -1 if name in ("o_id", "o_next", "o_prev", "o_ro") else 0, np.int64)
-                new[:c] = getattr(st, name)
-                changes[name] = new
-            nfree = int(meta[K.M_NFREE])
-            free = np.empty(new_c, np.int64)
-            free[:nfree] = st.free[:nfree]
-            free[nfree : nfree + new_c - c] = np.arange(new_c - 1, c - 1, -1)
-            changes["free"] = free
-            ro = np.zeros(new_c, np.int64)
-            ro[:c] = st.ro_slots
-            changes["ro_slots"] = ro
-            meta[K.M_NFREE] = nfree + new_c - c
-            bits = K.ht_bits_for(new_c)
-            keys = np.full(1 << bits, K.EMPTY, np.int64)
-            vals = np.full(1 << bits, -1, np.int64)
-            K.rebuild_hash(changes["o_id"], keys, vals, bits)
-            changes["ht_keys"], changes["ht_vals"] = keys, vals
-            meta[K.M_HTBITS] = bits
-        lcap = st.lv_key.shape[1]
-        if max(meta[K.M_NLV_BID], meta[K.M_NLV_ASK]) + levels >= lcap:
-            for name, fill in (("lv_key", 0), ("lv_head", -1), ("lv_tail", -1), ("lv_qty", 0), ("lv_cnt", 0)):
-                new = np.full((2, 2 * lcap + levels), fill, np.int64)
-                new[:, :lcap] = getattr(st, name)
-                changes[name] = new
-        need_f = int(meta[K.M_NFILLS]) + n + 2 + outputs
-        if st.fills.shape[0] < need_f:
-            grown = np.zeros(2 * need_f, BOOK_FILL)
-            grown[: int(meta[K.M_NFILLS])] = st.fills[: int(meta[K.M_NFILLS])]
-            changes["fills"] = grown
-        need_c = int(meta[K.M_NCANCELS]) + n + 3 + outputs
-        if st.cancels.shape[0] < need_c:
-            grown = np.zeros(2 * need_c, BOOK_CANCEL)
-            grown[: int(meta[K.M_NCANCELS])] = st.cancels[: int(meta[K.M_NCANCELS])]
-            changes["cancels"] = grown
-        if changes:
-            self.st = st._replace(**changes)
+    def grow_for(self, orders: int, levels: int, outputs: int = 0, owner: int = -1) -> None:
+        """Make room in this book's set (see :meth:`BookSet.grow_for`)."""
+        self.set.grow_for(orders, levels, outputs, owner)
 
     # --- single operations ---------------------------------------------------------------
     def limit(
@@ -242,33 +282,33 @@ class OrderBook:
 
     def best_bid(self) -> int | None:
         """Highest bid price in ticks, or None."""
-        p = int(K.best_price(self.st, 0))
+        p = int(K.best_price(self.st, self.bk, 0))
         return None if p < 0 else p
 
     def best_ask(self) -> int | None:
         """Lowest ask price in ticks, or None."""
-        p = int(K.best_price(self.st, 1))
+        p = int(K.best_price(self.st, self.bk, 1))
         return None if p < 0 else p
 
     @property
     def last_price(self) -> int | None:
         """Price of the most recent fill, or None before the first."""
-        p = int(self.st.meta[K.M_LAST_PRICE])
+        p = int(self.st.bmeta[self.bk, K.B_LAST_PRICE])
         return p or None
 
     @property
     def order_count(self) -> int:
         """Number of resting orders."""
-        return int(self.st.meta[K.M_NORDERS])
+        return int(self.st.bmeta[self.bk, K.B_NORDERS])
 
     def levels(self, side: int, depth: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(prices, quantities) of one side, best first, at most ``depth`` levels."""
         si = self._side_index(side)
-        n = int(self.st.meta[K.M_NLV_BID + si])
+        n = int(self.st.bmeta[self.bk, K.B_NLV_BID + si])
         k = n if depth is None else min(n, depth)
-        keys = self.st.lv_key[si, n - k : n][::-1]
+        keys = self.st.lv_key[self.bk, si, n - k : n][::-1]
         prices = keys if si == 0 else -keys
-        return prices.copy(), self.st.lv_qty[si, n - k : n][::-1].copy()
+        return prices.copy(), self.st.lv_qty[self.bk, si, n - k : n][::-1].copy()
 
     def l2(self, depth: int = 10) -> L2:
         """L2 snapshot, best level first on each side."""
@@ -282,13 +322,13 @@ class OrderBook:
         Multiply by the instrument's ``unit_notional`` for money. (0, 0) on a one-sided book.
         """
         out = np.zeros(2, np.int64)
-        K.depth_notional(self.st, int(bps), out)
+        K.depth_notional(self.st, self.bk, int(bps), out)
         return int(out[0]), int(out[1])
 
     def order(self, order_id: int) -> RestingOrder | None:
         """A resting order, or None if it is not in the book."""
         s = int(K.find(self.st, order_id))
-        if s < 0:
+        if s < 0 or self.st.o_book[s] != self.bk:
             return None
         st = self.st
         return RestingOrder(
@@ -299,7 +339,7 @@ class OrderBook:
     def queue_position(self, order_id: int) -> tuple[int, int] | None:
         """(orders ahead, quantity ahead) in the order's FIFO queue, or None if absent."""
         s = int(K.find(self.st, order_id))
-        if s < 0:
+        if s < 0 or self.st.o_book[s] != self.bk:
             return None
         n, q = K.queue_position(self.st, s)
         return int(n), int(q)
@@ -308,13 +348,13 @@ class OrderBook:
         """Orders at one price, FIFO order, as (order id, owner, qty)."""
         si = self._side_index(side)
         key = price if si == 0 else -price
-        n = int(self.st.meta[K.M_NLV_BID + si])
-        keys = self.st.lv_key[si, :n]
+        n = int(self.st.bmeta[self.bk, K.B_NLV_BID + si])
+        keys = self.st.lv_key[self.bk, si, :n]
         pos = int(np.searchsorted(keys, key))
         if pos >= n or keys[pos] != key:
             return []
-        slots = np.empty(int(self.st.lv_cnt[si, pos]), np.int64)
-        k = K.level_orders(self.st, si, pos, slots)
+        slots = np.empty(int(self.st.lv_cnt[self.bk, si, pos]), np.int64)
+        k = K.level_orders(self.st, self.bk, si, pos, slots)
         st = self.st
         return [(int(st.o_id[s]), int(st.o_owner[s]), int(st.o_qty[s])) for s in slots[:k]]
 
@@ -329,35 +369,45 @@ class OrderBook:
     def open_orders(self, owner: int) -> list[int]:
         """Ids of the resting orders of ``owner``."""
         st = self.st
-        live = st.o_id >= 0
+        live = (st.o_id >= 0) & (st.o_book == self.bk)
         return sorted(st.o_id[live & (st.o_owner == owner)].tolist())
 
     def check_invariants(self) -> None:
         """Raise AssertionError unless the book is sound: uncrossed, sorted, FIFO, sizes > 0, registry exact."""
-        st = self.st
+        st, bk = self.st, self.bk
         total = 0
         for si in (0, 1):
-            n = int(st.meta[K.M_NLV_BID + si])
-            keys = st.lv_key[si, :n]
+            n = int(st.bmeta[bk, K.B_NLV_BID + si])
+            keys = st.lv_key[bk, si, :n]
             assert np.all(np.diff(keys) > 0), "levels not strictly sorted"
             for pos in range(n):
-                slots = np.empty(int(st.lv_cnt[si, pos]) + 1, np.int64)
-                k = K.level_orders(st, si, pos, slots)
-                assert k == st.lv_cnt[si, pos] and k > 0, "level count mismatch or empty level"
+                slots = np.empty(int(st.lv_cnt[bk, si, pos]) + 1, np.int64)
+                k = K.level_orders(st, bk, si, pos, slots)
+                assert k == st.lv_cnt[bk, si, pos] and k > 0, "level count mismatch or empty level"
                 s = slots[:k]
                 price = keys[pos] if si == 0 else -keys[pos]
+                assert np.all(st.o_book[s] == bk), "order in the wrong book"
                 assert np.all(st.o_qty[s] > 0), "non-positive order size"
                 assert np.all(st.o_price[s] == price), "order on wrong level"
                 assert np.all(st.o_side[s] == (1 if si == 0 else -1)), "order on wrong side"
                 assert np.all(np.diff(st.o_seq[s]) > 0), "FIFO order broken"
-                assert st.o_qty[s].sum() == st.lv_qty[si, pos], "level quantity mismatch"
+                assert st.o_qty[s].sum() == st.lv_qty[bk, si, pos], "level quantity mismatch"
                 total += k
-        assert total == st.meta[K.M_NORDERS], "order count mismatch"
-        live = np.flatnonzero(st.o_id >= 0)
+        assert total == st.bmeta[bk, K.B_NORDERS], "order count mismatch"
+        live = np.flatnonzero((st.o_id >= 0) & (st.o_book == bk))
         ro = set(live[(st.o_flags[live] & K.FLAG_REDUCE_ONLY) != 0].tolist())
-        nro = int(st.meta[K.M_NRO])
-        assert set(st.ro_slots[:nro].tolist()) == ro and nro == len(ro), "reduce-only registry out of date"
-        assert all(st.o_ro[s] == j for j, s in enumerate(st.ro_slots[:nro].tolist())), "reduce-only index broken"
+        nro = int(st.bmeta[bk, K.B_NRO])
+        assert set(st.ro_slots[bk, :nro].tolist()) == ro and nro == len(ro), "reduce-only registry out of date"
+        assert all(st.o_ro[s] == j for j, s in enumerate(st.ro_slots[bk, :nro].tolist())), "reduce-only index broken"
+        for owner in np.unique(st.o_owner[live]).tolist():
+            if owner >= 0:
+                listed = []
+                r = int(st.own_head[owner])
+                while r != -1:
+                    listed.append(r)
+                    r = int(st.o_onext[r])
+                mine = set(np.flatnonzero((st.o_id >= 0) & (st.o_owner == owner)).tolist())
+                assert set(listed) == mine and len(listed) == len(mine), f"owner list of {owner} out of date"
         bb, ba = self.best_bid(), self.best_ask()
         assert bb is None or ba is None or bb < ba, f"crossed book {bb} >= {ba}"
 

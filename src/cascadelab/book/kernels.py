@@ -32,8 +32,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
+from cascadelab.compiled import kernel, kernel_inline
 from cascadelab.records import BOOK_CANCEL, BOOK_FILL
 
 # Codes duplicated as plain ints so Numba folds them (tests check they equal the enums).
@@ -45,16 +45,26 @@ RS_USER, RS_IOC, RS_FOK, RS_POST_ONLY, RS_STP_RESTING, RS_STP_INCOMING = 0, 1, 2
 RS_AMEND_DOWN, RS_CANCEL_ALL, RS_EXTERNAL, RS_NO_LIQ, RS_REDUCE_ONLY = 6, 7, 8, 9, 10
 FLAG_REDUCE_ONLY = 1
 
-# meta slots
-M_NFREE, M_NLV_BID, M_NLV_ASK, M_NORDERS, M_HTBITS, M_NFILLS, M_NCANCELS, M_SEQ, M_LAST_PRICE, M_NRO, M_OPFILL0 = range(11)
-N_META = 11
+# pool meta slots (shared by the books of one set)
+M_NFREE, M_HTBITS, M_SEQ, M_NFILLS, M_NCANCELS, M_OPFILL0, M_NORDERS = range(7)
+N_META = 7
+# per-book meta slots
+B_NLV_BID, B_NLV_ASK, B_NORDERS, B_LAST_PRICE, B_NRO = range(5)
+N_BMETA = 5
 EMPTY = -1
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 class BookArrays(NamedTuple):
-    """All mutable state of one book, as arrays (see module docstring)."""
+    """All mutable state of a set of books, as arrays (see module docstring).
 
+    The order pool, the id hash table and the output buffers are shared by the books of the
+    set (order ids are unique across it); levels, the reduce-only registry and the per-book
+    counters have a leading book dimension. Every kernel takes the set ``st`` and a book
+    index ``bk``, so compiled callers never index a tuple of structures.
+    """
+
+    o_book: np.ndarray  # book of the order in each slot
     o_id: np.ndarray
     o_owner: np.ndarray
     o_side: np.ndarray  # +1 buy, -1 sell
@@ -67,23 +77,32 @@ class BookArrays(NamedTuple):
     o_flags: np.ndarray
     o_ts: np.ndarray
     o_seq: np.ndarray
-    o_ro: np.ndarray  # index in ``ro_slots`` of a resting reduce-only order, else -1
+    o_ro: np.ndarray  # index in its book's ``ro_slots`` of a resting reduce-only order, else -1
+    o_onext: np.ndarray  # next slot of the same owner (any book of the set), -1 at the end
+    o_oprev: np.ndarray
+    own_head: np.ndarray  # first slot of each owner >= 0 (grown on demand), -1 for none
+    scratch: np.ndarray  # slot lists built by cancels (as long as the pool)
     free: np.ndarray
-    ro_slots: np.ndarray  # slots of resting reduce-only orders (first ``meta[M_NRO]``)
-    lv_key: np.ndarray  # (2, L): side 0 bids (key=price), side 1 asks (key=-price); ascending, best last
+    ro_slots: np.ndarray  # (books, cap): slots of resting reduce-only orders (first ``bmeta[bk, B_NRO]``)
+    lv_key: np.ndarray  # (books, 2, L): side 0 bids (key=price), side 1 asks (key=-price); ascending, best last
     lv_head: np.ndarray
     lv_tail: np.ndarray
     lv_qty: np.ndarray
     lv_cnt: np.ndarray
     ht_keys: np.ndarray
     ht_vals: np.ndarray
-    meta: np.ndarray
+    meta: np.ndarray  # pool counters (M_*)
+    bmeta: np.ndarray  # (books, N_BMETA) per-book counters (B_*)
     fills: np.ndarray  # BOOK_FILL records
     cancels: np.ndarray  # BOOK_CANCEL records
 
 
-ORDER_FIELDS = ("o_id", "o_owner", "o_side", "o_price", "o_qty", "o_next", "o_prev", "o_tif", "o_stp", "o_flags", "o_ts", "o_seq")
-"""Per-slot columns (``o_ro`` and ``free`` are grown separately)."""
+ORDER_FIELDS = (
+    "o_book", "o_id", "o_owner", "o_side", "o_price", "o_qty", "o_next", "o_prev", "o_tif", "o_stp", "o_flags", "o_ts", "o_seq",
+)  # fmt: skip
+"""Per-slot columns (``o_ro``, ``o_onext``, ``o_oprev`` and ``free`` are grown separately)."""
+LEVEL_FIELDS = (("lv_key", 0), ("lv_head", -1), ("lv_tail", -1), ("lv_qty", 0), ("lv_cnt", 0))
+"""Per-level arrays and their empty value."""
 
 
 def ht_bits_for(capacity: int) -> int:
@@ -94,14 +113,17 @@ def ht_bits_for(capacity: int) -> int:
     return bits
 
 
-def new_book_arrays(order_capacity: int = 1 << 12, level_capacity: int = 1 << 10, out_capacity: int = 1 << 14) -> BookArrays:
-    """Allocate an empty book with room for ``order_capacity`` resting orders."""
-    c, lcap = int(order_capacity), int(level_capacity)
+def new_book_arrays(
+    order_capacity: int = 1 << 12, level_capacity: int = 1 << 10, out_capacity: int = 1 << 14, n_books: int = 1
+) -> BookArrays:
+    """Allocate ``n_books`` empty books sharing room for ``order_capacity`` resting orders."""
+    c, lcap, nb = int(order_capacity), int(level_capacity), int(n_books)
     bits = ht_bits_for(c)
     meta = np.zeros(N_META, np.int64)
     meta[M_NFREE] = c
     meta[M_HTBITS] = bits
     return BookArrays(
+        o_book=np.zeros(c, np.int64),
         o_id=np.full(c, -1, np.int64),
         o_owner=np.zeros(c, np.int64),
         o_side=np.zeros(c, np.int64),
@@ -115,28 +137,33 @@ def new_book_arrays(order_capacity: int = 1 << 12, level_capacity: int = 1 << 10
         o_ts=np.zeros(c, np.int64),
         o_seq=np.zeros(c, np.int64),
         o_ro=np.full(c, -1, np.int64),
+        o_onext=np.full(c, -1, np.int64),
+        o_oprev=np.full(c, -1, np.int64),
+        own_head=np.full(64, -1, np.int64),
+        scratch=np.zeros(c, np.int64),
         free=np.arange(c - 1, -1, -1, dtype=np.int64),
-        ro_slots=np.zeros(c, np.int64),
-        lv_key=np.zeros((2, lcap), np.int64),
-        lv_head=np.full((2, lcap), -1, np.int64),
-        lv_tail=np.full((2, lcap), -1, np.int64),
-        lv_qty=np.zeros((2, lcap), np.int64),
-        lv_cnt=np.zeros((2, lcap), np.int64),
+        ro_slots=np.zeros((nb, c), np.int64),
+        lv_key=np.zeros((nb, 2, lcap), np.int64),
+        lv_head=np.full((nb, 2, lcap), -1, np.int64),
+        lv_tail=np.full((nb, 2, lcap), -1, np.int64),
+        lv_qty=np.zeros((nb, 2, lcap), np.int64),
+        lv_cnt=np.zeros((nb, 2, lcap), np.int64),
         ht_keys=np.full(1 << bits, EMPTY, np.int64),
         ht_vals=np.full(1 << bits, -1, np.int64),
         meta=meta,
+        bmeta=np.zeros((nb, N_BMETA), np.int64),
         fills=np.zeros(int(out_capacity), BOOK_FILL),
         cancels=np.zeros(int(out_capacity), BOOK_CANCEL),
     )
 
 
 # --- hash table: order id -> slot (linear probing, backward-shift deletion) ---------
-@njit(cache=True, inline="always")
+@kernel_inline
 def _home(key, bits):
     return np.int64((np.uint64(key) * _GOLDEN) >> np.uint64(64 - bits))
 
 
-@njit(cache=True)
+@kernel
 def ht_get(keys, vals, bits, key):
     """Slot of order ``key``, or -1."""
     mask = (1 << bits) - 1
@@ -148,7 +175,7 @@ def ht_get(keys, vals, bits, key):
     return -1
 
 
-@njit(cache=True)
+@kernel
 def ht_put(keys, vals, bits, key, val):
     """Insert ``key`` (known to be absent)."""
     mask = (1 << bits) - 1
@@ -159,7 +186,7 @@ def ht_put(keys, vals, bits, key, val):
     vals[i] = val
 
 
-@njit(cache=True)
+@kernel
 def ht_del(keys, vals, bits, key):
     """Remove ``key`` (known to be present) keeping every probe chain intact."""
     mask = (1 << bits) - 1
@@ -185,7 +212,7 @@ def ht_del(keys, vals, bits, key):
     vals[i] = -1
 
 
-@njit(cache=True)
+@kernel
 def rebuild_hash(ids, new_keys, new_vals, bits):
     """Re-insert every live order id after the table was enlarged."""
     for slot in range(ids.shape[0]):
@@ -195,69 +222,69 @@ def rebuild_hash(ids, new_keys, new_vals, bits):
 
 
 # --- price levels ---------------------------------------------------------------------
-@njit(cache=True, inline="always")
+@kernel_inline
 def _key(si, price):
     return price if si == 0 else -price
 
 
-@njit(cache=True, inline="always")
+@kernel_inline
 def _price(si, key):
     return key if si == 0 else -key
 
 
-@njit(cache=True)
-def _level_pos(st, si, key):
+@kernel
+def _level_pos(st, bk, si, key):
     """Index of the level with ``key`` on side ``si`` or -(insertion point) - 1."""
-    n = st.meta[M_NLV_BID + si]
+    n = st.bmeta[bk, B_NLV_BID + si]
     lo, hi = 0, n
     # Activity concentrates at the best end: check it before bisecting.
-    if n > 0 and st.lv_key[si, n - 1] <= key:
-        if st.lv_key[si, n - 1] == key:
+    if n > 0 and st.lv_key[bk, si, n - 1] <= key:
+        if st.lv_key[bk, si, n - 1] == key:
             return n - 1
         return -(n) - 1
     while lo < hi:
         mid = (lo + hi) >> 1
-        if st.lv_key[si, mid] < key:
+        if st.lv_key[bk, si, mid] < key:
             lo = mid + 1
         else:
             hi = mid
-    if lo < n and st.lv_key[si, lo] == key:
+    if lo < n and st.lv_key[bk, si, lo] == key:
         return lo
     return -lo - 1
 
 
-@njit(cache=True)
-def _level_insert(st, si, pos, key):
-    n = st.meta[M_NLV_BID + si]
+@kernel
+def _level_insert(st, bk, si, pos, key):
+    n = st.bmeta[bk, B_NLV_BID + si]
     for j in range(n, pos, -1):
-        st.lv_key[si, j] = st.lv_key[si, j - 1]
-        st.lv_head[si, j] = st.lv_head[si, j - 1]
-        st.lv_tail[si, j] = st.lv_tail[si, j - 1]
-        st.lv_qty[si, j] = st.lv_qty[si, j - 1]
-        st.lv_cnt[si, j] = st.lv_cnt[si, j - 1]
-    st.lv_key[si, pos] = key
-    st.lv_head[si, pos] = -1
-    st.lv_tail[si, pos] = -1
-    st.lv_qty[si, pos] = 0
-    st.lv_cnt[si, pos] = 0
-    st.meta[M_NLV_BID + si] = n + 1
+        st.lv_key[bk, si, j] = st.lv_key[bk, si, j - 1]
+        st.lv_head[bk, si, j] = st.lv_head[bk, si, j - 1]
+        st.lv_tail[bk, si, j] = st.lv_tail[bk, si, j - 1]
+        st.lv_qty[bk, si, j] = st.lv_qty[bk, si, j - 1]
+        st.lv_cnt[bk, si, j] = st.lv_cnt[bk, si, j - 1]
+    st.lv_key[bk, si, pos] = key
+    st.lv_head[bk, si, pos] = -1
+    st.lv_tail[bk, si, pos] = -1
+    st.lv_qty[bk, si, pos] = 0
+    st.lv_cnt[bk, si, pos] = 0
+    st.bmeta[bk, B_NLV_BID + si] = n + 1
 
 
-@njit(cache=True)
-def _level_remove(st, si, pos):
-    n = st.meta[M_NLV_BID + si]
+@kernel
+def _level_remove(st, bk, si, pos):
+    n = st.bmeta[bk, B_NLV_BID + si]
     for j in range(pos, n - 1):
-        st.lv_key[si, j] = st.lv_key[si, j + 1]
-        st.lv_head[si, j] = st.lv_head[si, j + 1]
-        st.lv_tail[si, j] = st.lv_tail[si, j + 1]
-        st.lv_qty[si, j] = st.lv_qty[si, j + 1]
-        st.lv_cnt[si, j] = st.lv_cnt[si, j + 1]
-    st.meta[M_NLV_BID + si] = n - 1
+        st.lv_key[bk, si, j] = st.lv_key[bk, si, j + 1]
+        st.lv_head[bk, si, j] = st.lv_head[bk, si, j + 1]
+        st.lv_tail[bk, si, j] = st.lv_tail[bk, si, j + 1]
+        st.lv_qty[bk, si, j] = st.lv_qty[bk, si, j + 1]
+        st.lv_cnt[bk, si, j] = st.lv_cnt[bk, si, j + 1]
+    st.bmeta[bk, B_NLV_BID + si] = n - 1
 
 
 # --- orders ---------------------------------------------------------------------------
-@njit(cache=True)
-def _emit_fill(st, ts, maker, taker_id, taker_owner, price, qty, aggressor, taker_flags):
+@kernel
+def _emit_fill(st, bk, ts, maker, taker_id, taker_owner, price, qty, aggressor, taker_flags):
     k = st.meta[M_NFILLS]
     f = st.fills[k]
     f.ts = ts
@@ -271,10 +298,10 @@ def _emit_fill(st, ts, maker, taker_id, taker_owner, price, qty, aggressor, take
     f.maker_flags = st.o_flags[maker]
     f.taker_flags = taker_flags
     st.meta[M_NFILLS] = k + 1
-    st.meta[M_LAST_PRICE] = price
+    st.bmeta[bk, B_LAST_PRICE] = price
 
 
-@njit(cache=True)
+@kernel
 def _emit_cancel(st, ts, oid, owner, side, price, qty, reason, flags):
     k = st.meta[M_NCANCELS]
     x = st.cancels[k]
@@ -289,57 +316,71 @@ def _emit_cancel(st, ts, oid, owner, side, price, qty, reason, flags):
     st.meta[M_NCANCELS] = k + 1
 
 
-@njit(cache=True)
+@kernel
 def _free_slot(st, slot):
+    bk = st.o_book[slot]
     ht_del(st.ht_keys, st.ht_vals, st.meta[M_HTBITS], st.o_id[slot])
     j = st.o_ro[slot]
     if j >= 0:  # swap-remove from the reduce-only registry
-        last = st.meta[M_NRO] - 1
-        moved = st.ro_slots[last]
-        st.ro_slots[j] = moved
+        last = st.bmeta[bk, B_NRO] - 1
+        moved = st.ro_slots[bk, last]
+        st.ro_slots[bk, j] = moved
         st.o_ro[moved] = j
         st.o_ro[slot] = -1
-        st.meta[M_NRO] = last
+        st.bmeta[bk, B_NRO] = last
+    o = st.o_owner[slot]
+    if o >= 0:
+        prv = st.o_oprev[slot]
+        nxt = st.o_onext[slot]
+        if prv != -1:
+            st.o_onext[prv] = nxt
+        else:
+            st.own_head[o] = nxt
+        if nxt != -1:
+            st.o_oprev[nxt] = prv
     st.o_id[slot] = -1
     st.o_qty[slot] = 0
     st.free[st.meta[M_NFREE]] = slot
     st.meta[M_NFREE] += 1
     st.meta[M_NORDERS] -= 1
+    st.bmeta[bk, B_NORDERS] -= 1
 
 
-@njit(cache=True)
+@kernel
 def _unlink(st, slot):
     """Take a resting order out of its level (the slot itself stays allocated)."""
+    bk = st.o_book[slot]
     si = 0 if st.o_side[slot] == 1 else 1
-    pos = _level_pos(st, si, _key(si, st.o_price[slot]))
+    pos = _level_pos(st, bk, si, _key(si, st.o_price[slot]))
     prv = st.o_prev[slot]
     nxt = st.o_next[slot]
     if prv != -1:
         st.o_next[prv] = nxt
     else:
-        st.lv_head[si, pos] = nxt
+        st.lv_head[bk, si, pos] = nxt
     if nxt != -1:
         st.o_prev[nxt] = prv
     else:
-        st.lv_tail[si, pos] = prv
-    st.lv_qty[si, pos] -= st.o_qty[slot]
-    st.lv_cnt[si, pos] -= 1
-    if st.lv_cnt[si, pos] == 0:
-        _level_remove(st, si, pos)
+        st.lv_tail[bk, si, pos] = prv
+    st.lv_qty[bk, si, pos] -= st.o_qty[slot]
+    st.lv_cnt[bk, si, pos] -= 1
+    if st.lv_cnt[bk, si, pos] == 0:
+        _level_remove(st, bk, si, pos)
 
 
-@njit(cache=True)
+@kernel
 def remove_order(st, slot):
     """Take the resting order in ``slot`` out of the book (no record is emitted)."""
     _unlink(st, slot)
     _free_slot(st, slot)
 
 
-@njit(cache=True)
-def add_resting(st, oid, owner, side, price, qty, tif, stp, flags, ts):
+@kernel
+def add_resting(st, bk, oid, owner, side, price, qty, tif, stp, flags, ts):
     """Put a new order at the back of its price level (no matching); returns its slot."""
     st.meta[M_NFREE] -= 1
     slot = st.free[st.meta[M_NFREE]]
+    st.o_book[slot] = bk
     st.o_id[slot] = oid
     st.o_owner[slot] = owner
     st.o_side[slot] = side
@@ -351,109 +392,120 @@ def add_resting(st, oid, owner, side, price, qty, tif, stp, flags, ts):
     st.o_ts[slot] = ts
     st.o_seq[slot] = st.meta[M_SEQ]
     st.o_ro[slot] = -1
+    st.o_oprev[slot] = -1
+    st.o_onext[slot] = -1
+    if owner >= 0:
+        head = st.own_head[owner]
+        st.o_onext[slot] = head
+        if head != -1:
+            st.o_oprev[head] = slot
+        st.own_head[owner] = slot
     if flags & FLAG_REDUCE_ONLY:
-        st.o_ro[slot] = st.meta[M_NRO]
-        st.ro_slots[st.meta[M_NRO]] = slot
-        st.meta[M_NRO] += 1
+        st.o_ro[slot] = st.bmeta[bk, B_NRO]
+        st.ro_slots[bk, st.bmeta[bk, B_NRO]] = slot
+        st.bmeta[bk, B_NRO] += 1
     st.meta[M_SEQ] += 1
     st.meta[M_NORDERS] += 1
+    st.bmeta[bk, B_NORDERS] += 1
     ht_put(st.ht_keys, st.ht_vals, st.meta[M_HTBITS], oid, slot)
     si = 0 if side == 1 else 1
     key = _key(si, price)
-    pos = _level_pos(st, si, key)
+    pos = _level_pos(st, bk, si, key)
     if pos < 0:
         pos = -pos - 1
-        _level_insert(st, si, pos, key)
-    tail = st.lv_tail[si, pos]
+        _level_insert(st, bk, si, pos, key)
+    tail = st.lv_tail[bk, si, pos]
     st.o_prev[slot] = tail
     st.o_next[slot] = -1
     if tail != -1:
         st.o_next[tail] = slot
     else:
-        st.lv_head[si, pos] = slot
-    st.lv_tail[si, pos] = slot
-    st.lv_qty[si, pos] += qty
-    st.lv_cnt[si, pos] += 1
+        st.lv_head[bk, si, pos] = slot
+    st.lv_tail[bk, si, pos] = slot
+    st.lv_qty[bk, si, pos] += qty
+    st.lv_cnt[bk, si, pos] += 1
     return slot
 
 
-@njit(cache=True)
+@kernel
 def shrink_order(st, slot, qty):
     """Take ``qty`` (less than its size) off a resting order in place, keeping its priority."""
+    bk = st.o_book[slot]
     si = 0 if st.o_side[slot] == 1 else 1
-    pos = _level_pos(st, si, _key(si, st.o_price[slot]))
+    pos = _level_pos(st, bk, si, _key(si, st.o_price[slot]))
     st.o_qty[slot] -= qty
-    st.lv_qty[si, pos] -= qty
+    st.lv_qty[bk, si, pos] -= qty
 
 
-@njit(cache=True)
+@kernel
 def grow_order(st, slot, qty):
     """Add ``qty`` to a resting order in place (replayed data only: it keeps its priority)."""
+    bk = st.o_book[slot]
     si = 0 if st.o_side[slot] == 1 else 1
-    pos = _level_pos(st, si, _key(si, st.o_price[slot]))
+    pos = _level_pos(st, bk, si, _key(si, st.o_price[slot]))
     st.o_qty[slot] += qty
-    st.lv_qty[si, pos] += qty
+    st.lv_qty[bk, si, pos] += qty
 
 
-@njit(cache=True)
+@kernel
 def find(st, oid):
     """Slot of resting order ``oid``, or -1."""
     return ht_get(st.ht_keys, st.ht_vals, st.meta[M_HTBITS], oid)
 
 
-@njit(cache=True)
-def level_count(st, si):
+@kernel
+def level_count(st, bk, si):
     """Number of price levels on side ``si`` (0 bids, 1 asks)."""
-    return st.meta[M_NLV_BID + si]
+    return st.bmeta[bk, B_NLV_BID + si]
 
 
-@njit(cache=True)
-def level_at(st, si, rank):
+@kernel
+def level_at(st, bk, si, rank):
     """(price, quantity) of the ``rank``-th best level of side ``si`` (0 = best)."""
-    pos = st.meta[M_NLV_BID + si] - 1 - rank
-    return _price(si, st.lv_key[si, pos]), st.lv_qty[si, pos]
+    pos = st.bmeta[bk, B_NLV_BID + si] - 1 - rank
+    return _price(si, st.lv_key[bk, si, pos]), st.lv_qty[bk, si, pos]
 
 
-@njit(cache=True)
-def level_qty(st, si, price):
+@kernel
+def level_qty(st, bk, si, price):
     """Quantity resting at ``price`` on side ``si`` (0 if no level)."""
-    pos = _level_pos(st, si, _key(si, price))
-    return st.lv_qty[si, pos] if pos >= 0 else 0
+    pos = _level_pos(st, bk, si, _key(si, price))
+    return st.lv_qty[bk, si, pos] if pos >= 0 else 0
 
 
-@njit(cache=True)
-def level_head(st, si, price):
+@kernel
+def level_head(st, bk, si, price):
     """Slot of the first order in the FIFO at ``price`` on side ``si``, or -1."""
-    pos = _level_pos(st, si, _key(si, price))
-    return st.lv_head[si, pos] if pos >= 0 else -1
+    pos = _level_pos(st, bk, si, _key(si, price))
+    return st.lv_head[bk, si, pos] if pos >= 0 else -1
 
 
-@njit(cache=True)
-def best_price(st, si):
+@kernel
+def best_price(st, bk, si):
     """Best price of side ``si`` in ticks, or -1 for an empty side."""
-    n = st.meta[M_NLV_BID + si]
+    n = st.bmeta[bk, B_NLV_BID + si]
     if n == 0:
         return -1
-    return _price(si, st.lv_key[si, n - 1])
+    return _price(si, st.lv_key[bk, si, n - 1])
 
 
-@njit(cache=True, inline="always")
+@kernel_inline
 def acceptable(si_in, level_price, limit):
     """Would an order of side index ``si_in`` with ``limit`` trade at ``level_price``?"""
     return level_price <= limit if si_in == 0 else level_price >= limit
 
 
-@njit(cache=True)
-def _fok_fillable(st, si_in, limit, qty, owner, stp):
+@kernel
+def _fok_fillable(st, bk, si_in, limit, qty, owner, stp):
     """Would a fill-or-kill order fill in full? Walks the book as matching would."""
     so = 1 - si_in
     acc = 0
-    pos = st.meta[M_NLV_BID + so] - 1
+    pos = st.bmeta[bk, B_NLV_BID + so] - 1
     while pos >= 0:
-        price = _price(so, st.lv_key[so, pos])
+        price = _price(so, st.lv_key[bk, so, pos])
         if not acceptable(si_in, price, limit):
             return False
-        r = st.lv_head[so, pos]
+        r = st.lv_head[bk, so, pos]
         while r != -1:
             if stp != STP_NONE and st.o_owner[r] == owner:
                 if stp != STP_CANCEL_RESTING:
@@ -467,7 +519,7 @@ def _fok_fillable(st, si_in, limit, qty, owner, stp):
     return False
 
 
-@njit(cache=True)
+@kernel
 def _position_now(st, pos, owner):
     """``owner``'s position as moved by the current operation's fills so far."""
     cur = pos[owner]
@@ -480,7 +532,7 @@ def _position_now(st, pos, owner):
     return cur
 
 
-@njit(cache=True, inline="always")
+@kernel_inline
 def _reducible(cur, side):
     """Lots an order of ``side`` can trade while only reducing a position of ``cur`` lots."""
     if cur > 0 and side == -1:
@@ -490,40 +542,40 @@ def _reducible(cur, side):
     return 0
 
 
-@njit(cache=True)
-def _drop_head(st, so, pos, r):
+@kernel
+def _drop_head(st, bk, so, pos, r):
     """Unlink the head order ``r`` of level ``pos`` and free its slot."""
     nxt = st.o_next[r]
-    st.lv_head[so, pos] = nxt
+    st.lv_head[bk, so, pos] = nxt
     if nxt != -1:
         st.o_prev[nxt] = -1
     else:
-        st.lv_tail[so, pos] = -1
-    st.lv_qty[so, pos] -= st.o_qty[r]
-    st.lv_cnt[so, pos] -= 1
+        st.lv_tail[bk, so, pos] = -1
+    st.lv_qty[bk, so, pos] -= st.o_qty[r]
+    st.lv_cnt[bk, so, pos] -= 1
     _free_slot(st, r)
 
 
-@njit(cache=True)
-def _match(st, side, limit, qty, taker_id, owner, stp, flags, ts, pos):
+@kernel
+def _match(st, bk, side, limit, qty, taker_id, owner, stp, flags, ts, pos):
     """Trade an incoming order against the other side. Returns (filled, remaining, stp_stopped)."""
     si_in = 0 if side == 1 else 1
     so = 1 - si_in
     filled = 0
     stopped = False
     ro_on = pos.shape[0] > 0
-    while qty > 0 and st.meta[M_NLV_BID + so] > 0:
-        lp = st.meta[M_NLV_BID + so] - 1
-        price = _price(so, st.lv_key[so, lp])
+    while qty > 0 and st.bmeta[bk, B_NLV_BID + so] > 0:
+        lp = st.bmeta[bk, B_NLV_BID + so] - 1
+        price = _price(so, st.lv_key[bk, so, lp])
         if not acceptable(si_in, price, limit):
             break
-        while qty > 0 and st.lv_cnt[so, lp] > 0:
-            r = st.lv_head[so, lp]
+        while qty > 0 and st.lv_cnt[bk, so, lp] > 0:
+            r = st.lv_head[bk, so, lp]
             mo = st.o_owner[r]
             if stp != STP_NONE and mo == owner:
                 if stp == STP_CANCEL_RESTING or stp == STP_CANCEL_BOTH:
                     _emit_cancel(st, ts, st.o_id[r], mo, st.o_side[r], price, st.o_qty[r], RS_STP_RESTING, st.o_flags[r])
-                    _drop_head(st, so, lp, r)
+                    _drop_head(st, bk, so, lp, r)
                 if stp == STP_CANCEL_INCOMING or stp == STP_CANCEL_BOTH:
                     stopped = True
                     break
@@ -533,29 +585,29 @@ def _match(st, side, limit, qty, taker_id, owner, stp, flags, ts, pos):
                 room = min(room, _reducible(_position_now(st, pos, mo), st.o_side[r]))
                 if room == 0:
                     _emit_cancel(st, ts, st.o_id[r], mo, st.o_side[r], price, st.o_qty[r], RS_REDUCE_ONLY, st.o_flags[r])
-                    _drop_head(st, so, lp, r)
+                    _drop_head(st, bk, so, lp, r)
                     continue
             q = min(qty, room)
-            _emit_fill(st, ts, r, taker_id, owner, price, q, side, flags)
+            _emit_fill(st, bk, ts, r, taker_id, owner, price, q, side, flags)
             st.o_qty[r] -= q
-            st.lv_qty[so, lp] -= q
+            st.lv_qty[bk, so, lp] -= q
             qty -= q
             filled += q
             if st.o_qty[r] > 0 and q == room and room < st.o_qty[r] + q:
                 # a reduce-only maker reached its position: the rest can no longer reduce
                 _emit_cancel(st, ts, st.o_id[r], mo, st.o_side[r], price, st.o_qty[r], RS_REDUCE_ONLY, st.o_flags[r])
-                _drop_head(st, so, lp, r)
+                _drop_head(st, bk, so, lp, r)
             elif st.o_qty[r] == 0:
-                _drop_head(st, so, lp, r)
-        if st.lv_cnt[so, lp] == 0:
-            st.meta[M_NLV_BID + so] = lp
+                _drop_head(st, bk, so, lp, r)
+        if st.lv_cnt[bk, so, lp] == 0:
+            st.bmeta[bk, B_NLV_BID + so] = lp
         if stopped:
             break
     return filled, qty, stopped
 
 
-@njit(cache=True)
-def _limit(st, oid, owner, side, price, qty, tif, stp, flags, ts, res, pos):
+@kernel
+def _limit(st, bk, oid, owner, side, price, qty, tif, stp, flags, ts, res, pos):
     """A limit order of any time in force; fills in its result record ``res``."""
     si = 0 if side == 1 else 1
     so = 1 - si
@@ -568,32 +620,32 @@ def _limit(st, oid, owner, side, price, qty, tif, stp, flags, ts, res, pos):
             if qty == 0:
                 return
     if tif == TIF_POST_ONLY:
-        best = best_price(st, so)
+        best = best_price(st, bk, so)
         if best != -1 and acceptable(si, best, price):
             _emit_cancel(st, ts, oid, owner, side, price, qty, RS_POST_ONLY, flags)
             res.status = ST_POST_ONLY
             res.cancelled += qty
             return
-    if tif == TIF_FOK and not _fok_fillable(st, si, price, qty, owner, stp):
+    if tif == TIF_FOK and not _fok_fillable(st, bk, si, price, qty, owner, stp):
         _emit_cancel(st, ts, oid, owner, side, price, qty, RS_FOK, flags)
         res.status = ST_FOK
         res.cancelled += qty
         return
-    filled, rem, stopped = _match(st, side, price, qty, oid, owner, stp, flags, ts, pos)
+    filled, rem, stopped = _match(st, bk, side, price, qty, oid, owner, stp, flags, ts, pos)
     res.filled += filled
     if rem > 0:
         if stopped:
             _emit_cancel(st, ts, oid, owner, side, price, rem, RS_STP_INCOMING, flags)
             res.cancelled += rem
         elif tif == TIF_GTC or tif == TIF_POST_ONLY:
-            add_resting(st, oid, owner, side, price, rem, tif, stp, flags, ts)
+            add_resting(st, bk, oid, owner, side, price, rem, tif, stp, flags, ts)
             res.resting = rem
         else:
             _emit_cancel(st, ts, oid, owner, side, price, rem, RS_IOC, flags)
             res.cancelled += rem
 
 
-@njit(cache=True)
+@kernel
 def _cancel_slot(st, slot, reason, ts, res):
     res.cancelled += st.o_qty[slot]
     _emit_cancel(st, ts, st.o_id[slot], st.o_owner[slot], st.o_side[slot], st.o_price[slot], st.o_qty[slot], reason, st.o_flags[slot])
@@ -601,84 +653,123 @@ def _cancel_slot(st, slot, reason, ts, res):
     _free_slot(st, slot)
 
 
-@njit(cache=True)
-def cancel_owners(st, owner_mask, reason, ts, res):
-    """Cancel every resting order whose owner is set in ``owner_mask`` (one pass over the book).
+@kernel
+def _sort_by_id(st, a, lo, hi):
+    """Sort slots ``a[lo:hi]`` by ascending order id, in place (heapsort: no allocation)."""
+    n = hi - lo
+    for start in range(n // 2 - 1, -1, -1):
+        _sift(st, a, lo, start, n)
+    for end in range(n - 1, 0, -1):
+        a[lo], a[lo + end] = a[lo + end], a[lo]
+        _sift(st, a, lo, 0, end)
 
-    Cancellations come out level by level, best level first, FIFO within a level; a single
-    owner (``CANCEL_ALL``) and a whole batch of liquidated accounts use the same pass.
+
+@kernel
+def _sift(st, a, lo, root, n):
+    while True:
+        child = 2 * root + 1
+        if child >= n:
+            return
+        if child + 1 < n and st.o_id[a[lo + child]] < st.o_id[a[lo + child + 1]]:
+            child += 1
+        if st.o_id[a[lo + root]] < st.o_id[a[lo + child]]:
+            a[lo + root], a[lo + child] = a[lo + child], a[lo + root]
+            root = child
+        else:
+            return
+
+
+@kernel
+def _owner_slots(st, bk, owner, out, k):
+    """Append to ``out`` the slots of ``owner``'s resting orders in book ``bk``, in ascending order id; returns the count."""
+    if owner < 0 or owner >= st.own_head.shape[0]:
+        return k
+    k0 = k
+    r = st.own_head[owner]
+    while r != -1:
+        if st.o_book[r] == bk:
+            out[k] = r
+            k += 1
+        r = st.o_onext[r]
+    _sort_by_id(st, out, k0, k)
+    return k
+
+
+@kernel
+def owner_order_count(st, bk, owner):
+    """Resting orders of ``owner`` in book ``bk`` (a walk of the owner's list only)."""
+    if owner < 0 or owner >= st.own_head.shape[0]:
+        return 0
+    n = 0
+    r = st.own_head[owner]
+    while r != -1:
+        if st.o_book[r] == bk:
+            n += 1
+        r = st.o_onext[r]
+    return n
+
+
+@kernel
+def cancel_owners(st, bk, owners, reason, ts, res):
+    """Cancel every resting order in book ``bk`` of the owners in ``owners`` (ascending ids expected).
+
+    Each owner's orders come out in ascending order id; only the owners' own order lists
+    are walked, never the whole book. Returns how many orders were cancelled.
     """
-    n = st.meta[M_NORDERS]
-    slots = np.empty(n, np.int64)
+    slots = st.scratch
     k = 0
-    for si in range(2):
-        for lp in range(st.meta[M_NLV_BID + si] - 1, -1, -1):
-            r = st.lv_head[si, lp]
-            while r != -1:
-                o = st.o_owner[r]
-                if 0 <= o < owner_mask.shape[0] and owner_mask[o]:
-                    slots[k] = r
-                    k += 1
-                r = st.o_next[r]
+    for t in range(owners.shape[0]):
+        k = _owner_slots(st, bk, owners[t], slots, k)
     for j in range(k):
         _cancel_slot(st, slots[j], reason, ts, res)
     return k
 
 
-@njit(cache=True)
-def _cancel_owner(st, owner, reason, ts, res):
-    n = st.meta[M_NORDERS]
-    slots = np.empty(n, np.int64)
-    k = 0
-    for si in range(2):
-        for lp in range(st.meta[M_NLV_BID + si] - 1, -1, -1):
-            r = st.lv_head[si, lp]
-            while r != -1:
-                if st.o_owner[r] == owner:
-                    slots[k] = r
-                    k += 1
-                r = st.o_next[r]
+@kernel
+def _cancel_owner(st, bk, owner, reason, ts, res):
+    slots = st.scratch
+    k = _owner_slots(st, bk, owner, slots, 0)
     for j in range(k):
         _cancel_slot(st, slots[j], reason, ts, res)
     return k
 
 
-@njit(cache=True)
-def cancel_stale_reduce_only(st, pos, owners, n_owners, ts, res):
+@kernel
+def cancel_stale_reduce_only(st, bk, pos, owners, n_owners, ts, res):
     """Cancel resting reduce-only orders of ``owners[:n_owners]`` that can no longer reduce.
 
     An order can no longer reduce when its owner's position ``pos`` is flat or on the
     order's own side. Only the registry of reduce-only orders is walked; cancellations come
     out in ascending order id. Returns how many.
     """
-    nro = st.meta[M_NRO]
+    nro = st.bmeta[bk, B_NRO]
     if nro == 0 or n_owners == 0:
         return 0
-    ids = np.empty(nro, np.int64)
+    slots = st.scratch
     cnt = 0
     for j in range(nro):
-        slot = st.ro_slots[j]
+        slot = st.ro_slots[bk, j]
         o = st.o_owner[slot]
         for t in range(n_owners):
             if owners[t] == o:
                 if _reducible(pos[o], st.o_side[slot]) == 0:
-                    ids[cnt] = st.o_id[slot]
+                    slots[cnt] = slot
                     cnt += 1
                 break
-    ids = np.sort(ids[:cnt])
+    _sort_by_id(st, slots, 0, cnt)
     for j in range(cnt):
-        _cancel_slot(st, find(st, ids[j]), RS_REDUCE_ONLY, ts, res)
+        _cancel_slot(st, slots[j], RS_REDUCE_ONLY, ts, res)
     return cnt
 
 
-@njit(cache=True)
-def has_room(st, extra_orders):
-    """Is there room for the worst case of one more operation (plus ``extra_orders`` cancels)?"""
-    n = st.meta[M_NORDERS]
-    if st.meta[M_NFREE] < 1:
+@kernel
+def has_room(st, bk, extra_orders, owner):
+    """Is there room for the worst case of one more operation on book ``bk`` by ``owner`` (plus ``extra_orders`` cancels)?"""
+    n = st.bmeta[bk, B_NORDERS]
+    if st.meta[M_NFREE] < 1 or owner >= st.own_head.shape[0]:
         return False
-    lcap = st.lv_key.shape[1]
-    if st.meta[M_NLV_BID] >= lcap - 1 or st.meta[M_NLV_ASK] >= lcap - 1:
+    lcap = st.lv_key.shape[2]
+    if st.bmeta[bk, B_NLV_BID] >= lcap - 1 or st.bmeta[bk, B_NLV_ASK] >= lcap - 1:
         return False
     if st.fills.shape[0] - st.meta[M_NFILLS] < n + 2:
         return False
@@ -687,8 +778,8 @@ def has_room(st, extra_orders):
     return True
 
 
-@njit(cache=True)
-def apply_op(st, kind, oid, owner, side, price, qty, tif, stp, flags, ts, res, pos):
+@kernel
+def apply_op(st, bk, kind, oid, owner, side, price, qty, tif, stp, flags, ts, res, pos):
     """Apply one operation (the caller has checked :func:`has_room`); fill in its result ``res``.
 
     ``pos`` is the owners' positions for reduce-only orders (see the module docstring).
@@ -713,20 +804,20 @@ def apply_op(st, kind, oid, owner, side, price, qty, tif, stp, flags, ts, res, p
             res.status = ST_DUP
             return
         if kind == OP_LIMIT:
-            _limit(st, oid, owner, side, price, qty, tif, stp, flags, ts, res, pos)
+            _limit(st, bk, oid, owner, side, price, qty, tif, stp, flags, ts, res, pos)
         else:
             si = 0 if side == 1 else 1
-            best = best_price(st, 1 - si)
+            best = best_price(st, bk, 1 - si)
             if best == -1:
                 _emit_cancel(st, ts, oid, owner, side, 0, qty, RS_NO_LIQ, flags)
                 res.status = ST_NO_LIQ
                 res.cancelled = qty
                 return
             bound = best + price if side == 1 else max(1, best - price)
-            _limit(st, oid, owner, side, bound, qty, TIF_IOC, stp, flags, ts, res, pos)
+            _limit(st, bk, oid, owner, side, bound, qty, TIF_IOC, stp, flags, ts, res, pos)
     elif kind == OP_CANCEL or kind == OP_AMEND or kind == OP_REDUCE:
         slot = ht_get(st.ht_keys, st.ht_vals, bits, oid)
-        if slot == -1:
+        if slot == -1 or st.o_book[slot] != bk:
             res.status = ST_UNKNOWN
             return
         if kind != OP_REDUCE and st.o_owner[slot] != owner:
@@ -767,17 +858,17 @@ def apply_op(st, kind, oid, owner, side, price, qty, tif, stp, flags, ts, res, p
                     res.cancelled = old_qty - qty
                 _unlink(st, slot)
                 _free_slot(st, slot)
-                _limit(st, oid, owner, oside, price, qty, otif, ostp, oflags, ts, res, pos)
+                _limit(st, bk, oid, owner, oside, price, qty, otif, ostp, oflags, ts, res, pos)
                 if res.status == ST_POST_ONLY:
                     res.status = ST_OK  # the amend happened; the order then expired as post-only
     elif kind == OP_CANCEL_ALL:
-        _cancel_owner(st, owner, RS_CANCEL_ALL, ts, res)
+        _cancel_owner(st, bk, owner, RS_CANCEL_ALL, ts, res)
     else:
         res.status = ST_INVALID
 
 
-@njit(cache=True)
-def process_ops(st, ops, start, out, pos):
+@kernel
+def process_ops(st, bk, ops, start, out, pos):
     """Apply ``ops[start:]`` (BOOK_OP records) in order; write one BOOK_RESULT per op into ``out``.
 
     Returns the index of the first op not applied (``len(ops)`` when all were), which is
@@ -785,14 +876,14 @@ def process_ops(st, ops, start, out, pos):
     """
     n_ops = ops.shape[0]
     for i in range(start, n_ops):
-        if not has_room(st, 0):
-            return i
         o = ops[i]
-        apply_op(st, o.kind, o.order_id, o.owner, o.side, o.price, o.qty, o.tif, o.stp, o.flags, o.ts, out[i], pos)
+        if not has_room(st, bk, 0, o.owner):
+            return i
+        apply_op(st, bk, o.kind, o.order_id, o.owner, o.side, o.price, o.qty, o.tif, o.stp, o.flags, o.ts, out[i], pos)
     return n_ops
 
 
-@njit(cache=True)
+@kernel
 def queue_position(st, slot):
     """(orders ahead, quantity ahead) of a resting order in its level's FIFO."""
     n_ahead = 0
@@ -805,11 +896,11 @@ def queue_position(st, slot):
     return n_ahead, q_ahead
 
 
-@njit(cache=True)
-def level_orders(st, si, pos, out_slots):
+@kernel
+def level_orders(st, bk, si, pos, out_slots):
     """Write the slots of level ``pos`` of side ``si`` in FIFO order; return how many."""
     k = 0
-    r = st.lv_head[si, pos]
+    r = st.lv_head[bk, si, pos]
     while r != -1:
         out_slots[k] = r
         k += 1
@@ -817,8 +908,8 @@ def level_orders(st, si, pos, out_slots):
     return k
 
 
-@njit(cache=True)
-def depth_notional(st, bps, out):
+@kernel
+def depth_notional(st, bk, bps, out):
     """Tick-lots (price x qty) resting within ±``bps``/10,000 of the mid on each side.
 
     ``out[0]`` bids, ``out[1]`` asks; both 0 for a one-sided book. Exact integer test: a bid
@@ -826,21 +917,21 @@ def depth_notional(st, bps, out):
     """
     out[0] = 0
     out[1] = 0
-    nb = st.meta[M_NLV_BID]
-    na = st.meta[M_NLV_ASK]
+    nb = st.bmeta[bk, B_NLV_BID]
+    na = st.bmeta[bk, B_NLV_ASK]
     if nb == 0 or na == 0:
         return
-    mid2 = st.lv_key[0, nb - 1] - st.lv_key[1, na - 1]
+    mid2 = st.lv_key[bk, 0, nb - 1] - st.lv_key[bk, 1, na - 1]
     for lp in range(nb - 1, -1, -1):
-        p = st.lv_key[0, lp]
+        p = st.lv_key[bk, 0, lp]
         if p * 20000 < mid2 * (10000 - bps):
             break
-        out[0] += p * st.lv_qty[0, lp]
+        out[0] += p * st.lv_qty[bk, 0, lp]
     for lp in range(na - 1, -1, -1):
-        p = -st.lv_key[1, lp]
+        p = -st.lv_key[bk, 1, lp]
         if p * 20000 > mid2 * (10000 + bps):
             break
-        out[1] += p * st.lv_qty[1, lp]
+        out[1] += p * st.lv_qty[bk, 1, lp]
 
 
 NO_POSITIONS = np.zeros(0, np.int64)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from cascadelab.book.fast import L2
-
 from cascadelab.records import FLAG_REDUCE_ONLY, STP, TIF, CancelReason, Op, Status
 
 
@@ -230,7 +229,7 @@ class ReferenceBook:
                 res[0] = Status.OK
             return res
         if kind == Op.CANCEL_ALL:
-            mine = [o for o in self.all_orders() if o.owner == owner]
+            mine = sorted((o for o in self.orders.values() if o.owner == owner), key=lambda o: o.oid)
             for o in mine:
                 self._cancel_event(ts, o.oid, owner, o.side, o.price, o.qty, CancelReason.CANCEL_ALL)
                 res[3] += o.qty

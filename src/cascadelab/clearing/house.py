@@ -56,12 +56,12 @@ class ClearingHouse:
 
     # --- what the core holds ---------------------------------------------------------------
     @property
-    def ledger(self):  # noqa: ANN201 - the Ledger
+    def ledger(self):
         """The double-entry ledger."""
         return self.core.ledger
 
     @property
-    def accounts(self):  # noqa: ANN201 - the AccountTable
+    def accounts(self):
         """The account table."""
         return self.core.accounts
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
 from cascadelab.arith import exact_sum, wide_add, wide_value
+from cascadelab.compiled import kernel, kernel_inline
 from cascadelab.records import JOURNAL, Kind
 
 OUTSIDE, FEE_POOL, SOCIALIZED_LOSS = -1, -2, -3
@@ -45,7 +45,7 @@ class LedgerArrays(NamedTuple):
     meta: np.ndarray  # [records in the buffer, keep journal (0/1)]
 
 
-@njit(cache=True, inline="always")
+@kernel_inline
 def _move(L, asset, acct, delta):
     if acct >= 0:
         L.bal[asset, acct] += delta
@@ -53,7 +53,7 @@ def _move(L, asset, acct, delta):
         wide_add(L.sys_hi, L.sys_lo, -acct - 1, asset, delta)
 
 
-@njit(cache=True)
+@kernel
 def journal_transfer(L, ts, asset, src, dst, amount, kind):
     """Move ``amount`` (> 0) of ``asset`` from ``src`` to ``dst`` and journal it (caller checked room)."""
     if amount == 0:
@@ -72,7 +72,7 @@ def journal_transfer(L, ts, asset, src, dst, amount, kind):
         L.meta[M_NJOURNAL] = j + 1
 
 
-@njit(cache=True, inline="always")
+@kernel_inline
 def journal_room(L):
     """Journal records that still fit in the buffer (unbounded when no journal is kept)."""
     if L.meta[M_KEEP] == 0:
@@ -80,7 +80,7 @@ def journal_room(L):
     return L.journal.shape[0] - L.meta[M_NJOURNAL]
 
 
-@njit(cache=True)
+@kernel
 def _transfer_batch(L, ts, asset, src, dst, amount, kind, start):
     for j in range(start, amount.shape[0]):
         if journal_room(L) < 1:

@@ -12,14 +12,15 @@ IM up). The liquidation and bankruptcy price formulas return exact fractions.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 from decimal import Decimal
 from fractions import Fraction
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
 
 from cascadelab.arith import ceil_div, muldiv_ceil, muldiv_floor
+from cascadelab.compiled import kernel, kernel_inline
 from cascadelab.units import MONEY_SCALE, RATE_SCALE, money_to_units, rate_to_units
 
 INT64_MAX = np.iinfo(np.int64).max
@@ -184,7 +185,7 @@ def margin_params(tiers: list[MarginTiers], units: list[int], ratios: list[int],
     )
 
 
-@njit(cache=True, inline="always")
+@kernel_inline
 def tier_of(P, k, notional):
     """Index of the tier of instrument ``k`` that applies to ``notional``."""
     t = 0
@@ -193,7 +194,7 @@ def tier_of(P, k, notional):
     return t
 
 
-@njit(cache=True, inline="always")
+@kernel_inline
 def position_maintenance(P, k, notional):
     """Maintenance margin of a position of ``notional`` (>= 0) in instrument ``k``, rounded up."""
     if notional == 0:
@@ -202,14 +203,14 @@ def position_maintenance(P, k, notional):
     return muldiv_ceil(notional, P.mmr[k, t], RATE_SCALE) - P.cum[k, t]
 
 
-@njit(cache=True, inline="always")
+@kernel_inline
 def position_initial(P, k, notional, leverage):
     """Initial margin of a position of ``notional`` at ``leverage`` (capped by its tier), rounded up."""
     cap = P.max_lev[k, tier_of(P, k, notional)]
     return ceil_div(notional, leverage if leverage < cap else cap)
 
 
-@njit(cache=True, inline="always")
+@kernel_inline
 def collateral_value(P, asset, balance):
     """Margin value of a balance: haircut when positive, full price when negative (rounded down)."""
     v = muldiv_floor(balance, P.price[asset], MONEY_SCALE)
@@ -218,7 +219,7 @@ def collateral_value(P, asset, balance):
     return v
 
 
-@njit(cache=True)
+@kernel
 def account_figures(P, A, bal, i):
     """Exact (cross equity, cross maintenance, cross initial, isolated breach) of account ``i``.
 
@@ -260,7 +261,7 @@ def account_figures(P, A, bal, i):
     return eq, mm, im, breach
 
 
-@njit(cache=True)
+@kernel
 def loan_to_value(P, A, bal, i):
     """Loan-to-value of account ``i`` in millionths: debts at full value / haircut positive balances.
 

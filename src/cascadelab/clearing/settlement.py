@@ -16,17 +16,17 @@ one fill at a time, kept as the reference the compiled path is tested against.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from cascadelab.arith import ceil_div, muldiv_floor, muldiv_trunc
 from cascadelab.clearing.core import ClearingCore
 from cascadelab.clearing.ledger import FEE_POOL, Ledger, journal_transfer
+from cascadelab.compiled import kernel, kernel_inline
 from cascadelab.fees import fee
 from cascadelab.records import FILL, FillKind, Kind
 
 
 # --- compiled ----------------------------------------------------------------------------
-@njit(cache=True)
+@kernel
 def apply_fill(size, cost, realized, i, dq, price, unit):
     """Apply one fill of signed ``dq`` lots at ``price`` ticks to account ``i``; return realized PnL.
 
@@ -51,7 +51,7 @@ def apply_fill(size, cost, realized, i, dq, price, unit):
     return pnl
 
 
-@njit(cache=True, inline="always")
+@kernel_inline
 def _signed_transfer(L, ts, asset, account, other, amount, kind):
     """``amount`` > 0 moves from ``account`` to ``other``; < 0 the other way."""
     if amount > 0:
@@ -60,7 +60,7 @@ def _signed_transfer(L, ts, asset, account, other, amount, kind):
         journal_transfer(L, ts, asset, other, account, -amount, kind)
 
 
-@njit(cache=True)
+@kernel
 def _isolated_after(A, unit, k, i, d, before, pnl, fee_paid, price):
     """An isolated position's margin after a fill: PnL and fee hit it, closing releases, opening allocates."""
     if not A.isolated[k, i]:
@@ -79,7 +79,7 @@ def _isolated_after(A, unit, k, i, d, before, pnl, fee_paid, price):
     A.iso_margin[k, i] = m
 
 
-@njit(cache=True)
+@kernel
 def settle_perp_fill(L, A, unit, k, pool, quote, ts, maker, taker, aggressor, price, qty, mf, tf):
     """Settle one perpetual fill (journal: 4 records at most); returns (maker PnL, taker PnL)."""
     dq = aggressor * qty
@@ -96,7 +96,7 @@ def settle_perp_fill(L, A, unit, k, pool, quote, ts, maker, taker, aggressor, pr
     return pnl_m, pnl_t
 
 
-@njit(cache=True)
+@kernel
 def settle_spot_fill(L, quote, base, lot_units, unit, ts, maker, taker, aggressor, price, qty, mf, tf):
     """Deliver one spot fill (journal: 4 records at most)."""
     buyer = taker if aggressor == 1 else maker

@@ -24,13 +24,13 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
 from cascadelab.arith import ceil_div, muldiv_ceil, muldiv_floor
 from cascadelab.book import kernels as BK
 from cascadelab.clearing.ledger import journal_room
 from cascadelab.clearing.margin import account_figures, tier_of
 from cascadelab.clearing.settlement import settle_perp_fill, settle_spot_fill
+from cascadelab.compiled import kernel
 
 KIND_PERP, KIND_SPOT = 0, 1
 MAX_NOTIONAL = 1 << 61
@@ -77,7 +77,7 @@ M_NEXT_ID, M_ACCOUNTS, M_PROTECTION = 0, 1, 2
 O_NFILLS, O_NCANCELS = 0, 1
 
 
-@njit(cache=True)
+@kernel
 def spot_per_lot(I, b, side, price):
     """Balance one lot of a spot order ties up: a buy its price plus the per-lot taker fee (rounded up); a sell its base."""
     if side == 1:
@@ -86,7 +86,7 @@ def spot_per_lot(I, b, side, price):
     return I.lot_units[b]
 
 
-@njit(cache=True)
+@kernel
 def tally(I, O, b, owner, side, price, qty):
     """Add (qty > 0) or release (qty < 0) resting quantity of ``owner``'s order on instrument ``b``."""
     if I.kind[b] == KIND_PERP:
@@ -102,7 +102,7 @@ def tally(I, O, b, owner, side, price, qty):
         O.spot_reserved[a, owner] += qty * spot_per_lot(I, b, side, price)
 
 
-@njit(cache=True)
+@kernel
 def order_margin(A, O, i):
     """Initial margin held by account ``i``'s open perpetual orders: per instrument, the larger increasing side."""
     total = 0
@@ -120,7 +120,7 @@ def order_margin(A, O, i):
     return total
 
 
-@njit(cache=True)
+@kernel
 def _check_perp(P, A, O, I, bal, b, i, side, qty, worst, notional, reduce_only):
     k = I.perp[b]
     size = A.size[k, i]
@@ -147,7 +147,7 @@ def _check_perp(P, A, O, I, bal, b, i, side, qty, worst, notional, reduce_only):
     return R_OK if eq - im - reserved >= 0 else R_MARGIN
 
 
-@njit(cache=True)
+@kernel
 def _check_spot(A, O, I, bal, quote_settle, b, i, side, qty, worst, notional):
     if notional < I.min_notional[b]:
         return R_MIN_NOTIONAL
@@ -160,7 +160,7 @@ def _check_spot(A, O, I, bal, quote_settle, b, i, side, qty, worst, notional):
     return R_OK if free >= qty * spot_per_lot(I, b, side, worst) else R_BALANCE
 
 
-@njit(cache=True)
+@kernel
 def _emit_cancels(st, I, O, b, own_id, cancels_out, outm, touched, nt):
     """Release resting quantity for the book's cancel records and copy them out; returns the touched count."""
     for j in range(st.meta[BK.M_NCANCELS]):
@@ -183,7 +183,7 @@ def _emit_cancels(st, I, O, b, own_id, cancels_out, outm, touched, nt):
     return nt
 
 
-@njit(cache=True)
+@kernel
 def _settle_fills(st, L, A, P, I, O, b, fills_out, outm, touched, nt):
     """Release makers' resting quantity, settle every fill, copy them out; returns the touched count."""
     perp = I.kind[b] == KIND_PERP
@@ -231,7 +231,7 @@ def _settle_fills(st, L, A, P, I, O, b, fills_out, outm, touched, nt):
     return nt
 
 
-@njit(cache=True)
+@kernel
 def after_op(st, L, A, P, I, O, b, own_id, taker, side, price, resting, ts, fills_out, cancels_out, outm, touched, res):
     """Everything that follows a book operation on instrument ``b``: tallies, settlement, stale reduce-only, reserved margin."""
     nt = 0
@@ -246,7 +246,7 @@ def after_op(st, L, A, P, I, O, b, own_id, taker, side, price, resting, ts, fill
         return
     k = I.perp[b]
     if had_fills:
-        BK.cancel_stale_reduce_only(st, A.size[k], touched, nt, ts, res)
+        BK.cancel_stale_reduce_only(st, b, A.size[k], touched, nt, ts, res)
         nt = _emit_cancels(st, I, O, b, -1, cancels_out, outm, touched, nt)
     for t in range(nt):
         i = touched[t]
@@ -254,36 +254,37 @@ def after_op(st, L, A, P, I, O, b, own_id, taker, side, price, resting, ts, fill
             A.reserved[i] = order_margin(A, O, i)
 
 
-@njit(cache=True)
-def _room(st, L, fills_out, cancels_out, outm, touched):
+@kernel
+def _room(st, b, owner, L, fills_out, cancels_out, outm, touched):
     """Is there room in the book, the journal, the outputs and the scratch for one more request on this book?"""
-    n = st.meta[BK.M_NORDERS]
-    if not BK.has_room(st, st.meta[BK.M_NRO]):
+    n = st.bmeta[b, BK.B_NORDERS]
+    nro = st.bmeta[b, BK.B_NRO]
+    if not BK.has_room(st, b, nro, owner):
         return False
-    if touched.shape[0] < 4 * n + 16 + st.meta[BK.M_NRO]:
+    if touched.shape[0] < 4 * n + 16 + nro:
         return False
     if journal_room(L) < 4 * (n + 2) + 8:
         return False
     if fills_out.shape[0] - outm[O_NFILLS] < n + 2:
         return False
-    return cancels_out.shape[0] - outm[O_NCANCELS] >= 2 * n + 3 + st.meta[BK.M_NRO]
+    return cancels_out.shape[0] - outm[O_NCANCELS] >= 2 * n + 3 + nro
 
 
-@njit(cache=True)
-def process_requests(books, L, A, P, I, O, reqs, start, acks, fills_out, cancels_out, outm, touched, res_arr):
+@kernel
+def process_requests(st, L, A, P, I, O, reqs, start, acks, fills_out, cancels_out, outm, touched, res_arr, no_pos):
     """Handle ``reqs[start:]`` in order (see the module docstring); returns the index of the first not handled.
 
     It stops early only when a book, the journal buffer, an output buffer or the scratch
     might overflow; the caller makes room and calls again from there. ``res_arr`` is a
-    one-record BOOK_RESULT scratch.
+    one-record BOOK_RESULT scratch; ``no_pos`` an empty int64 array (the reduce-only rule off).
     """
-    n_books = len(books)
+    n_books = st.bmeta.shape[0]
     res = res_arr[0]
-    no_pos = np.zeros(0, np.int64)
     for r in range(start, reqs.shape[0]):
         q = reqs[r]
         b = q.instrument
-        if 0 <= b < n_books and not _room(books[b], L, fills_out, cancels_out, outm, touched):
+        owner = q.account if 0 <= q.account < O.meta[M_ACCOUNTS] else 0
+        if 0 <= b < n_books and not _room(st, b, owner, L, fills_out, cancels_out, outm, touched):
             return r
         ack = acks[r]
         ack.ts = q.ts
@@ -306,13 +307,12 @@ def process_requests(books, L, A, P, I, O, reqs, start, acks, fills_out, cancels
         if not force and O.blocked[i]:
             ack.reason = R_UNAVAILABLE
             continue
-        st = books[b]
         st.meta[BK.M_NFILLS] = 0
         st.meta[BK.M_NCANCELS] = 0
         perp = I.kind[b] == KIND_PERP
         pos = A.size[I.perp[b]] if perp else no_pos
         if q.kind == BK.OP_CANCEL or q.kind == BK.OP_CANCEL_ALL:
-            BK.apply_op(st, q.kind, q.order_id, i, 0, 0, 0, 0, 0, 0, q.ts, res, pos)
+            BK.apply_op(st, b, q.kind, q.order_id, i, 0, 0, 0, 0, 0, 0, q.ts, res, pos)
             if res.status != BK.ST_OK:
                 ack.reason = R_UNKNOWN_ORDER
                 continue
@@ -340,7 +340,7 @@ def process_requests(books, L, A, P, I, O, reqs, start, acks, fills_out, cancels
             continue
         protection = 0
         if q.kind == BK.OP_MARKET:
-            best = BK.best_price(st, 1 if side == 1 else 0)
+            best = BK.best_price(st, b, 1 if side == 1 else 0)
             if best < 0:
                 ack.reason = R_NO_LIQUIDITY
                 continue
@@ -364,9 +364,9 @@ def process_requests(books, L, A, P, I, O, reqs, start, acks, fills_out, cancels
         O.meta[M_NEXT_ID] = oid + 1
         ack.order_id = oid
         if q.kind == BK.OP_MARKET:
-            BK.apply_op(st, BK.OP_MARKET, oid, i, side, protection, q.qty, BK.TIF_IOC, q.stp, q.flags, q.ts, res, pos)
+            BK.apply_op(st, b, BK.OP_MARKET, oid, i, side, protection, q.qty, BK.TIF_IOC, q.stp, q.flags, q.ts, res, pos)
         else:
-            BK.apply_op(st, BK.OP_LIMIT, oid, i, side, q.price, q.qty, q.tif, q.stp, q.flags, q.ts, res, pos)
+            BK.apply_op(st, b, BK.OP_LIMIT, oid, i, side, q.price, q.qty, q.tif, q.stp, q.flags, q.ts, res, pos)
         if res.status == BK.ST_POST_ONLY:
             ack.reason = R_POST_ONLY
         elif res.status == BK.ST_FOK:
@@ -380,24 +380,24 @@ def process_requests(books, L, A, P, I, O, reqs, start, acks, fills_out, cancels
     return reqs.shape[0]
 
 
-@njit(cache=True)
-def cancel_accounts(books, L, A, P, I, O, mask, reason, ts, fills_out, cancels_out, outm, touched, res_arr):
-    """Cancel every resting order of the accounts set in ``mask`` on every book, with ``reason``.
+@kernel
+def cancel_accounts(st, L, A, P, I, O, owners, reason, ts, fills_out, cancels_out, outm, touched, res_arr):
+    """Cancel every resting order of the accounts ``owners`` (ascending) on every book, with ``reason``.
 
-    One pass per book; cancellations come out book by book. Returns False (having done
-    nothing) when an output buffer might overflow.
+    Book by book; within a book, owner by owner, each owner's orders in ascending order id.
+    Only the owners' own order lists are walked. Returns False (having done nothing) when an
+    output buffer might overflow.
     """
-    total = 0
-    for b in range(len(books)):
-        total += books[b].meta[BK.M_NORDERS]
+    total = st.meta[BK.M_NORDERS]
     if cancels_out.shape[0] - outm[O_NCANCELS] < total + 1 or touched.shape[0] < total + 1:
         return False
     res = res_arr[0]
-    for b in range(len(books)):
-        st = books[b]
+    if st.cancels.shape[0] < total + 1:
+        return False
+    for b in range(st.bmeta.shape[0]):
         st.meta[BK.M_NFILLS] = 0
         st.meta[BK.M_NCANCELS] = 0
-        BK.cancel_owners(st, mask, reason, ts, res)
+        BK.cancel_owners(st, b, owners, reason, ts, res)
         nt = _emit_cancels(st, I, O, b, -1, cancels_out, outm, touched, 0)
         if I.kind[b] == KIND_PERP:
             for t in range(nt):

@@ -18,7 +18,18 @@ from cascadelab.book import kernels as BK
 from cascadelab.book.fast import op_record
 from cascadelab.clearing.accounts import AccountState
 from cascadelab.fees import fee
-from cascadelab.records import CANCEL, FILL, FLAG_LIQUIDATION, FLAG_REDUCE_ONLY, FLAG_UNWIND, CancelReason, FillKind, Op, Reject, Status
+from cascadelab.records import (
+    CANCEL,
+    FILL,
+    FLAG_LIQUIDATION,
+    FLAG_REDUCE_ONLY,
+    FLAG_UNWIND,
+    CancelReason,
+    FillKind,
+    Op,
+    Reject,
+    Status,
+)
 from cascadelab.units import RATE_SCALE
 from cascadelab.venue import entry as E
 from cascadelab.venue.venue import Venue
@@ -148,7 +159,7 @@ class ReferenceVenue(Venue):
         if had_fills:
             book = self.books[b]
             res = np.zeros(1, book.submit(op_record(Op.CANCEL, -1, -1)).results.dtype)
-            BK.cancel_stale_reduce_only(book.st, self.clearing.accounts.arrays.size[b], np.array(touched, np.int64), len(touched), ts, res[0])
+            BK.cancel_stale_reduce_only(book.st, b, self.clearing.accounts.arrays.size[b], np.array(touched, np.int64), len(touched), ts, res[0])
             self._book_output(b, -1, touched, fills_out, cancels_out)
         for i in touched:
             if i >= 0:
@@ -236,7 +247,7 @@ class ReferenceVenue(Venue):
         return _BOOK_REJECTS.get(res.status, Reject.OK)
 
     @staticmethod
-    def _requeue(book, res) -> None:  # noqa: ANN001
+    def _requeue(book, res) -> None:
         """Hand a submit's fills and cancels back to the book's buffers so :meth:`_book_output` reads them."""
         st = book.st
         nf, nc = len(res.fills), len(res.cancels)
@@ -248,20 +259,19 @@ class ReferenceVenue(Venue):
         st.meta[BK.M_NCANCELS] = nc
 
     def cancel_accounts(self, mask: np.ndarray, reason: CancelReason, ts: int | None = None) -> np.ndarray:
-        """Cancel every resting order of the accounts in ``mask``, book by book, in book order (reference)."""
+        """Cancel every resting order of the accounts in ``mask``: book by book, owner by owner, by order id."""
         ts = self.now_ns if ts is None else ts
-        owners = set(np.flatnonzero(mask).tolist())
+        owners = np.flatnonzero(np.asarray(mask, np.bool_)).tolist()
         out = []
         for b, book in enumerate(self.books):
-            for (side, price), queue in sorted(book.queues().items(), key=lambda kv: (-kv[0][0], -kv[0][1] * kv[0][0])):
-                for oid, owner, qty in queue:
-                    if owner in owners:
-                        book.submit(op_record(Op.CANCEL, oid, owner, ts=ts))
-                        self._tally(b, owner, side, price, -qty)
-                        out.append((ts, oid, owner, price, qty, b, side, int(reason)))
-            if b < self.n_perps:
-                for i in sorted({o for (_, o) in [(x[1], x[2]) for x in out if x[5] == b]}):
-                    self.clearing.accounts.arrays.reserved[i] = self._order_margin(i)
+            for owner in owners:
+                for oid in book.open_orders(owner):
+                    o = book.order(oid)
+                    book.submit(op_record(Op.CANCEL, oid, owner, ts=ts))
+                    self._tally(b, owner, o.side, o.price, -o.qty)
+                    out.append((ts, oid, owner, o.price, o.qty, b, o.side, int(reason)))
+                if b < self.n_perps and book.order_count >= 0:
+                    self.clearing.accounts.arrays.reserved[owner] = self._order_margin(owner)
         recs = np.array(out, CANCEL) if out else np.zeros(0, CANCEL)
         if len(recs):
             self.cancel_log.append(recs)

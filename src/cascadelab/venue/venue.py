@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from cascadelab.book import OrderBook
+from cascadelab.book import BookSet
 from cascadelab.book import kernels as BK
 from cascadelab.clearing.accounts import AccountState
 from cascadelab.clearing.collateral import price_units
@@ -121,7 +121,8 @@ class Venue:
         self.instruments: list[Instrument] = [p.instrument for p in core.perps] + list(core.spots)
         self.index: dict[str, int] = {inst.symbol: b for b, inst in enumerate(self.instruments)}
         self.n_perps = len(core.perps)
-        self.books = [OrderBook() for _ in self.instruments]
+        self.book_set = BookSet(max(1, len(self.instruments)))
+        self.books = [self.book_set.book(b) for b in range(len(self.instruments))]
         self.debug = debug
         self.market_protection_bps = int(market_protection_bps)
         if not 0 <= self.market_protection_bps < 10_000:
@@ -229,13 +230,14 @@ class Venue:
         while True:
             self._outm[:] = 0
             start = E.process_requests(
-                tuple(b.st for b in self.books), core.ledger.arrays, core.accounts.arrays, core.params, self.spec, self.orders,
-                reqs, start, acks, self._fills, self._cancels, self._outm, self._touched, self._res,
+                self.book_set.st, core.ledger.arrays, core.accounts.arrays, core.params, self.spec, self.orders,
+                reqs, start, acks, self._fills, self._cancels, self._outm, self._touched, self._res, BK.NO_POSITIONS,
             )  # fmt: skip
             self._collect()
             if start >= len(reqs):
                 return
-            self._make_room(int(reqs[start]["instrument"]))
+            owner = int(reqs[start]["account"])
+            self._make_room(int(reqs[start]["instrument"]), owner if 0 <= owner < self.clearing.accounts.n else 0)
 
     def _collect(self) -> None:
         nf, nc = int(self._outm[E.O_NFILLS]), int(self._outm[E.O_NCANCELS])
@@ -245,11 +247,12 @@ class Venue:
             self.cancel_log.append(self._cancels[:nc].copy())
         self._outm[:] = 0
 
-    def _make_room(self, b: int) -> None:
+    def _make_room(self, b: int, owner: int) -> None:
         """Grow the book ``b``, the journal buffer, the output buffers and the scratch for one more request."""
         book = self.books[b]
-        book.grow_for(orders=1, levels=1, outputs=int(book.st.meta[BK.M_NRO]))
-        n = book.order_count + int(book.st.meta[BK.M_NRO])
+        nro = int(book.st.bmeta[b, BK.B_NRO])
+        book.grow_for(orders=1, levels=1, outputs=nro, owner=owner)
+        n = book.order_count + nro
         self.clearing.ledger.ensure_journal_room(4 * (n + 2) + 8)
         if self._fills.shape[0] < n + 2:
             self._fills = np.zeros(2 * (n + 2), FILL)
@@ -261,22 +264,24 @@ class Venue:
     def cancel_accounts(self, mask: np.ndarray, reason: CancelReason, ts: int | None = None) -> np.ndarray:
         """Cancel every resting order of the accounts set in ``mask`` (bool per account), on every book.
 
-        One pass per book; returns the CANCEL records.
+        Book by book, owner by owner, each owner's orders in ascending order id; only the
+        owners' own order lists are walked. Returns the CANCEL records.
         """
         ts = self.now_ns if ts is None else ts
         core = self.clearing.core
-        mask = np.ascontiguousarray(mask, np.bool_)
+        owners = np.flatnonzero(np.asarray(mask, np.bool_)).astype(np.int64)
         c0 = len(self.cancel_log)
         while True:
             self._outm[:] = 0
             ok = E.cancel_accounts(
-                tuple(b.st for b in self.books), core.ledger.arrays, core.accounts.arrays, core.params, self.spec, self.orders,
-                mask, int(reason), ts, self._fills, self._cancels, self._outm, self._touched, self._res,
+                self.book_set.st, core.ledger.arrays, core.accounts.arrays, core.params, self.spec, self.orders,
+                owners, int(reason), ts, self._fills, self._cancels, self._outm, self._touched, self._res,
             )  # fmt: skip
             self._collect()
             if ok:
                 return _cat(self.cancel_log[c0:], CANCEL)
-            total = sum(b.order_count for b in self.books) + 1
+            total = int(self.book_set.st.meta[BK.M_NORDERS]) + 1
+            self.book_set.grow_for(orders=0, levels=0, outputs=total)
             self._cancels = np.zeros(2 * total, CANCEL)
             self._touched = np.zeros(2 * total, np.int64)
 
