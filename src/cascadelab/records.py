@@ -315,6 +315,7 @@ class Why(IntEnum):
     TRIGGER_INSUFFICIENT = 10  # ADL: the fund cannot cover
     TRIGGER_DRAWDOWN = 11  # ADL: the fund would fall below its drawdown floor
     TRIGGER_NEGATIVE_EQUITY = 12  # ADL: the account's value is negative (Hyperliquid)
+    TRIGGER_NONE = 16  # ADL would be needed but the profile's trigger forbids it (the rest is socialized)
     COLLATERAL = 13  # an unwind of collateral rather than a position
     VAULT_SHORTFALL = 14  # the vault's balance would be negative
     PARTIAL_CHUNK = 15  # a partial liquidation order (Hyperliquid 20% rule)
@@ -330,7 +331,8 @@ LIQ_EVENT = _dtype(
         ("qty", i8),
         ("price", i8),
         ("amount", i8),  # money units (fees, fund flows, deficits, equity)
-        ("pnl", i8),
+        ("pnl", i8),  # realized PnL (fills, ADL closes) or the amount a fund paid (ADL trigger)
+        ("fund_balance", i8),  # the fund's (or vault's) balance after the event, where a fund is involved
         ("score", f8),
         ("rank", i4),
         ("instrument", i4),  # venue instrument index, -1 for none

@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from numba import njit
 
 from cascadelab.book import kernels as K
-from cascadelab.book.codes import C_ID, C_KIND, C_PRICE, C_QTY, C_SIDE, C_TS, N_OP_COLS, Op
+from cascadelab.compiled import kernel
 from cascadelab.book.fast import OrderBook
+from cascadelab.records import BOOK_OP, BOOK_RESULT, Op
 
 MESSAGE_COLUMNS = ("time", "type", "order_id", "size", "price", "direction")
 VALID_TYPES = (1, 2, 3, 4, 5, 7)
@@ -300,78 +300,66 @@ def load_orderbook(path: str | Path) -> np.ndarray:
 
 
 def messages_to_ops(msg: Messages) -> np.ndarray:
-    """Book operations for a message file; kinds of -1 mark messages with no visible effect."""
+    """BOOK_OP records for a message file; kinds of -1 mark messages with no visible effect."""
     n = len(msg)
-    ops = np.zeros((n, N_OP_COLS), np.int64)
+    ops = np.zeros(n, BOOK_OP)
     kind = np.full(n, -1, np.int64)
     kind[msg.type == 1] = Op.LIMIT
     kind[np.isin(msg.type, (2, 4))] = Op.REDUCE
     kind[msg.type == 3] = Op.CANCEL  # deletion removes the whole order, whatever size we hold
-    ops[:, C_KIND] = kind
-    ops[:, C_ID] = msg.order_id
-    ops[:, C_SIDE] = msg.direction
-    ops[:, C_PRICE] = msg.price
-    ops[:, C_QTY] = msg.size
-    ops[:, C_TS] = msg.ts_ns
+    ops["kind"] = kind
+    ops["order_id"] = msg.order_id
+    ops["side"] = msg.direction
+    ops["price"] = msg.price
+    ops["qty"] = msg.size
+    ops["ts"] = msg.ts_ns
     return ops
 
 
-# --- the replay kernel ----------------------------------------------------------------
-@njit(cache=True)
+# --- the replay kernel (uses only the book's public compiled API; book 0 of its set) --------
+@kernel
 def _synthetic_id(si, price):
     return SYNTHETIC_BASE + 2 * price + (1 if si == 0 else 0)
 
 
-@njit(cache=True)
-def _level_qty(st, si, price):
-    pos = K._level_pos(st, si, K._key(si, price))
-    return st.lv_qty[si, pos] if pos >= 0 else 0
-
-
-@njit(cache=True)
+@kernel
 def _trim_level(st, si, price, amount):
     """Remove up to ``amount`` from the level: its synthetic order first, then the oldest orders.
 
     Returns how much could not be removed (the level ran out).
     """
-    bits = st.meta[K.M_HTBITS]
-    slot = K.ht_get(st.ht_keys, st.ht_vals, bits, _synthetic_id(si, price))
+    slot = K.find(st, _synthetic_id(si, price))
     while amount > 0:
-        pos = K._level_pos(st, si, K._key(si, price))
-        if pos < 0:
-            return amount
         if slot == -1:
-            slot = st.lv_head[si, pos]
+            slot = K.level_head(st, 0, si, price)
+            if slot == -1:
+                return amount
         cut = min(amount, st.o_qty[slot])
         amount -= cut
         if cut == st.o_qty[slot]:
-            K._unlink(st, slot)
-            K._free_slot(st, slot)
+            K.remove_order(st, slot)
         else:
-            st.o_qty[slot] -= cut
-            st.lv_qty[si, pos] -= cut
+            K.shrink_order(st, slot, cut)
         slot = -1
     return 0
 
 
-@njit(cache=True)
+@kernel
 def _force_level(st, si, price, target):
     """Make the level at ``price`` hold exactly ``target`` (via its synthetic order)."""
-    cur = _level_qty(st, si, price)
+    cur = K.level_qty(st, 0, si, price)
     if target < cur:
         _trim_level(st, si, price, cur - target)
     elif target > cur:
         sid = _synthetic_id(si, price)
-        slot = K.ht_get(st.ht_keys, st.ht_vals, st.meta[K.M_HTBITS], sid)
+        slot = K.find(st, sid)
         if slot == -1:
-            K._rest(st, sid, -1, 1 if si == 0 else -1, price, target - cur, 0, 0, 0, 0)
+            K.add_resting(st, 0, sid, -1, 1 if si == 0 else -1, price, target - cur, 0, 0, 0, 0)
         else:
-            pos = K._level_pos(st, si, K._key(si, price))
-            st.o_qty[slot] += target - cur
-            st.lv_qty[si, pos] += target - cur
+            K.grow_order(st, slot, target - cur)
 
 
-@njit(cache=True)
+@kernel
 def _decrement(st, si, price, oid, size, delete, counters):
     """Apply a cancel/delete/execution message: the level loses exactly ``size``.
 
@@ -379,28 +367,24 @@ def _decrement(st, si, price, oid, size, delete, counters):
     (the order was never seen, or shrank while out of view). A deleted order's leftover
     beyond ``size`` belonged to others at that level, so it moves to the synthetic order.
     """
-    slot = K.ht_get(st.ht_keys, st.ht_vals, st.meta[K.M_HTBITS], oid)
+    slot = K.find(st, oid)
     if slot == -1:
         counters[0] += 1
     else:
-        pos = K._level_pos(st, si, K._key(si, price))
         cut = min(size, st.o_qty[slot])
         size -= cut
-        st.o_qty[slot] -= cut
-        st.lv_qty[si, pos] -= cut
-        left = st.o_qty[slot]
+        left = st.o_qty[slot] - cut
         if left == 0 or delete:
-            st.o_qty[slot] = 0
-            st.lv_qty[si, pos] -= left  # _unlink subtracts o_qty (now 0); keep level total right
-            K._unlink(st, slot)
-            K._free_slot(st, slot)
+            K.remove_order(st, slot)
             if left > 0:
-                _force_level(st, si, price, _level_qty(st, si, price) + left)
+                _force_level(st, si, price, K.level_qty(st, 0, si, price) + left)
+        else:
+            K.shrink_order(st, slot, cut)
     if size > 0 and _trim_level(st, si, price, size) > 0:
         counters[1] += 1
 
 
-@njit(cache=True)
+@kernel
 def _row_worst(rows, k, n_levels, si):
     """Bound of what row k shows on side si: its worst price if all levels are filled, else 'everything'."""
     # columns per level: ask price, ask size, bid price, bid size
@@ -410,49 +394,53 @@ def _row_worst(rows, k, n_levels, si):
     return -_INF if si == 0 else _INF
 
 
-@njit(cache=True)
+@kernel
 def _inside(si, price, bound):
     """Is ``price`` at least as good as ``bound`` on side ``si``?"""
     return price >= bound if si == 0 else price <= bound
 
 
-@njit(cache=True)
+@kernel
 def _compare_side(st, rows, k, n_levels, si, bound):
-    n = st.meta[K.M_NLV_BID + si]
-    pos = n - 1
+    n = K.level_count(st, 0, si)
+    rank = 0
     j = 0
     off = 2 if si == 0 else 0
     while True:
         row_ok = j < n_levels and rows[k, 4 * j + off + 1] > 0 and _inside(si, rows[k, 4 * j + off], bound)
-        our_ok = pos >= 0 and _inside(si, K._price(si, st.lv_key[si, pos]), bound)
-        if not row_ok and not our_ok:
+        ours_ok = False
+        p = 0
+        q = 0
+        if rank < n:
+            p, q = K.level_at(st, 0, si, rank)
+            ours_ok = _inside(si, p, bound)
+        if not row_ok and not ours_ok:
             return True
-        if row_ok != our_ok:
+        if row_ok != ours_ok:
             return False
-        if rows[k, 4 * j + off] != K._price(si, st.lv_key[si, pos]) or rows[k, 4 * j + off + 1] != st.lv_qty[si, pos]:
+        if rows[k, 4 * j + off] != p or rows[k, 4 * j + off + 1] != q:
             return False
         j += 1
-        pos -= 1
+        rank += 1
 
 
-@njit(cache=True)
-def _sync_side(st, rows, k, n_levels, si, known_bound):
+@kernel
+def _sync_side(st, rows, k, n_levels, si, known_bound, scratch):
     """Adopt row k's levels that lie beyond ``known_bound`` but within what row k shows."""
     shown = _row_worst(rows, k, n_levels, si)
     if _inside(si, shown, known_bound):
         return  # row k shows nothing beyond what row k-1 showed
     off = 2 if si == 0 else 0
     # our levels in the region that row k does not show are gone
-    n = st.meta[K.M_NLV_BID + si]
-    stale = np.empty(n, np.int64)
+    n = K.level_count(st, 0, si)
     m = 0
-    for pos in range(n):
-        p = K._price(si, st.lv_key[si, pos])
+    for rank in range(n):
+        p, _q = K.level_at(st, 0, si, rank)
         if not _inside(si, p, known_bound) and _inside(si, p, shown):
-            stale[m] = p
+            scratch[m] = p
             m += 1
     for t in range(m):
-        p = stale[t]
+        p = scratch[t]
         present = False
         for j in range(n_levels):
             if rows[k, 4 * j + off + 1] > 0 and rows[k, 4 * j + off] == p:
@@ -466,45 +454,48 @@ def _sync_side(st, rows, k, n_levels, si, known_bound):
             _force_level(st, si, p, q)
 
 
-@njit(cache=True)
-def replay_kernel(st, ops, rows, n_levels, start, row_status, counters):
+@kernel
+def replay_kernel(st, ops, rows, n_levels, start, row_status, counters, res_arr, no_pos, scratch):
     """Replay messages ``start..``; ``row_status[k]`` = 1 match, 2 mismatch. Returns next k.
 
     ``counters``: [0] messages naming orders never seen (applied to their level),
     [1] such messages whose level held too little, [2] stale levels dropped because an
-    add would have crossed them.
+    add would have crossed them. It stops early, for the caller to grow the book, when
+    the book or the scratch might overflow.
     """
     n = ops.shape[0]
-    out = np.zeros((n, 4), np.int64)
+    res = res_arr[0]
     if start == 0:
-        _sync_side(st, rows, 0, n_levels, 0, _INF)
-        _sync_side(st, rows, 0, n_levels, 1, -_INF)
+        _sync_side(st, rows, 0, n_levels, 0, _INF, scratch)
+        _sync_side(st, rows, 0, n_levels, 1, -_INF, scratch)
         start = 1
     for k in range(start, n):
+        lcap = st.lv_key.shape[2]
         if (
             st.meta[K.M_NFREE] < 2 * n_levels + 2
-            or max(st.meta[K.M_NLV_BID], st.meta[K.M_NLV_ASK]) + 2 * n_levels + 2 >= st.lv_key.shape[1]
+            or max(K.level_count(st, 0, 0), K.level_count(st, 0, 1)) + 2 * n_levels + 2 >= lcap
+            or not K.has_room(st, 0, 0, 0)
+            or scratch.shape[0] < lcap
         ):
             return k
-        if st.fills.shape[0] - st.meta[K.M_NFILLS] < st.meta[K.M_NORDERS] + 2:
-            return k
-        kind = ops[k, 0]
-        si = 0 if ops[k, 3] == 1 else 1
-        price = ops[k, 4]
+        o = ops[k]
+        kind = o.kind
+        si = 0 if o.side == 1 else 1
+        price = o.price
         if kind == K.OP_REDUCE or kind == K.OP_CANCEL:
-            _decrement(st, si, price, ops[k, 1], ops[k, 5], kind == K.OP_CANCEL, counters)
+            _decrement(st, si, price, o.order_id, o.qty, kind == K.OP_CANCEL, counters)
             kind = -1
         elif kind == K.OP_LIMIT:
             # real adds never cross: opposite levels they would cross are stale (left out of view)
             so = 1 - si
-            while st.meta[K.M_NLV_BID + so] > 0:
-                best = K._price(so, st.lv_key[so, st.meta[K.M_NLV_BID + so] - 1])
-                if not K._acceptable(si, best, price):
+            while K.level_count(st, 0, so) > 0:
+                best = K.best_price(st, 0, so)
+                if not K.acceptable(si, best, price):
                     break
                 _force_level(st, so, best, 0)
                 counters[2] += 1
         if kind >= 0:
-            K.apply_op(st, ops, k, out)
+            K.apply_op(st, 0, kind, o.order_id, 0, o.side, o.price, o.qty, K.TIF_GTC, 0, 0, o.ts, res, no_pos)
             st.meta[K.M_NFILLS] = 0
             st.meta[K.M_NCANCELS] = 0
         ok = True
@@ -514,7 +505,7 @@ def replay_kernel(st, ops, rows, n_levels, start, row_status, counters):
             both = max(known, shown) if si == 0 else min(known, shown)
             if not _compare_side(st, rows, k, n_levels, si, both):
                 ok = False
-            _sync_side(st, rows, k, n_levels, si, known)
+            _sync_side(st, rows, k, n_levels, si, known, scratch)
         row_status[k] = 1 if ok else 2
     return n
 
@@ -575,7 +566,7 @@ def replay(message_file: str | Path, orderbook_file: str | Path, max_mismatches:
                     for c, a in zip(MESSAGE_COLUMNS, ("ts_ns", "type", "order_id", "size", "price", "direction"), strict=True)
                 },
                 "expected": {"asks": _row_levels(rows[k], 0), "bids": _row_levels(rows[k], 2)},
-                "got": book.l2(depth),
+                "got": {"asks": book.l2(depth).asks, "bids": book.l2(depth).bids},
             }
         )
     return ReplayReport(
@@ -595,13 +586,14 @@ def replay(message_file: str | Path, orderbook_file: str | Path, max_mismatches:
 
 def _run(ops: np.ndarray, rows: np.ndarray, n_levels: int) -> tuple[np.ndarray, np.ndarray, OrderBook]:
     """Run the replay kernel to the end, growing the book whenever it asks."""
-    ops = ops.copy()
     book = OrderBook(order_capacity=1 << 12, level_capacity=1 << 8)
     status = np.zeros(len(ops), np.int8)
     counters = np.zeros(3, np.int64)
+    res = np.zeros(1, BOOK_RESULT)
     k = 0
     while True:
-        k = replay_kernel(book.st, ops, rows, n_levels, k, status, counters)
+        scratch = np.zeros(book.st.lv_key.shape[2] + 1, np.int64)
+        k = replay_kernel(book.st, ops, rows, n_levels, k, status, counters, res, K.NO_POSITIONS, scratch)
         if k >= len(ops):
             return status, counters, book
         book.grow_for(orders=2 * n_levels + 2, levels=2 * n_levels + 2)
