@@ -1,25 +1,38 @@
 """Auto-deleveraging: who is closed first when a bankrupt position cannot be absorbed.
 
-Every ranking takes, per candidate position on the side opposite the bankrupt one, the
-same few figures (all money in one unit, e.g. 1e-8 USDT; sizes in lots, signed):
+One scoring function per rule (:func:`scores`), used by the risk engine and by the
+``cascadelab adl-rank`` command alike. Every candidate is one position on the side
+opposite the bankrupt one, described at two levels (money in one unit, sizes in lots):
 
-* ``size``, ``entry_notional`` (signed cost), ``mark_notional`` (signed size x mark),
-* ``upnl`` = mark_notional - entry_notional,
-* ``wallet`` (cross wallet balance, or the isolated margin), ``maint`` (the position's
-  maintenance margin), ``equity`` (the margin balance backing the position).
+* position level: ``size`` (signed), ``entry_notional`` (signed cost), ``mark_notional``
+  (signed size x mark), ``upnl`` = mark_notional - entry_notional, ``pos_maint``;
+* account level (cross margin; for an isolated position the same fields describe the
+  isolated position alone): ``wallet`` (collateral without unrealized PnL, or the isolated
+  margin), ``acct_maint`` (maintenance of all cross positions), ``acct_upnl`` (unrealized
+  PnL of all cross positions), ``equity`` = wallet + acct_upnl (the margin balance).
 
-Scores (higher = deleveraged first; ties go to the lower account id):
+Scores (higher = deleveraged first):
 
-* ``binance``: PnL% = max(0, upnl) / max(1 unit of quote, wallet); margin ratio =
-  maint / (wallet + upnl), 0 when that is <= 0; score = PnL% x margin ratio (Binance FAQ).
-* ``bitmex``: PnL% = upnl / |entry|; effective leverage = |mark notional| / equity;
-  score = PnL% x lev if PnL% > 0 else PnL% / lev (BitMEX, and the form the sources quote).
-* ``hyperliquid``: (mark / entry) x (|notional| / account value) for longs; for shorts we use
-  entry / mark so that profit ranks first on both sides (the docs give only the long form).
-* ``pnl_pct``: upnl / |entry|.
-* ``pro_rata``: no ranking; every candidate gives up the same fraction of its size.
-* ``water_filling``: Campbell, Hey, Moallemi & Nutz (2026): cut the most levered first down to
-  a common leverage; the score is leverage = |mark notional| / equity.
+* ``binance`` (Binance FAQ "What is Auto-Deleveraging", 2019/2021): PnL% = max(0, position
+  unrealized profit) / max(1 unit of quote, wallet balance); margin ratio = maintenance
+  margin / (wallet balance + unrealized PnL), 0 when that is <= 0, both account level;
+  score = PnL% x margin ratio.
+* ``bitmex`` (BitMEX, Auto-Deleveraging): PnL% = (mark value - entry value) / |entry value|;
+  effective leverage = |mark value| / (mark value - bankrupt value), the distance to
+  bankruptcy being the equity backing the position; score = PnL% x leverage if PnL% > 0,
+  else PnL% / leverage. Bybit and OKX rank by the same profit-times-leverage product.
+* ``hyperliquid`` (Hyperliquid docs, Auto-deleveraging): (mark price / entry price) x
+  (position notional / account value), the same formula for both sides as the docs give it.
+* ``pnl_pct``: upnl / |entry|; ``pro_rata``: no order (every position gives up the same
+  fraction); ``water_filling`` (Campbell, Hey, Moallemi & Nutz 2026): cut the most levered
+  first down to a common leverage; the score is leverage = |mark notional| / equity.
+
+**Who goes first.** Every rule closes profitable positions (upnl > 0) before losing ones:
+the venues' documents speak of the "most profitable" or of "users in profit"; a losing
+position is reached only when no profitable one is left on that side. Within each group
+the rule's score orders positions, ties to the lower account id. A position whose equity is
+not positive belongs to an account being liquidated: it is never a candidate in the engine,
+and the ``adl-rank`` tool shows it last with no score (its score is ``-inf`` here).
 """
 
 from __future__ import annotations
@@ -28,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cascadelab.arith import largest_remainder
 from cascadelab.units import MONEY_SCALE
 
 RANKINGS = ("binance", "bitmex", "hyperliquid", "pnl_pct", "pro_rata", "water_filling")
@@ -39,124 +53,127 @@ class AdlError(ValueError):
 
 @dataclass
 class Candidates:
-    """The positions that can be deleveraged, one entry each (see module docstring)."""
+    """The positions that can be deleveraged, one entry each (see the module docstring for levels)."""
 
     account: np.ndarray
     size: np.ndarray
     entry_notional: np.ndarray
     mark_notional: np.ndarray
+    pos_maint: np.ndarray
     wallet: np.ndarray
-    maint: np.ndarray
-    equity: np.ndarray
+    acct_maint: np.ndarray
+    acct_upnl: np.ndarray
 
     @property
     def upnl(self) -> np.ndarray:
         """Unrealized PnL of each position."""
         return self.mark_notional - self.entry_notional
 
+    @property
+    def equity(self) -> np.ndarray:
+        """Margin balance backing each position (account level, or the isolated position's own)."""
+        return self.wallet + self.acct_upnl
+
+    def __len__(self) -> int:
+        return len(self.account)
+
 
 def scores(ranking: str, c: Candidates, quote_unit: int = MONEY_SCALE) -> np.ndarray:
-    """ADL score of every candidate under ``ranking`` (float: used only to order positions)."""
+    """Score of every candidate under ``ranking`` (float, only used to order); ``-inf`` where equity <= 0."""
+    if ranking not in RANKINGS:
+        raise AdlError(f"unknown ADL ranking {ranking!r}; choose one of {RANKINGS}")
     entry = np.abs(c.entry_notional.astype(np.float64))
-    mark = c.mark_notional.astype(np.float64)
+    mark = np.abs(c.mark_notional.astype(np.float64))
     upnl = c.upnl.astype(np.float64)
-    wallet = c.wallet.astype(np.float64)
     equity = c.equity.astype(np.float64)
+    ok = equity > 0
+    safe_eq = np.where(ok, equity, 1.0)
     safe_entry = np.where(entry > 0, entry, 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if ranking == "binance":
-            pnl_pct = np.maximum(0.0, upnl) / np.maximum(float(quote_unit), wallet)
-            base = wallet + upnl
-            ratio = np.where(base > 0, c.maint.astype(np.float64) / np.where(base > 0, base, 1.0), 0.0)
-            return pnl_pct * ratio
-        if ranking == "bitmex":
-            pnl_pct = upnl / safe_entry
-            lev = np.where(equity > 0, np.abs(mark) / np.where(equity > 0, equity, 1.0), np.inf)
-            return np.where(pnl_pct > 0, pnl_pct * lev, np.where(np.isinf(lev), 0.0, pnl_pct / lev))
-        if ranking == "hyperliquid":
-            long = c.size > 0
-            ratio = np.where(long, np.abs(mark) / safe_entry, safe_entry / np.where(mark != 0, np.abs(mark), 1.0))
-            lev = np.where(equity > 0, np.abs(mark) / np.where(equity > 0, equity, 1.0), np.inf)
-            return ratio * lev
-        if ranking == "pnl_pct":
-            return upnl / safe_entry
-        if ranking == "pro_rata":
-            return np.zeros(len(c.account))
-        if ranking == "water_filling":
-            return np.where(equity > 0, np.abs(mark) / np.where(equity > 0, equity, 1.0), np.inf)
-    raise AdlError(f"unknown ADL ranking {ranking!r}; choose one of {RANKINGS}")
+    if ranking == "binance":
+        pnl_pct = np.maximum(0.0, upnl) / np.maximum(float(quote_unit), c.wallet.astype(np.float64))
+        s = pnl_pct * (c.acct_maint.astype(np.float64) / safe_eq)
+    elif ranking == "bitmex":
+        pnl_pct = upnl / safe_entry
+        lev = np.where(mark > 0, mark / safe_eq, 1.0)
+        s = np.where(pnl_pct > 0, pnl_pct * lev, pnl_pct / np.where(lev > 0, lev, 1.0))
+    elif ranking == "hyperliquid":
+        s = (mark / safe_entry) * (mark / safe_eq)
+    elif ranking == "pnl_pct":
+        s = upnl / safe_entry
+    elif ranking == "pro_rata":
+        s = np.zeros(len(c))
+    else:  # water_filling
+        s = mark / safe_eq
+    return np.where(ok, s, -np.inf)
 
 
-def order(score: np.ndarray, account: np.ndarray) -> np.ndarray:
-    """Indices from first to last deleveraged: score descending, then account id ascending."""
-    return np.lexsort((account, -score))
+def order(score: np.ndarray, account: np.ndarray, upnl: np.ndarray) -> np.ndarray:
+    """Indices from first to last deleveraged: profitable first, then score descending, then account id."""
+    return np.lexsort((account, -score, upnl <= 0))
 
 
-def allocate(ranking: str, c: Candidates, quantity: int, price_value: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Lots to take from each candidate to absorb ``quantity`` lots; returns (cuts, scores).
+def allocate(ranking: str, c: Candidates, quantity: int, remaining: np.ndarray, lot_value: float) -> np.ndarray:
+    """Lots to take from each candidate to absorb ``quantity`` lots, given their ``remaining`` sizes.
 
-    Ranked rules take whole positions in order; ``pro_rata`` takes the same fraction from
-    everyone (largest remainder, ties to the lower id); ``water_filling`` lowers the
-    leverage of the most levered down to a common level (lots rounded up in rank order so
-    the total is exact). ``price_value`` (money per lot at mark) is needed for water-filling.
+    Profitable candidates are used first; losing ones only for what they cannot absorb.
+    Ranked rules take whole remaining positions in :func:`order`; ``pro_rata`` takes the same
+    fraction from every candidate of a group (largest remainder, ties to the lower id);
+    ``water_filling`` lowers the most levered to a common leverage (lots rounded down, the
+    few left over taken in leverage order). ``lot_value`` is the money value of one lot at
+    the mark (water-filling needs it). The cuts never exceed ``remaining``.
     """
-    quantity = int(quantity)
-    size = np.abs(c.size).astype(np.int64)
     s = scores(ranking, c)
-    cuts = np.zeros(len(size), np.int64)
-    total = int(size.sum())
-    if quantity <= 0 or total == 0:
-        return cuts, s
-    quantity = min(quantity, total)
-    if ranking == "pro_rata":
-        exact = size * quantity
-        cuts = exact // total
-        rest = quantity - int(cuts.sum())
-        frac = exact % total
-        idx = np.lexsort((c.account, -frac))[:rest]
-        cuts[idx] += 1
-        return cuts, s
-    if ranking == "water_filling":
-        if price_value is None or price_value <= 0:
-            raise AdlError("water_filling needs the value of one lot at mark")
-        equity = np.maximum(c.equity.astype(np.float64), 1.0)
-        lev = size * price_value / equity
-        # find the common leverage L with sum(max(0, size - L * equity / price_value)) = quantity
-        lo, hi = 0.0, float(lev.max())
-        for _ in range(200):
-            mid = (lo + hi) / 2
-            taken = np.maximum(0.0, size - mid * equity / price_value).sum()
-            if taken > quantity:
-                lo = mid
-            else:
-                hi = mid
-        want = np.minimum(size, np.floor(np.maximum(0.0, size - hi * equity / price_value))).astype(np.int64)
-        rest = quantity - int(want.sum())
-        for j in order(lev, c.account):  # top up, most levered first, to hit the quantity exactly
-            if rest <= 0:
-                break
-            extra = min(rest, int(size[j] - want[j]))
-            want[j] += extra
-            rest -= extra
-        return want, lev
-    remaining = quantity
-    for j in order(s, c.account):
-        if remaining <= 0:
+    idx = order(s, c.account, c.upnl)
+    cuts = np.zeros(len(c), np.int64)
+    left = int(quantity)
+    profitable = c.upnl > 0
+    for group in (idx[profitable[idx]], idx[~profitable[idx]]):
+        if left <= 0 or len(group) == 0:
+            continue
+        rem = np.asarray(remaining[group], np.int64)
+        total = int(rem.sum())
+        if total == 0:
+            continue
+        take = min(left, total)
+        if ranking == "pro_rata":
+            g = largest_remainder(take, rem, tiebreak=c.account[group])
+        elif ranking == "water_filling":
+            g = _water_fill(take, rem, np.maximum(c.equity[group].astype(np.float64), 1.0), lot_value)
+        else:
+            g = np.minimum(rem, np.maximum(0, take - (np.cumsum(rem) - rem)))
+        cuts[group] = g
+        left -= int(g.sum())
+    return cuts
+
+
+def _water_fill(take: int, size: np.ndarray, equity: np.ndarray, lot_value: float) -> np.ndarray:
+    """Cut ``take`` lots so that the most levered positions come down to a common leverage."""
+    lev = size * lot_value / equity
+    lo, hi = 0.0, float(lev.max())
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if np.maximum(0.0, size - mid * equity / lot_value).sum() > take:
+            lo = mid
+        else:
+            hi = mid
+    want = np.minimum(size, np.floor(np.maximum(0.0, size - hi * equity / lot_value))).astype(np.int64)
+    rest = take - int(want.sum())
+    for j in np.lexsort((np.arange(len(size)), -lev)):  # top up, most levered first
+        if rest <= 0:
             break
-        take = min(remaining, int(size[j]))
-        cuts[j] = take
-        remaining -= take
-    return cuts, s
+        extra = min(rest, int(size[j] - want[j]))
+        want[j] += extra
+        rest -= extra
+    return want
 
 
-def quantiles(score: np.ndarray, account: np.ndarray) -> np.ndarray:
+def quantiles(score: np.ndarray, account: np.ndarray, upnl: np.ndarray) -> np.ndarray:
     """ADL quantile 0-4 of each position among its peers: 4 = the top 20% (first in line)."""
     n = len(score)
     if n == 0:
         return np.zeros(0, np.int64)
     rank = np.empty(n, np.int64)
-    rank[order(score, account)] = np.arange(n)  # 0 = first in line
-    # share of positions at or behind this one, in fifths: the first in line is in the top fifth
+    rank[order(score, account, upnl)] = np.arange(n)  # 0 = first in line
     return ((5 * (n - rank) + n - 1) // n - 1).astype(np.int64)
 
 

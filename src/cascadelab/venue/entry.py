@@ -381,8 +381,8 @@ def process_requests(st, L, A, P, I, O, reqs, start, acks, fills_out, cancels_ou
 
 
 @kernel
-def cancel_accounts(st, L, A, P, I, O, owners, reason, ts, fills_out, cancels_out, outm, touched, res_arr):
-    """Cancel every resting order of the accounts ``owners`` (ascending) on every book, with ``reason``.
+def cancel_accounts(st, L, A, P, I, O, owners, only_book, reason, ts, fills_out, cancels_out, outm, touched, res_arr):
+    """Cancel every resting order of the accounts ``owners`` (ascending) on every book (or ``only_book`` >= 0), with ``reason``.
 
     Book by book; within a book, owner by owner, each owner's orders in ascending order id.
     Only the owners' own order lists are walked. Returns False (having done nothing) when an
@@ -395,6 +395,8 @@ def cancel_accounts(st, L, A, P, I, O, owners, reason, ts, fills_out, cancels_ou
     if st.cancels.shape[0] < total + 1:
         return False
     for b in range(st.bmeta.shape[0]):
+        if only_book >= 0 and b != only_book:
+            continue
         st.meta[BK.M_NFILLS] = 0
         st.meta[BK.M_NCANCELS] = 0
         BK.cancel_owners(st, b, owners, reason, ts, res)

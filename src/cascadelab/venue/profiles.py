@@ -8,19 +8,23 @@ Sources are cited by what they are (see ../shared/DOMAIN.md for the formulas).
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from typing import Generic, TypeVar
 
 from cascadelab.clearing.collateral import CollateralAsset, fixed
-from cascadelab.clearing.house import ClearingHouse, PerpSpec
+from cascadelab.clearing.core import PerpSpec
+from cascadelab.clearing.house import ClearingHouse
 from cascadelab.clearing.margin import MarginTiers
 from cascadelab.instruments import Instrument, perpetual
-from cascadelab.liquidation.engine import SECOND_NS, LiquidationConfig, LiquidationEngine
+from cascadelab.liquidation.config import LiquidationConfig, config_from_params
 from cascadelab.units import money_to_units, rate_to_units
 from cascadelab.venue.venue import Venue
 
 T = TypeVar("T")
+SECOND_NS = 1_000_000_000
 ASSUMPTION = "assumption: no source we hold gives this value"
 
 SRC_DOMAIN = "cascadelab shared/DOMAIN.md (venue documentation as summarised there)"
@@ -68,10 +72,13 @@ class VenueProfile:
         return self.tiers.get(base.upper(), self.tiers["ALT"]).value
 
     def liquidation_config(self, **overrides: object) -> LiquidationConfig:
-        """The liquidation engine's configuration for this venue (overrides for experiments)."""
+        """The liquidation engine's configuration for this venue (flat parameters; overrides for experiments)."""
         values = {k: v.value for k, v in self.liquidation.items()}
+        unknown = set(overrides) - set(inspect.signature(config_from_params).parameters)
+        if unknown:
+            raise ValueError(f"unknown liquidation parameter(s) {sorted(unknown)}")
         values.update(overrides)
-        return LiquidationConfig(**values)  # type: ignore[arg-type]
+        return config_from_params(**values)  # type: ignore[arg-type]
 
     def sources(self) -> list[tuple[str, str, str]]:
         """(parameter, value, source) for every value of the profile, for reports and audits."""
@@ -139,7 +146,7 @@ def _binance() -> VenueProfile:
             "adl_trigger": Sourced("insufficient", SRC_BINANCE_FAQ),
             "adl_ranking": Sourced("binance", SRC_BINANCE_FAQ),
             "adl_price": Sourced("bankruptcy", SRC_DOMAIN),
-            "liquidator_orders_per_s": Sourced(50.0, ASSUMPTION),
+            "liquidator_orders_per_s": Sourced(50, ASSUMPTION),
             "liquidator_notional_per_s": Sourced(money_to_units("5000000"), ASSUMPTION + " (about an hour to clear ~$19B)"),
         },
     )
@@ -173,7 +180,7 @@ def _hyperliquid() -> VenueProfile:
             "chunk_fraction": Sourced(rate_to_units("0.2"), SRC_HL_DOCS),
             "chunk_cooldown_ns": Sourced(30 * SECOND_NS, SRC_HL_DOCS + ": 30 s cooldown"),
             "backstop_fraction": Sourced((2, 3), SRC_HL_DOCS + ": backstop below 2/3 of maintenance margin"),
-            "liquidator_orders_per_s": Sourced(50.0, ASSUMPTION),
+            "liquidator_orders_per_s": Sourced(50, ASSUMPTION),
             "liquidator_notional_per_s": Sourced(money_to_units("5000000"), ASSUMPTION),
         },
     )
@@ -204,7 +211,7 @@ def _bybit() -> VenueProfile:
             "drawdown_window_ns": Sourced(8 * 3600 * SECOND_NS, SRC_BYBIT_ADL + ": past 8 hours"),
             "adl_ranking": Sourced("bitmex", SRC_BYBIT_ADL + ": ranked by profit and effective leverage"),
             "adl_price": Sourced("bankruptcy", SRC_BYBIT_ADL + ": at the bankruptcy price of the liquidated order"),
-            "liquidator_orders_per_s": Sourced(50.0, ASSUMPTION),
+            "liquidator_orders_per_s": Sourced(50, ASSUMPTION),
             "liquidator_notional_per_s": Sourced(money_to_units("2000000"), ASSUMPTION),
         },
     )
@@ -235,7 +242,7 @@ def _okx() -> VenueProfile:
             "drawdown_window_ns": Sourced(8 * 3600 * SECOND_NS, SRC_OKX_MIRROR),
             "adl_ranking": Sourced("bitmex", ASSUMPTION + " (profit x leverage ranking)"),
             "adl_price": Sourced("mark", SRC_OKX_MIRROR + ": matched at the mark price"),
-            "liquidator_orders_per_s": Sourced(50.0, ASSUMPTION),
+            "liquidator_orders_per_s": Sourced(50, ASSUMPTION),
             "liquidator_notional_per_s": Sourced(money_to_units("2000000"), ASSUMPTION),
         },
     )
@@ -264,7 +271,7 @@ def _bitmex() -> VenueProfile:
             "adl_trigger": Sourced("insufficient", SRC_BITMEX),
             "adl_ranking": Sourced("bitmex", SRC_BITMEX),
             "adl_price": Sourced("bankruptcy", SRC_BITMEX),
-            "liquidator_orders_per_s": Sourced(50.0, ASSUMPTION),
+            "liquidator_orders_per_s": Sourced(50, ASSUMPTION),
             "liquidator_notional_per_s": Sourced(money_to_units("2000000"), ASSUMPTION),
         },
     )
@@ -287,20 +294,30 @@ def build(
     spots: list[Instrument] | None = None,
     collateral: list[CollateralAsset] | None = None,
     debug: bool = False,
+    engine: str = "batched",
+    journal: bool = True,
     **liquidation_overrides: object,
-) -> tuple[Venue, LiquidationEngine]:
-    """A venue and its liquidation engine under one profile.
+) -> Venue:
+    """A venue under one profile, with prices, funding and its risk engine attached.
 
-    ``perps`` are ``(symbol, tick, lot)``; each gets the profile's fees and the margin tiers of
-    its base asset. Collateral defaults to USDT at par.
+    ``perps`` are ``(symbol, tick, lot)``; each gets the profile's fees, the margin tiers of
+    its base asset, the profile's mark rule, an index fed by one external source named
+    ``"external"`` (see :meth:`Venue.feed_index`), and the profile's funding rule.
+    Collateral defaults to USDT at par. ``engine`` is ``"batched"`` (arrays) or
+    ``"reference"`` (the per-account Python engine it is tested against); the engine is
+    ``venue.risk`` and runs in every :meth:`Venue.step`.
     """
+    from cascadelab.liquidation import engine_class
+
     p = profile(profile_name)
     specs = []
     for symbol, tick, lot in perps:
         inst = perpetual(symbol, tick, lot, maker=str(p.maker_fee.value), taker=str(p.taker_fee.value))
         specs.append(PerpSpec(inst, p.tiers_for(inst.base)))
     coll = collateral or [CollateralAsset.of("USDT", "1", fixed("1"))]
-    ch = ClearingHouse(specs, spots or [], coll)
+    ch = ClearingHouse(specs, spots or [], coll, journal=journal)
     venue = Venue(ch, debug=debug)
-    engine = LiquidationEngine(venue, p.liquidation_config(**liquidation_overrides))
-    return venue, engine
+    for spec in specs:
+        venue.add_perp_market(spec.instrument.symbol, {"external": Fraction(1)}, rule=p.mark_rule.value)
+    venue.attach_risk(engine_class(engine)(venue, p.liquidation_config(**liquidation_overrides)))
+    return venue

@@ -258,12 +258,14 @@ class ReferenceVenue(Venue):
         st.meta[BK.M_NFILLS] = nf
         st.meta[BK.M_NCANCELS] = nc
 
-    def cancel_accounts(self, mask: np.ndarray, reason: CancelReason, ts: int | None = None) -> np.ndarray:
+    def cancel_accounts(self, mask: np.ndarray, reason: CancelReason, ts: int | None = None, instrument: int = -1) -> np.ndarray:
         """Cancel every resting order of the accounts in ``mask``: book by book, owner by owner, by order id."""
         ts = self.now_ns if ts is None else ts
         owners = np.flatnonzero(np.asarray(mask, np.bool_)).tolist()
         out = []
         for b, book in enumerate(self.books):
+            if instrument >= 0 and b != instrument:
+                continue
             for owner in owners:
                 for oid in book.open_orders(owner):
                     o = book.order(oid)

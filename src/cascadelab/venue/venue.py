@@ -261,8 +261,8 @@ class Venue:
         if self._touched.shape[0] < 4 * n + 16:
             self._touched = np.zeros(2 * (4 * n + 16), np.int64)
 
-    def cancel_accounts(self, mask: np.ndarray, reason: CancelReason, ts: int | None = None) -> np.ndarray:
-        """Cancel every resting order of the accounts set in ``mask`` (bool per account), on every book.
+    def cancel_accounts(self, mask: np.ndarray, reason: CancelReason, ts: int | None = None, instrument: int = -1) -> np.ndarray:
+        """Cancel every resting order of the accounts set in ``mask`` (bool per account), on every book (or one).
 
         Book by book, owner by owner, each owner's orders in ascending order id; only the
         owners' own order lists are walked. Returns the CANCEL records.
@@ -275,7 +275,7 @@ class Venue:
             self._outm[:] = 0
             ok = E.cancel_accounts(
                 self.book_set.st, core.ledger.arrays, core.accounts.arrays, core.params, self.spec, self.orders,
-                owners, int(reason), ts, self._fills, self._cancels, self._outm, self._touched, self._res,
+                owners, int(instrument), int(reason), ts, self._fills, self._cancels, self._outm, self._touched, self._res,
             )  # fmt: skip
             self._collect()
             if ok:
@@ -400,6 +400,16 @@ class Venue:
         """An external index for a collateral asset (used by ("index", asset) valuation terms)."""
         self.asset_indices[asset] = IndexPrice(weights)
         return self.asset_indices[asset]
+
+    def feed_index(self, name: str, price: Fraction | int | str, ts: int | None = None, source: str = "external") -> None:
+        """Quote an external price: for perpetual ``name`` its index source, else the index of asset ``name``."""
+        ts = self.now_ns if ts is None else ts
+        if name in self.markets:
+            self.markets[name].index.update(source, Fraction(price), ts)
+        elif name in self.asset_indices:
+            self.asset_indices[name].update(source, Fraction(price), ts)
+        else:
+            raise VenueError(f"no index named {name!r}; perpetual markets: {list(self.markets)}, asset indices: {list(self.asset_indices)}")
 
     def book_price(self, symbol: str) -> Fraction | None:
         """A book's price as a Fraction of quote: mid, else last trade, else None."""
