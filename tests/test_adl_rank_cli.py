@@ -11,20 +11,22 @@ import pytest
 from typer.testing import CliRunner
 
 from cascadelab.cli import app
-from cascadelab.liquidation.adl_tool import PositionFileError, rank_positions, read_positions
+from cascadelab.liquidation.adl_tool import PositionFileError, RankedPosition, rank_positions, read_positions
 
 DATA = Path(__file__).parent / "data" / "positions.csv"
 HEADER = "account,symbol,side,size,entry_price,mark_price,wallet_balance\n"
 
 
 def test_binance_scores_by_hand() -> None:
-    rows = {r["account"]: r for r in rank_positions(read_positions(DATA), "binance")}
+    rows = {r.account: r for r in rank_positions(read_positions(DATA), "binance")}
+    assert all(isinstance(r, RankedPosition) for r in rows.values())
     # alice: short 2 BTC 100,000 -> 90,000: uPnL 20,000, wallet 15,000 -> PnL% 4/3;
-    # MM at 180,000 notional (tier 0.5%, cum 50) = 850; ratio 850 / 35,000
-    assert rows["alice"]["score"] == pytest.approx((20_000 / 15_000) * (850 / 35_000), rel=1e-12)
-    assert (rows["alice"]["rank"], rows["alice"]["quantile"], rows["alice"]["lights"]) == (1, 4, 5)
-    assert rows["carol"]["score"] == 0 and rows["carol"]["rank"] == 3  # losing short: never first
-    assert rows["dave"]["of"] == 1  # alone on its side
+    # MM at 180,000 notional (tier 0.5%, cum 50) = 850; ratio 850 / 35,000 (alice's only position: the
+    # account-level maintenance and uPnL are the position's)
+    assert rows["alice"].score == pytest.approx((20_000 / 15_000) * (850 / 35_000), rel=1e-12)
+    assert (rows["alice"].rank, rows["alice"].quantile, rows["alice"].lights) == (1, 4, 5)
+    assert rows["carol"].score == 0 and rows["carol"].rank == 3  # losing short: never first
+    assert rows["dave"].of == 1  # alone on its side
 
 
 def test_all_venues_on_the_command_line() -> None:
@@ -248,26 +250,47 @@ def test_values_at_the_bounds_rank_without_overflow(tmp_path: Path) -> None:
     assert len(rows) == 4 * 5 and all(x["score"] is None or math.isfinite(x["score"]) for x in rows)
 
 
+NO_EQUITY = (  # a and b have no positive equity (their accounts are being liquidated); c has equity 1
+    HEADER.strip() + ",equity\n" + "a,BTCUSDT,long,1,100,110,1,-5\nb,BTCUSDT,long,1,100,110,1,0\nc,BTCUSDT,long,1,100,100,1,1\n"
+)
+
+
 def test_json_is_strict_when_scores_are_infinite(tmp_path: Path) -> None:
-    # equity <= 0 gives an infinite leverage, hence an infinite score under several rules
+    # equity <= 0 once gave an infinite score under several rules; by design such a position now has no
+    # score at all (None: "liquidating" in the table, null in JSON) under every rule
     p = tmp_path / "p.csv"
-    p.write_text(
-        HEADER.strip()
-        + ",equity\n"
-        + "a,BTCUSDT,long,1,100,110,1,-5\nb,BTCUSDT,long,1,100,110,1,0\nc,BTCUSDT,long,1,100,100,1,1\n"
-    )
-    infinite = [r for v in ("hyperliquid", "okx") for r in rank_positions(read_positions(p), v) if math.isinf(r["score"])]
-    assert infinite, "the example should produce infinite scores"
+    p.write_text(NO_EQUITY)
+    venues = ("binance", "bybit", "okx", "hyperliquid", "bitmex")
+    ranked = [r for v in venues for r in rank_positions(read_positions(p), v)]
+    liquidating = [r for r in ranked if r.score is None]
+    assert {(r.venue, r.account) for r in liquidating} == {(v, a) for v in venues for a in ("a", "b")}
+    assert all(r.score is not None and math.isfinite(r.score) for r in ranked if r.account == "c")
     r = CliRunner().invoke(app, ["adl-rank", str(p), "--json"])
     assert r.exit_code == 0, r.output
     assert "Infinity" not in r.stdout and "NaN" not in r.stdout
     rows = _strict_json(r.stdout)
     by = {(x["venue"], x["account"]): x for x in rows}
-    for x in infinite:
-        assert by[(x["venue"], x["account"])]["score"] is None
-        assert by[(x["venue"], x["account"])]["rank"] == x["rank"]
+    for x in liquidating:
+        assert by[(x.venue, x.account)]["score"] is None
+        assert by[(x.venue, x.account)]["rank"] == x.rank
     table = CliRunner().invoke(app, ["adl-rank", str(p), "--venue", "hyperliquid"])
-    assert table.exit_code == 0 and "inf" in table.output
+    assert table.exit_code == 0 and "liquidating" in table.output
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="library bug: adl.order puts profitable positions first even when their score is -inf (no positive "
+    "equity), so adl-rank shows them first with 5 lights although its docs say they are ranked last",
+)
+def test_positions_without_positive_equity_are_ranked_last(tmp_path: Path) -> None:
+    # adl_tool.RankedPosition, adl's module docstring and the adl-rank help: a position whose account has no
+    # positive equity is being liquidated itself and is ranked last (never first in line)
+    p = tmp_path / "p.csv"
+    p.write_text(NO_EQUITY)
+    for v in ("binance", "bybit", "okx", "hyperliquid", "bitmex"):
+        rows = {r.account: r for r in rank_positions(read_positions(p), v)}
+        assert (rows["c"].rank, rows["c"].lights) == (1, 5), v  # the only position with equity is first in line
+        assert {rows["a"].rank, rows["b"].rank} == {2, 3}, v
 
 
 def test_file_text_is_never_read_as_markup(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 
 import numpy as np
@@ -11,23 +12,22 @@ from cascadelab.book import OrderBook
 from cascadelab.clearing.collateral import Valuation, fixed, from_book, from_index, redemption
 from cascadelab.clearing.house import ClearingError
 from cascadelab.clearing.ledger import FEE_POOL, SOCIALIZED_LOSS
-from cascadelab.units import money_to_units
-from cascadelab.venue import Reject, Venue
-from conftest import BTC, DOGE, make_clearing
+from cascadelab.records import FILL, TIF, Reject
+from cascadelab.venue import Venue
+from market_helpers import BTC, DOGE, make_clearing, make_venue, usd
 
-
-def usd(x: str) -> int:
-    return money_to_units(x)
+_order_ids = itertools.count(10_000, 2)
 
 
 def trade(ch, symbol: str, seller: int, buyer: int, price: int, qty: int, book: OrderBook | None = None) -> np.ndarray:
-    """Cross one trade through a real book and settle it."""
+    """Cross one trade through a real book and settle it; returns the settled FILL records."""
     book = book or OrderBook()
-    oid = int(book.st.meta[8]) + 10_000 + np.random.default_rng(qty + price).integers(0, 10**9)
+    oid = next(_order_ids)
     book.limit(oid, seller, -1, price, qty)
     fills = book.limit(oid + 1, buyer, 1, price, qty).fills
-    ch.settle_perp_fills(symbol, fills)
-    return fills
+    settled = ch.settle_perp_fills(symbol, fills)
+    assert settled.dtype == FILL and len(settled) == len(fills)
+    return settled
 
 
 def test_realized_pnl_is_exact_over_a_position_life() -> None:
@@ -75,14 +75,13 @@ def test_funding_is_zero_sum_with_odd_remainders() -> None:
         ch.deposit(i, "USDT", usd("1000"))
         ch.accounts.size[1, i] = q
         ch.accounts.cost[1, i] = q * 21_000 * 100_000  # test-only: positions placed directly
-    ch.ledger.transfer("USDT", -1, ch.settlement[1], -int(ch.accounts.cost[1, : len(ids)].sum()) if False else 0, 4)
     paid = ch.pay_funding("DOGEUSDT", 12_345, 21_007)  # 0.00012345 at 0.21007
     assert paid.sum() == 0
     assert (paid[:3] > 0).all() and (paid[3:] < 0).all()
     exact = [Fraction(q * 21_007 * DOGE.unit_notional * 12_345, 10**8) for q in sizes]
     for p, e in zip(paid.tolist(), exact, strict=True):
         assert abs(p - e) < 2  # each within a unit or two of its exact share
-    assert ch.ledger.balance(ch.funding_pool[1], "USDT") == 0
+    assert ch.ledger.balance(ch.funding.pools[1], "USDT") == 0
 
 
 def test_funding_negative_rate_shorts_pay() -> None:
@@ -220,7 +219,8 @@ class TestOrderEntry:
     """Every reject reason, and that a rejected order leaves no trace."""
 
     @pytest.fixture
-    def setup(self, venue: Venue):
+    def setup(self):
+        venue = make_venue()
         a, b = venue.open_accounts(2)
         venue.clearing.deposit(a, "USDT", usd("1000"))
         venue.clearing.deposit(b, "USDT", usd("1000000"))
@@ -229,12 +229,14 @@ class TestOrderEntry:
         return venue, a, b
 
     def snapshot(self, v: Venue):
+        o = v.orders  # the venue's open-order tallies per account (meta, holding the next order id, left out)
         return (
             v.clearing.ledger.balances.copy(),
-            {s: b.l2(50) for s, b in v.books.items()},
-            dict(v.orders),
-            v.clearing.reserved.copy(),
+            [b.l2(50) for b in v.books],
+            [b.queues() for b in v.books],  # every resting order: (id, owner, qty) per level
+            v.clearing.accounts.reserved.copy(),
             v.clearing.accounts.size.copy(),
+            [x.copy() for x in (o.buy_qty, o.sell_qty, o.buy_notional, o.sell_notional, o.spot_reserved)],
         )
 
     @pytest.mark.parametrize(
@@ -251,8 +253,8 @@ class TestOrderEntry:
             ({"reduce_only": True}, Reject.REDUCE_ONLY_WOULD_INCREASE),
             ({"qty": "1"}, Reject.INSUFFICIENT_MARGIN),
             ({"qty": "2000"}, Reject.POSITION_LIMIT),
-            ({"price": "100100", "tif": 3}, Reject.POST_ONLY_WOULD_TAKE),
-            ({"price": "100100", "qty": "0.02", "tif": 2}, Reject.OK),
+            ({"price": "100100", "tif": TIF.POST_ONLY}, Reject.POST_ONLY_WOULD_TAKE),
+            ({"price": "100100", "qty": "0.02", "tif": TIF.FOK}, Reject.OK),
         ],
     )
     def test_rejects(self, setup, kwargs, reason: Reject) -> None:
@@ -265,12 +267,14 @@ class TestOrderEntry:
             after = self.snapshot(v)
             assert np.array_equal(before[0], after[0]) and before[1:3] == after[1:3]
             assert np.array_equal(before[3], after[3]) and np.array_equal(before[4], after[4])
+            assert all(np.array_equal(x, y) for x, y in zip(before[5], after[5], strict=True))
         v.close()
 
     def test_leverage_tier_and_account_state(self, setup) -> None:
         v, a, b = setup
         v.clearing.set_leverage(b, "BTCUSDT", 125)
-        ack = v.submit_decimal(b, "BTCUSDT", 1, "10", "99000")  # 990,000 notional: tier 3 allows 75x
+        # 10 BTC valued at the larger of mark (100,000) and price (99,000): 1,000,000 notional, tier 3 allows 75x
+        ack = v.submit_decimal(b, "BTCUSDT", 1, "10", "99000")
         assert ack.reason == Reject.LEVERAGE_EXCEEDS_TIER
         v.clearing.accounts.state[a] = 1
         assert v.submit_decimal(a, "BTCUSDT", 1, "0.01", "99000").reason == Reject.ACCOUNT_NOT_NORMAL
@@ -285,12 +289,12 @@ class TestOrderEntry:
     def test_open_orders_hold_margin(self, setup) -> None:
         v, a, _ = setup
         assert v.submit_decimal(a, "BTCUSDT", 1, "0.11", "99000").accepted  # 10,890 at 20x = 544.5 held
-        assert v.clearing.reserved[a] == usd("544.5")
+        assert v.clearing.accounts.reserved[a] == usd("544.5")
         assert v.submit_decimal(a, "BTCUSDT", 1, "0.11", "99000").reason == Reject.INSUFFICIENT_MARGIN  # 1,089 > 999.9
         with pytest.raises(ClearingError, match="available"):
             v.clearing.withdraw(a, "USDT", usd("600"))
-        oid = next(iter(o for o, x in v.orders.items() if x.account == a))
-        assert v.cancel(a, oid).accepted and v.clearing.reserved[a] == 0
+        (oid,) = v.books[v.instrument("BTCUSDT")].open_orders(a)
+        assert v.cancel(a, oid).accepted and v.clearing.accounts.reserved[a] == 0
         v.clearing.withdraw(a, "USDT", usd("600"))
         v.close()
 

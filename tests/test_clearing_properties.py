@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from cascadelab.clearing.house import ClearingError
 from cascadelab.units import money_to_units
 from cascadelab.venue import Venue
-from conftest import make_clearing
+from market_helpers import make_clearing
 
 ACCOUNTS = 4
 actions = st.lists(

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from cascadelab.book import OrderBook
-from cascadelab.book.codes import F_MAKER_OWNER, F_QTY, F_TAKER_OWNER
-from cascadelab.fees import fee, fees_vectorized, fill_fees
+from cascadelab.fees import fee, fees_vectorized
 from cascadelab.instruments import Instrument, InstrumentKind
+from cascadelab.records import BOOK_FILL
 from cascadelab.units import units_to_money
 
 MM, OTHER = 1, 2
@@ -50,15 +50,19 @@ class Trader:
         self.next_id = 100
 
     def book_fills(self, fills: np.ndarray) -> None:
-        notional, maker_fee, taker_fee = fill_fees(INSTRUMENT, fills)
-        for f, n, mf, tf in zip(fills.tolist(), notional.tolist(), maker_fee.tolist(), taker_fee.tolist(), strict=True):
-            for owner, fee_paid, is_maker in ((f[F_MAKER_OWNER], mf, True), (f[F_TAKER_OWNER], tf, False)):
+        assert fills.dtype == BOOK_FILL
+        notional = fills["price"] * fills["qty"] * INSTRUMENT.unit_notional
+        maker_fee = fees_vectorized(notional, INSTRUMENT.maker_rate)
+        taker_fee = fees_vectorized(notional, INSTRUMENT.taker_rate)
+        for j, f in enumerate(fills):
+            n, mf, tf = int(notional[j]), int(maker_fee[j]), int(taker_fee[j])
+            for owner, fee_paid, is_maker in ((int(f["maker_owner"]), mf, True), (int(f["taker_owner"]), tf, False)):
                 if owner != MM:
                     continue
-                aggressor = f[7]
+                aggressor = int(f["aggressor"])
                 mm_side = -aggressor if is_maker else aggressor
                 self.cash -= mm_side * n + fee_paid
-                self.position += mm_side * f[F_QTY]
+                self.position += mm_side * int(f["qty"])
                 self.cost += mm_side * n + fee_paid
 
     def order(self, owner: int, side: int, price: str, qty: int = ONE, market: bool = False) -> None:
@@ -129,7 +133,7 @@ def test_plan3_skew_averages_down_to_998_9(mm: Trader) -> None:
     assert units_to_money(mm.cost) == Decimal("999.9") + Decimal("998.0") - Decimal("0.0998")
     assert round(mm.avg_cost(), 1) == Decimal("998.9")
     # the ask can come down to the break-even 998.9, keeping its size
-    ask_id = next(o for o in mm.book.open_orders(MM) if mm.book.order(o)["side"] == SELL)
+    ask_id = next(o for o in mm.book.open_orders(MM) if mm.book.order(o).side == SELL)
     assert mm.book.amend(ask_id, MM, px("998.9"), ONE).resting == ONE
 
 

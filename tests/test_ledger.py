@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cascadelab.clearing.arith import exact_sum, muldiv_ceil, muldiv_floor, muldiv_trunc
-from cascadelab.clearing.ledger import FEE_POOL, OUTSIDE, ConservationError, Kind, Ledger, LedgerError
+from cascadelab.arith import exact_sum, muldiv_ceil, muldiv_floor, muldiv_trunc, wide_add
+from cascadelab.clearing.ledger import FEE_POOL, OUTSIDE, ConservationError, Ledger, LedgerError
+from cascadelab.records import JOURNAL, Kind
 
 
 @pytest.fixture
@@ -24,7 +25,11 @@ def test_deposit_transfer_withdraw_and_check(ledger: Ledger) -> None:
     assert [ledger.balance(i, "USDT") for i in range(3)] == [700, 193, 0]
     assert ledger.balance(FEE_POOL, "USDT") == 7 and ledger.balance(OUTSIDE, "USDT") == -900
     ledger.check(replay_journal=True)
-    assert ledger.totals_by_kind[(0, int(Kind.TRADE_FEE))] == 7
+    j = ledger.journal_records()
+    assert j.dtype == JOURNAL and len(j) == 4  # deposit, trade, fee, withdrawal: one record each
+    fees = (j["kind"] == Kind.TRADE_FEE) & (j["asset"] == ledger.asset("USDT"))
+    assert int(j["amount"][fees].sum()) == 7
+    assert (int(j["src"][fees][0]), int(j["dst"][fees][0])) == (1, FEE_POOL)
 
 
 def test_check_catches_a_value_created_from_nothing(ledger: Ledger) -> None:
@@ -36,7 +41,9 @@ def test_check_catches_a_value_created_from_nothing(ledger: Ledger) -> None:
 
 def test_check_catches_a_silent_system_loss(ledger: Ledger) -> None:
     ledger.deposit(0, "USDT", 5)
-    ledger.system[FEE_POOL][0] -= 1
+    # the fee pool loses one unit with no journal entry (system balances are 96-bit limb pairs)
+    wide_add(ledger.arrays.sys_hi, ledger.arrays.sys_lo, -FEE_POOL - 1, ledger.asset("USDT"), -1)
+    assert ledger.balance(FEE_POOL, "USDT") == -1
     with pytest.raises(ConservationError):
         ledger.check()
 
@@ -81,6 +88,7 @@ def test_system_balances_exceed_int64(ledger: Ledger) -> None:
     for i in range(6):
         ledger.deposit(i, "USDT", big)
     assert ledger.balance(OUTSIDE, "USDT") == -6 * big  # beyond int64, exact
+    assert ledger.system_balances("USDT")["outside"] == -6 * big
     ledger.check()
 
 

@@ -11,7 +11,7 @@ import pytest
 from cascadelab.clearing.accounts import MarginMode
 from cascadelab.clearing.margin import MarginError, MarginTiers, bankruptcy_price, liquidation_price
 from cascadelab.units import MONEY_SCALE, money_to_units
-from conftest import BTC, BTC_TIERS, make_clearing
+from market_helpers import BTC, BTC_TIERS, make_clearing
 
 
 def usd(x: str) -> int:

@@ -9,9 +9,17 @@ import pytest
 
 from cascadelab.prices.funding import FundingClock, FundingRule, impact_price, premium_index, rate_units
 from cascadelab.prices.index import IndexPrice
-from cascadelab.prices.mark import BinanceMark, HyperliquidMark
+from cascadelab.prices.mark import BinanceMark, HyperliquidMark, mark_rule
 
 S = 1_000_000_000
+H = 3600 * S
+
+
+def clock_at(now_ns: int, last_rate: F = F(0)) -> FundingClock:
+    """An 8 h funding clock whose next funding is 4 h after ``now_ns`` (half an interval), with ``last_rate``."""
+    clock = FundingClock(FundingRule(interval_hours=8), start_ns=now_ns - 4 * H)
+    clock.last_rate = last_rate
+    return clock
 
 
 def index3() -> IndexPrice:
@@ -52,28 +60,40 @@ def test_index_ignores_stale_sources() -> None:
 def test_binance_mark_median_of_p1_p2_last() -> None:
     m = BinanceMark()
     index = F(100)
+    bid, ask = F(1002, 10), F(1004, 10)  # mid 100.3
     for t in range(30):
-        mark = m.update(t * S, index, F(1003, 10), F(99), F(1, 10_000), 4 * 3600 * S, 8 * 3600 * S)
+        mark = m.update(t * S, index, bid, ask, F(99), clock_at(t * S, F(1, 10_000)))
     # P1 = 100 x (1 + 0.0001 x 0.5) = 100.005; P2 = 100 + 0.3 = 100.3; last 99 -> median 100.005
     assert mark == F(100005, 1000)
-    mark = m.update(31 * S, index, F(1003, 10), F(101), F(1, 10_000), 4 * 3600 * S, 8 * 3600 * S)
+    mark = m.update(31 * S, index, bid, ask, F(101), clock_at(31 * S, F(1, 10_000)))
     assert mark == F(1003, 10)
 
 
 def test_binance_mark_basis_is_a_30_sample_moving_average() -> None:
     m = BinanceMark()
+    clock = FundingClock(FundingRule(), 0)  # last rate 0: P1 is the index
     for t in range(60):
-        m.update(t * S, F(100), F(100) + (1 if t < 45 else 0), None, F(0), 0, 1)
-    assert len(m.basis) == 30 and sum(m.basis) == 15
+        mid = F(100) + (1 if t < 45 else 0)
+        m.update(t * S, F(100), mid - F(1, 2), mid + F(1, 2), None, clock)
+    # one sample per second; the window keeps seconds 30..59, of which 30..44 had basis 1
+    assert len(m.basis) == 30 and sum(b for _, b in m.basis) == 15
+
+
+def test_mark_rule_by_name() -> None:
+    assert isinstance(mark_rule("binance"), BinanceMark) and isinstance(mark_rule("hyperliquid"), HyperliquidMark)
+    with pytest.raises(ValueError, match="mark rule must be one of"):
+        mark_rule("bitmex")
 
 
 def test_hyperliquid_mark() -> None:
     m = HyperliquidMark()
     oracle = F(100)
-    first = m.update(0, oracle, F(101), F(103), F(102))
+    clock = FundingClock(FundingRule.hyperliquid(), 0)  # Hyperliquid's mark does not read the funding clock
+    first = m.update(0, oracle, F(101), F(103), F(102), clock)
     # EMA starts at the basis 2: a = 102; book median(101, 103, 102) = 102
     assert first == 102
-    mark = m.update(150 * S, oracle, F(99), F(101), F(100), external_mids=[F(104), F(106)])
+    m.external_mids = [F(104), F(106)]
+    mark = m.update(150 * S, oracle, F(99), F(101), F(100), clock)
     ema = 2 + (1 - np.exp(-1.0)) * (0 - 2)
     assert float(mark) == pytest.approx(sorted([100 + ema, 100, 105])[1])
 
@@ -124,16 +144,10 @@ def test_rate_units_round_half_away_from_zero(rate: F, units: int) -> None:
 
 def test_venue_samples_premium_and_pays_funding_through_the_ledger() -> None:
     """A book 1% above the index for an hour: longs pay shorts at the clamped rate, exactly zero-sum."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from cascadelab.prices.funding import FundingRule
     from cascadelab.units import money_to_units
-    from cascadelab.venue import Venue
-    from conftest import make_clearing
+    from market_helpers import make_venue
 
-    v = Venue(make_clearing(), debug=True)
+    v = make_venue()
     ch = v.clearing
     mm, long_, short = (int(x) for x in v.open_accounts(3))
     for a in (mm, long_, short):
@@ -157,6 +171,4 @@ def test_venue_samples_premium_and_pays_funding_through_the_ledger() -> None:
     received = ch.ledger.balance(short, "USDT") - before[short]
     assert paid > 0 and paid == received  # the only two positions: exactly zero-sum
     mark = int(ch.marks[0])
-    from cascadelab.prices.funding import rate_units
-
     assert paid == -(-1000 * mark * 10_000 * rate_units(rate) // 10**8)  # size x mark x rate, rounded up

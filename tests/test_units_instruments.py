@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cascadelab.arith import ceil_div
 from cascadelab.instruments import Instrument, InstrumentError, perpetual
 from cascadelab.units import (
     UnitError,
     decimal_to_units,
     money_to_units,
     rate_to_units,
-    round_to_venue,
     units_to_decimal,
     units_to_money,
 )
@@ -64,7 +64,8 @@ def test_rates() -> None:
 
 
 def test_rounding_rule() -> None:
-    assert round_to_venue(7, 2) == 4 and round_to_venue(-7, 2) == -3 and round_to_venue(6, 2) == 3
+    # the one rounding rule for amounts owed to the venue (units.round_to_venue is now arith.ceil_div)
+    assert ceil_div(7, 2) == 4 and ceil_div(-7, 2) == -3 and ceil_div(6, 2) == 3
 
 
 def test_from_dict_and_min_notional() -> None:

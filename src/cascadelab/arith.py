@@ -120,6 +120,20 @@ def _muldiv_array(a, b, d, ceil, out):
         out[j] = muldiv_ceil(a[j], b, d) if ceil else muldiv_floor(a[j], b, d)
 
 
+@kernel
+def _muldiv_each(a, b, d, ceil, out):
+    for j in range(a.shape[0]):
+        out[j] = muldiv_ceil(a[j], b[j], d[j]) if ceil else muldiv_floor(a[j], b[j], d[j])
+
+
+def muldiv_each(a: np.ndarray, b: np.ndarray, d: np.ndarray, ceil: bool = False) -> np.ndarray:
+    """Elementwise floor (or ceil) of ``a * b / d`` with a divisor per element (every ``d`` > 0), exact."""
+    arrs = [np.ascontiguousarray(np.broadcast_to(x, np.broadcast(a, b, d).shape), np.int64).ravel() for x in (a, b, d)]
+    out = np.empty(arrs[0].size, np.int64)
+    _muldiv_each(*arrs, bool(ceil), out)
+    return out.reshape(np.broadcast(a, b, d).shape)
+
+
 def muldiv_vec(a: np.ndarray, b: int, d: int, ceil: bool = False) -> np.ndarray:
     """Elementwise floor (or ceil) of ``a * b / d`` over an int64 array, exact (see :func:`muldiv_floor`)."""
     arr = np.ascontiguousarray(a, np.int64)
@@ -128,10 +142,57 @@ def muldiv_vec(a: np.ndarray, b: int, d: int, ceil: bool = False) -> np.ndarray:
     return out.reshape(arr.shape)
 
 
+@kernel_inline
+def _before(rem, tiebreak, a, b):
+    """Does index ``a`` come before ``b``: larger remainder first, then smaller tiebreak."""
+    return rem[a] > rem[b] or (rem[a] == rem[b] and tiebreak[a] < tiebreak[b])
+
+
 @kernel
-def _apportion(total, w, wsum, q, r):
-    for j in range(w.shape[0]):
-        q[j], r[j] = muldivmod(w[j], total, wsum)
+def _sift_down(idx, rem, tiebreak, root, n):
+    while True:
+        child = 2 * root + 1
+        if child >= n:
+            return
+        # a max-heap on "comes later", so the heap's top is the last in order
+        if child + 1 < n and _before(rem, tiebreak, idx[child], idx[child + 1]):
+            child += 1
+        if _before(rem, tiebreak, idx[root], idx[child]):
+            idx[root], idx[child] = idx[child], idx[root]
+            root = child
+        else:
+            return
+
+
+@kernel
+def apportion(total, w, tiebreak, out, rem, idx):
+    """Compiled :func:`largest_remainder` into ``out`` (``rem``, ``idx``: int64 scratch of the same length).
+
+    ``total`` >= 0, weights >= 0 with an int64 sum; parts sum exactly to ``total`` (all zero
+    when the weights are). Units left over go to the largest remainders, ties to the smaller
+    ``tiebreak`` (an in-place heapsort of the indices: no allocation).
+    """
+    n = w.shape[0]
+    wsum = 0
+    for j in range(n):
+        wsum += w[j]
+        out[j] = 0
+    if n == 0 or wsum == 0 or total == 0:
+        return
+    left = total
+    for j in range(n):
+        out[j], rem[j] = muldivmod(w[j], total, wsum)
+        left -= out[j]
+        idx[j] = j
+    if left == 0:
+        return
+    for start in range(n // 2 - 1, -1, -1):
+        _sift_down(idx, rem, tiebreak, start, n)
+    for end in range(n - 1, 0, -1):
+        idx[0], idx[end] = idx[end], idx[0]
+        _sift_down(idx, rem, tiebreak, 0, end)
+    for j in range(left):
+        out[idx[j]] += 1
 
 
 def largest_remainder(total: int, weights: np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray:
@@ -142,21 +203,13 @@ def largest_remainder(total: int, weights: np.ndarray, tiebreak: np.ndarray | No
     zero nothing can be apportioned and every part is zero (the caller decides what then).
     """
     w = np.ascontiguousarray(weights, np.int64)
-    n = len(w)
-    out = np.zeros(n, np.int64)
     if total < 0 or (w < 0).any():
         raise ValueError("largest_remainder: total and weights must be >= 0")
-    wsum = exact_sum(w)
-    if n == 0 or wsum == 0 or total == 0:
-        return out
-    if wsum > np.iinfo(np.int64).max:
+    if exact_sum(w) > np.iinfo(np.int64).max:
         raise OverflowError("largest_remainder: the weights sum beyond int64")
-    rem = np.zeros(n, np.int64)
-    _apportion(np.int64(total), w, np.int64(wsum), out, rem)
-    left = int(total) - exact_sum(out)
-    if left:
-        tb = np.arange(n) if tiebreak is None else np.asarray(tiebreak)
-        out[np.lexsort((tb, -rem))[:left]] += 1
+    tb = np.arange(len(w), dtype=np.int64) if tiebreak is None else np.ascontiguousarray(tiebreak, np.int64)
+    out = np.zeros(len(w), np.int64)
+    apportion(np.int64(total), w, tb, out, np.zeros(len(w), np.int64), np.zeros(len(w), np.int64))
     return out
 
 

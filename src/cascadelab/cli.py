@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import numbers
@@ -98,7 +99,8 @@ def adl_rank(
     """Score each position for auto-deleveraging under a venue's rule: score, rank, quantile 0-4, lights 1-5.
 
     Exit status 0 on success, 2 on bad input (one line on stderr naming file, row and column).
-    With --json an infinite score (first in line: equity <= 0) is written as null.
+    A position whose account has no positive equity is being liquidated itself: it is ranked
+    last and its score is shown as "liquidating" (null with --json).
     """
     from cascadelab.liquidation.adl_tool import PositionFileError, rank_positions, read_positions
     from cascadelab.venue.profiles import PROFILES
@@ -113,23 +115,23 @@ def adl_rank(
         _fail(str(exc))
     rows = [r for v in venues for r in rank_positions(positions, v)]
     if as_json:
-        _print_json(rows)
+        _print_json([dataclasses.asdict(r) for r in rows])
         return
     for v in venues:
-        mine = [r for r in rows if r["venue"] == v]
-        table = Table(title=f"ADL ranking under {v} ({mine[0]['ranking']} rule)")
+        mine = [r for r in rows if r.venue == v]
+        table = Table(title=f"ADL ranking under {v} ({mine[0].ranking} rule)")
         for col in ("row", "account", "symbol", "side", "score", "rank", "quantile", "lights"):
             table.add_column(col, justify="right" if col in ("row", "score", "rank", "quantile") else "left")
         for r in mine:
             table.add_row(
-                str(r["row"]),
-                escape(str(r["account"])),  # labels from the file are text, not rich markup
-                escape(str(r["symbol"])),
-                str(r["side"]),
-                f"{r['score']:.6g}",
-                f"{r['rank']}/{r['of']}",
-                str(r["quantile"]),
-                "●" * int(r["lights"]) + "○" * (5 - int(r["lights"])),
+                str(r.row),
+                escape(r.account),  # labels from the file are text, not rich markup
+                escape(r.symbol),
+                r.side,
+                "liquidating" if r.score is None else f"{r.score:.6g}",
+                f"{r.rank}/{r.of}",
+                str(r.quantile),
+                "●" * r.lights + "○" * (5 - r.lights),
             )
         console.print(table)
 

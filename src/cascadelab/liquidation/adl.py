@@ -41,7 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cascadelab.arith import largest_remainder
+from cascadelab.arith import apportion
+from cascadelab.compiled import kernel
 from cascadelab.units import MONEY_SCALE
 
 RANKINGS = ("binance", "bitmex", "hyperliquid", "pnl_pct", "pro_rata", "water_filling")
@@ -112,6 +113,14 @@ def order(score: np.ndarray, account: np.ndarray, upnl: np.ndarray) -> np.ndarra
     return np.lexsort((account, -score, upnl <= 0))
 
 
+RULE_RANKED, RULE_PRO_RATA, RULE_WATER_FILLING = 0, 1, 2
+
+
+def rule_code(ranking: str) -> int:
+    """How a ranking allocates: in rank order, pro rata, or by water-filling."""
+    return {"pro_rata": RULE_PRO_RATA, "water_filling": RULE_WATER_FILLING}.get(ranking, RULE_RANKED)
+
+
 def allocate(ranking: str, c: Candidates, quantity: int, remaining: np.ndarray, lot_value: float) -> np.ndarray:
     """Lots to take from each candidate to absorb ``quantity`` lots, given their ``remaining`` sizes.
 
@@ -120,51 +129,94 @@ def allocate(ranking: str, c: Candidates, quantity: int, remaining: np.ndarray, 
     fraction from every candidate of a group (largest remainder, ties to the lower id);
     ``water_filling`` lowers the most levered to a common leverage (lots rounded down, the
     few left over taken in leverage order). ``lot_value`` is the money value of one lot at
-    the mark (water-filling needs it). The cuts never exceed ``remaining``.
+    the mark (water-filling needs it). The cuts never exceed ``remaining``. The risk
+    engines call the same compiled :func:`allocate_kernel`.
     """
+    n = len(c)
     s = scores(ranking, c)
-    idx = order(s, c.account, c.upnl)
-    cuts = np.zeros(len(c), np.int64)
-    left = int(quantity)
-    profitable = c.upnl > 0
-    for group in (idx[profitable[idx]], idx[~profitable[idx]]):
-        if left <= 0 or len(group) == 0:
-            continue
-        rem = np.asarray(remaining[group], np.int64)
-        total = int(rem.sum())
-        if total == 0:
-            continue
-        take = min(left, total)
-        if ranking == "pro_rata":
-            g = largest_remainder(take, rem, tiebreak=c.account[group])
-        elif ranking == "water_filling":
-            g = _water_fill(take, rem, np.maximum(c.equity[group].astype(np.float64), 1.0), lot_value)
-        else:
-            g = np.minimum(rem, np.maximum(0, take - (np.cumsum(rem) - rem)))
-        cuts[group] = g
-        left -= int(g.sum())
+    idx = np.ascontiguousarray(order(s, c.account, c.upnl), np.int64)
+    cuts = np.zeros(n, np.int64)
+    allocate_kernel(
+        rule_code(ranking), idx, np.ascontiguousarray(c.upnl > 0), np.ascontiguousarray(remaining, np.int64),
+        np.ascontiguousarray(c.equity, np.int64), np.ascontiguousarray(c.account, np.int64), int(quantity), float(lot_value),
+        cuts, *scratch(n),
+    )  # fmt: skip
     return cuts
 
 
-def _water_fill(take: int, size: np.ndarray, equity: np.ndarray, lot_value: float) -> np.ndarray:
+def scratch(n: int) -> tuple[np.ndarray, ...]:
+    """Scratch arrays :func:`allocate_kernel` needs for ``n`` candidates."""
+    return (*(np.zeros(n, np.int64) for _ in range(6)), np.zeros(n, np.float64))
+
+
+@kernel
+def allocate_kernel(rule, order_idx, profitable, remaining, equity, account, quantity, lot_value, cuts, members, w, tb, out, rem, idx, lev):  # noqa: E501
+    """Compiled allocation of ``quantity`` lots over candidates (see :func:`allocate`); scratch from :func:`scratch`."""
+    n = order_idx.shape[0]
+    for j in range(n):
+        cuts[j] = 0
+    left = quantity
+    for grp in range(2):
+        want_profit = grp == 0
+        if left <= 0:
+            break
+        m = 0
+        total = 0
+        for t in range(n):
+            j = order_idx[t]
+            if profitable[j] == want_profit and remaining[j] > 0:
+                members[m] = j
+                w[m] = remaining[j]
+                tb[m] = account[j]
+                total += remaining[j]
+                m += 1
+        if m == 0:
+            continue
+        take = min(left, total)
+        if rule == RULE_PRO_RATA:
+            apportion(take, w[:m], tb[:m], out[:m], rem[:m], idx[:m])
+        elif rule == RULE_WATER_FILLING:
+            _water_fill(take, w[:m], equity, members[:m], lot_value, out[:m], lev[:m])
+        else:
+            acc = 0
+            for x in range(m):
+                out[x] = min(w[x], max(0, take - acc))
+                acc += w[x]
+        for x in range(m):
+            cuts[members[x]] = out[x]
+            left -= out[x]
+
+
+@kernel
+def _water_fill(take, size, equity, members, lot_value, out, lev):
     """Cut ``take`` lots so that the most levered positions come down to a common leverage."""
-    lev = size * lot_value / equity
-    lo, hi = 0.0, float(lev.max())
+    m = size.shape[0]
+    hi = 0.0
+    for x in range(m):
+        lev[x] = size[x] * lot_value / max(float(equity[members[x]]), 1.0)
+        hi = max(hi, lev[x])
+    lo = 0.0
     for _ in range(200):
         mid = (lo + hi) / 2
-        if np.maximum(0.0, size - mid * equity / lot_value).sum() > take:
+        s = 0.0
+        for x in range(m):
+            s += max(0.0, size[x] - mid * max(float(equity[members[x]]), 1.0) / lot_value)
+        if s > take:
             lo = mid
         else:
             hi = mid
-    want = np.minimum(size, np.floor(np.maximum(0.0, size - hi * equity / lot_value))).astype(np.int64)
-    rest = take - int(want.sum())
-    for j in np.lexsort((np.arange(len(size)), -lev)):  # top up, most levered first
-        if rest <= 0:
-            break
-        extra = min(rest, int(size[j] - want[j]))
-        want[j] += extra
+    rest = take
+    for x in range(m):
+        out[x] = min(size[x], np.int64(np.floor(max(0.0, size[x] - hi * max(float(equity[members[x]]), 1.0) / lot_value))))
+        rest -= out[x]
+    while rest > 0:  # top up, most levered first (ties: earlier in rank order)
+        best = -1
+        for x in range(m):
+            if out[x] < size[x] and (best < 0 or lev[x] > lev[best]):
+                best = x
+        extra = min(rest, size[best] - out[best])
+        out[best] += extra
         rest -= extra
-    return want
 
 
 def quantiles(score: np.ndarray, account: np.ndarray, upnl: np.ndarray) -> np.ndarray:

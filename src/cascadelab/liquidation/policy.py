@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from cascadelab.arith import ceil_div
+from cascadelab.arith import ceil_div, muldiv_ceil, muldiv_floor
 from cascadelab.records import Why
 from cascadelab.units import RATE_SCALE
 
@@ -58,8 +58,8 @@ class RestoreMaintenance:
     def lots(self, size: int, shortfall: int, lot_value: int, mmr: int) -> int:
         """Lots to send for a position of ``size`` lots when equity is ``shortfall`` below maintenance."""
         q = abs(size)
-        need = ceil_div(max(0, shortfall) * RATE_SCALE, max(1, lot_value * mmr)) + 1
-        return min(q, max(1, self.factor * need, q * self.floor // RATE_SCALE))
+        need = int(muldiv_ceil(max(0, shortfall), RATE_SCALE, max(1, lot_value * mmr))) + 1
+        return min(q, max(1, self.factor * need, int(muldiv_floor(q, self.floor, RATE_SCALE))))
 
 
 # --- styles ----------------------------------------------------------------------------------------
@@ -134,7 +134,7 @@ class MarketChunks:
     def chunk(self, size: int, notional: int, cooling: bool) -> tuple[int, bool]:
         """(lots to send, whether this is a partial chunk) for one position."""
         if notional > self.threshold and not cooling:
-            return max(1, abs(size) * self.fraction // RATE_SCALE), True
+            return max(1, int(muldiv_floor(abs(size), self.fraction, RATE_SCALE))), True
         return abs(size), False
 
 
@@ -277,7 +277,7 @@ class AtBankruptcyPrice:
 
     def price(self, bankrupt_side: int, lots: int, unit: int, deficit: int, mark: int, prev_mark: int) -> int:
         """ADL price in ticks for a bankrupt position on ``bankrupt_side`` (+1 long)."""
-        shift = ceil_div(deficit, max(1, lots * unit))
+        shift = int(ceil_div(deficit, max(1, lots * unit)))
         return mark + shift if bankrupt_side > 0 else max(1, mark - shift)
 
 

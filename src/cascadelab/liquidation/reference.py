@@ -32,28 +32,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from cascadelab.arith import ceil_div, largest_remainder
+from cascadelab.arith import largest_remainder, muldiv_ceil
 from cascadelab.clearing.accounts import AccountState
-from cascadelab.clearing.ledger import OUTSIDE, SOCIALIZED_LOSS
 from cascadelab.clearing.margin import collateral_value
 from cascadelab.fees import fee
 from cascadelab.liquidation import adl
-from cascadelab.liquidation.config import LiquidationConfig
-from cascadelab.liquidation.gateway import Gateway
-from cascadelab.liquidation.policy import (
-    SCOPE_ALL,
-    BookThenTakeover,
-    MarketChunks,
-    OnNegativeEquity,
-)
+from cascadelab.liquidation.base import EngineBase, Events
+from cascadelab.liquidation.policy import SCOPE_ALL, BookThenTakeover, MarketChunks, OnNegativeEquity
 from cascadelab.records import (
     BOOK_FILL,
     FILL,
     FLAG_LIQUIDATION,
     FLAG_REDUCE_ONLY,
-    FLAG_UNWIND,
-    FUND_NONE,
-    LIQ_EVENT,
     ORDER_REQUEST,
     STP,
     TIF,
@@ -66,99 +56,15 @@ from cascadelab.records import (
 )
 from cascadelab.units import MONEY_SCALE
 
-SECOND_NS = 1_000_000_000
-CREDIT_SCALE = SECOND_NS
-"""The liquidator's order budget is counted in billionths of an order (exact integers)."""
 
-
-class Events:
-    """Events of one step, appended as LIQ_EVENT rows."""
-
-    def __init__(self, ts: int) -> None:
-        self.ts = ts
-        self.rows: list[tuple] = []
-
-    def add(self, kind: Ev, account: int = -1, *, instrument: int = -1, side: int = 0, qty: int = 0, price: int = 0,
-            amount: int = 0, pnl: int = 0, fund_balance: int = 0, score: float = 0.0, rank: int = 0,
-            reason: Why = Why.NONE, fund: int = FUND_NONE, asset: int = -1) -> None:  # fmt: skip
-        """Append one event (fields that do not apply keep their defaults)."""
-        self.rows.append(
-            (self.ts, account, qty, price, amount, pnl, fund_balance, score, rank, instrument, int(kind), int(reason), fund, asset, side)
-        )
-
-    def array(self) -> np.ndarray:
-        """The events as LIQ_EVENT records."""
-        return np.array(self.rows, LIQ_EVENT) if self.rows else np.zeros(0, LIQ_EVENT)
-
-
-class ReferenceEngine:
+class ReferenceEngine(EngineBase):
     """Runs detection, the three tiers and the liquidator's unwinding for one venue, account by account."""
 
-    def __init__(self, venue: Gateway, config: LiquidationConfig) -> None:
-        self.venue = venue
-        self.ch = venue.clearing
-        self.cfg = config
-        self.liquidator = int(venue.open_accounts(1)[0])
-        ch = self.ch
-        symbols = [p.instrument.symbol for p in ch.perps]
-        self.fund_names = config.funds.names(symbols)
-        self.fund_accounts = [ch.ledger.system_account(name) for name in self.fund_names]
-        if config.vault:
-            self.fund_accounts = [self.liquidator]
-        if config.fund_seed:
-            for acct in self.fund_accounts:
-                ch.ledger.transfer(ch.q, OUTSIDE, acct, config.fund_seed, Kind.FUND_SEED)
-        self.history: list[list[tuple[int, int]]] = [[(0, self.fund_balance(f))] for f in range(len(self.fund_accounts))]
+    def __init__(self, venue, config) -> None:  # noqa: ANN001
+        super().__init__(venue, config)
         self.cooldown_until: dict[int, int] = {}
-        self.credit = CREDIT_SCALE * config.liquidator_orders_per_s
-        self.last_ns: int | None = None
-        self.prev_marks = ch.marks.copy()
-        self.swept = np.zeros(len(ch.perps), np.int64)
-        self.unwind_fees = np.zeros(len(ch.perps), np.int64)
-        self.event_log: list[np.ndarray] = []
-
-    # --- funds ---------------------------------------------------------------------------------
-    def fund_of(self, k: int) -> int:
-        """Index of the fund backing perpetual ``k``."""
-        return self.cfg.funds.index(k)
-
-    def fund_balance(self, f: int) -> int:
-        """Balance (quote asset) of fund ``f`` (the vault's capital for a vault profile)."""
-        return self.ch.ledger.balance(self.fund_accounts[f], self.ch.q)
-
-    def fund_peak(self, f: int, now: int) -> int:
-        """Highest balance of fund ``f`` within the drawdown window (for drawdown triggers)."""
-        window = getattr(self.cfg.trigger, "window_ns", 0)
-        bal = self.fund_balance(f)
-        return max([b for t, b in self.history[f] if t >= now - window] + [bal])
-
-    def _record_funds(self, now: int) -> None:
-        window = getattr(self.cfg.trigger, "window_ns", 0)
-        for f, hist in enumerate(self.history):
-            hist.append((now, self.fund_balance(f)))
-            while len(hist) > 1 and hist[0][0] < now - window:
-                hist.pop(0)
-
-    def _fund_move(self, ev: Events, f: int, account: int, amount: int, kind: Kind, why: Why, instrument: int = -1) -> None:
-        """``amount`` > 0: fund ``f`` pays ``account``; < 0: ``account`` pays the fund."""
-        if amount == 0:
-            return
-        fa = self.fund_accounts[f]
-        if fa == account:
-            return
-        q = self.ch.q
-        if amount > 0:
-            self.ch.ledger.transfer(q, fa, account, amount, kind, ev.ts)
-            ev.add(Ev.FUND_OUT, account, instrument=instrument, amount=amount, fund=f, fund_balance=self.fund_balance(f), reason=why)
-        else:
-            self.ch.ledger.transfer(q, account, fa, -amount, kind, ev.ts)
-            ev.add(Ev.FUND_IN, account, instrument=instrument, amount=-amount, fund=f, fund_balance=self.fund_balance(f), reason=why)
-
-    def _socialize(self, ev: Events, account: int, amount: int, why: Why, instrument: int = -1) -> None:
-        """Explicit bad debt: the socialized-loss account pays ``amount`` to ``account``."""
-        if amount > 0:
-            self.ch.ledger.transfer(self.ch.q, SOCIALIZED_LOSS, account, amount, Kind.BAD_DEBT, ev.ts)
-            ev.add(Ev.BAD_DEBT, account, instrument=instrument, amount=amount, reason=why)
+        self._ranks: dict[tuple[int, int], tuple[adl.Candidates, np.ndarray]] = {}
+        self._adl_closed: list[tuple[int, int]] = []
 
     # --- figures -------------------------------------------------------------------------------------
     def figures(self, i: int) -> tuple[int, int, list[int], bool]:
@@ -269,8 +175,18 @@ class ReferenceEngine:
                 why = style.after_book(eq, mm)
                 if why is not None:
                     cross_takeover[i] = why
-        # F. takeovers, account by account
-        self._ranks: dict[tuple[int, int], tuple[adl.Candidates, np.ndarray]] = {}
+        # F. takeovers, account by account; ADL rankings are scored once, before the first takeover
+        acc = ch.accounts.arrays
+        pairs = set()
+        for i in work:
+            every = style.scope == SCOPE_ALL and i in cross_takeover
+            for k in range(len(ch.perps)):
+                q = int(acc.size[k, i])
+                taken = every or (i in cross_takeover and not acc.isolated[k, i]) or any(kk == k for kk, _ in iso_takeover.get(i, []))
+                if q and taken:
+                    pairs.add((k, -1 if q > 0 else 1))
+        self._ranks = {key: self._score(*key) for key in sorted(pairs)}
+        self._adl_closed = []
         for i in work:
             if style.scope == SCOPE_ALL and i in cross_takeover:
                 self._takeover(ev, i, all_positions=True, why=cross_takeover[i])
@@ -279,6 +195,7 @@ class ReferenceEngine:
                 self._takeover_isolated(ev, i, k, why)
             if i in cross_takeover:
                 self._takeover(ev, i, all_positions=False, why=cross_takeover[i])
+        self._cancel_adl(sorted(set(self._adl_closed)), now)
         # G. compliant again
         for i in work:
             if state[i] == AccountState.LIQUIDATING and not self.breaching(i):
@@ -286,14 +203,7 @@ class ReferenceEngine:
                 eq, mm, _, _ = self.figures(i)
                 ev.add(Ev.COMPLIANT, i, amount=eq, pnl=mm)
         # H. unwind, I. sweep
-        self._unwind(ev, now)
-        self._sweep(ev)
-        self.prev_marks = ch.marks.copy()
-        self._record_funds(now)
-        out = ev.array()
-        if len(out):
-            self.event_log.append(out)
-        return out
+        return self._finish(ev, now)
 
     # --- tier 1 ----------------------------------------------------------------------------------------
     def _cross_targets(self, i: int) -> list[int]:
@@ -384,7 +294,7 @@ class ReferenceEngine:
                 value += int(collateral_value(P, a, int(bal[a, i])))
             d = int(acc.debt[a, i])
             if d:
-                value -= ceil_div(d * int(ch.asset_price[a]), MONEY_SCALE)
+                value -= int(muldiv_ceil(d, int(ch.asset_price[a]), MONEY_SCALE))
         return value
 
     def _takeover(self, ev: Events, i: int, all_positions: bool, why: Why) -> None:
@@ -454,15 +364,16 @@ class ReferenceEngine:
             if share <= 0:
                 continue
             f = self.fund_of(k)
-            bal = self.fund_balance(f) - committed.get(f, 0)
-            pays = trig.fund_pays(share, bal, self.fund_peak(f, ev.ts))
+            actual = self.fund_balance(f)
+            bal = actual - committed.get(f, 0)
+            pays = trig.fund_pays(share, bal, max(self.history_peak(f, ev.ts), actual))
             allowed[k] = pays if not isinstance(trig, OnNegativeEquity) else max(0, bal)
             committed[f] = committed.get(f, 0) + allowed[k]
             rest = share - pays
             if rest <= 0:
                 continue
             q = int(acc.size[k, i])
-            lots = min(abs(q), ceil_div(abs(q) * rest, share))
+            lots = min(abs(q), int(muldiv_ceil(abs(q), rest, share)))
             side = 1 if q > 0 else -1
             price = self.cfg.adl_price.price(side, abs(q), int(ch.units[k]), share, int(ch.marks[k]), int(self.prev_marks[k]))
             ev.add(Ev.ADL_TRIGGER, i, instrument=k, side=side, qty=lots, price=price, amount=share, pnl=pays, fund=f,
@@ -470,13 +381,10 @@ class ReferenceEngine:
             self._adl(ev, i, k, side, lots, price, trig.reason)
         return allowed
 
-    def _ranking(self, k: int, side: int) -> tuple[adl.Candidates, np.ndarray]:
-        """Candidates on ``side`` of perpetual ``k`` and their scores, computed once per step."""
-        key = (k, side)
-        if key not in self._ranks:
-            c = self.candidates(k, side)
-            self._ranks[key] = (c, adl.scores(self.cfg.ranking, c))
-        return self._ranks[key]
+    def _score(self, k: int, side: int) -> tuple[adl.Candidates, np.ndarray]:
+        """Candidates on ``side`` of perpetual ``k`` and their scores (once per step)."""
+        c = self.candidates(k, side)
+        return c, adl.scores(self.cfg.ranking, c)
 
     def candidates(self, k: int, side: int) -> adl.Candidates:
         """NORMAL accounts (not the liquidator) holding ``side`` (+1 long) of perpetual ``k``, with their figures."""
@@ -504,7 +412,7 @@ class ReferenceEngine:
         """Close ``lots`` of account ``i``'s position in ``k`` against ranked opposite positions at ``price``."""
         ch = self.ch
         acc = ch.accounts.arrays
-        c, score = self._ranking(k, -side)
+        c, score = self._ranks[(k, -side)]
         if len(c) == 0:
             return 0
         live = acc.state[c.account] == AccountState.NORMAL
@@ -518,9 +426,7 @@ class ReferenceEngine:
             if cuts[j] <= 0:
                 continue
             cid = int(c.account[j])
-            mask = np.zeros(ch.accounts.n, np.bool_)
-            mask[cid] = True
-            self.venue.cancel_accounts(mask, CancelReason.ADL, ev.ts, instrument=k)
+            self._adl_closed.append((k, cid))
             upnl_before = int(acc.size[k, cid]) * int(ch.marks[k]) * int(ch.units[k]) - int(acc.cost[k, cid])
             fill = self._synthetic(k, [cid], i, -side, price, [int(cuts[j])], FillKind.ADL)
             ev.add(Ev.ADL_CLOSE, cid, instrument=k, side=side, qty=int(cuts[j]), price=price, amount=upnl_before,
@@ -553,7 +459,7 @@ class ReferenceEngine:
                 ev.add(Ev.DEBT_TAKEN, i, asset=a, qty=d, amount=d)
             else:  # the liquidator takes the loan over and is paid its value
                 acc.debt[a, liq] += d
-                value = ceil_div(d * int(ch.asset_price[a]), MONEY_SCALE)
+                value = int(muldiv_ceil(d, int(ch.asset_price[a]), MONEY_SCALE))
                 if value:
                     ch.ledger.transfer(q, i, liq, value, Kind.TAKEOVER, ev.ts)
                 ev.add(Ev.DEBT_TAKEN, i, asset=a, qty=d, amount=value)
@@ -582,75 +488,3 @@ class ReferenceEngine:
             pay = min(part, max(0, allowed.get(k, bal)), max(0, bal)) if self.fund_accounts[f] != i else 0
             self._fund_move(ev, f, i, pay, Kind.INSURANCE, Why.DEFICIT_COVERED, instrument=k)
             self._socialize(ev, i, part - pay, Why.DEFICIT_COVERED, instrument=k)
-
-    # --- unwinding and sweeping ----------------------------------------------------------------------------
-    def _unwind(self, ev: Events, now: int) -> None:
-        """The liquidator sells what it holds, within its order and notional budgets (one batch)."""
-        ch, cfg, liq = self.ch, self.cfg, self.liquidator
-        dt = 0 if self.last_ns is None else now - self.last_ns
-        self.last_ns = now
-        self.credit = min(self.credit + cfg.liquidator_orders_per_s * dt, CREDIT_SCALE * max(1, cfg.liquidator_orders_per_s))
-        budget = cfg.liquidator_notional_per_s * dt // SECOND_NS if cfg.liquidator_notional_per_s else None
-        acc = ch.accounts.arrays
-        reqs = []
-        for k in range(len(ch.perps)):
-            q = int(acc.size[k, liq])
-            if q == 0 or self.credit < CREDIT_SCALE:
-                continue
-            lot_value = int(ch.marks[k]) * int(ch.units[k])
-            qty = abs(q) if budget is None else min(abs(q), budget // max(1, lot_value))
-            if qty <= 0:
-                continue
-            self.credit -= CREDIT_SCALE
-            if budget is not None:
-                budget -= qty * lot_value
-            side = -1 if q > 0 else 1
-            reqs.append((now, liq, 0, 0, qty, k, FLAG_LIQUIDATION | FLAG_REDUCE_ONLY | FLAG_UNWIND, Op.MARKET, side, TIF.IOC, STP.NONE))
-            ev.add(Ev.UNWIND_ORDER, liq, instrument=k, side=side, qty=qty)
-        for j, s in enumerate(ch.spots):
-            a = ch.ledger.asset(s.base)
-            lots = int(ch.ledger.balances[a, liq]) // int(s.lot_units or 1)
-            if s.quote != ch.settle_asset or lots <= 0 or self.credit < CREDIT_SCALE:
-                continue
-            self.credit -= CREDIT_SCALE
-            b = len(ch.perps) + j
-            reqs.append((now, liq, 0, 0, lots, b, FLAG_LIQUIDATION | FLAG_UNWIND, Op.MARKET, -1, TIF.IOC, STP.NONE))
-            ev.add(Ev.UNWIND_ORDER, liq, instrument=b, side=-1, qty=lots, reason=Why.COLLATERAL)
-        if not reqs:
-            return
-        out = self.venue.submit_batch(np.array(reqs, ORDER_REQUEST))
-        for f in out.fills:
-            b = int(f["instrument"])
-            ev.add(Ev.UNWIND_FILL, liq, instrument=b, side=int(f["aggressor"]), qty=int(f["qty"]), price=int(f["price"]), pnl=int(f["taker_pnl"]))
-            if b < len(ch.perps):
-                self.unwind_fees[b] += int(f["taker_fee"])
-
-    def _sweep(self, ev: Events) -> None:
-        """Move the liquidator's settled results to the funds; a loss a fund cannot pay is socialized."""
-        ch, liq = self.ch, self.liquidator
-        acc = ch.accounts.arrays
-        q = ch.q
-        if self.cfg.vault:
-            short = -int(ch.ledger.balances[q, liq])
-            self._socialize(ev, liq, short, Why.VAULT_SHORTFALL)
-            return
-        for k in range(len(ch.perps)):
-            if acc.size[k, liq] != 0:
-                continue  # settle a perpetual's result once its position is fully unwound
-            delta = int(acc.realized[k, liq]) - int(self.swept[k]) - int(self.unwind_fees[k])
-            self.swept[k] += delta + int(self.unwind_fees[k])
-            self.unwind_fees[k] = 0
-            self._pay_result(ev, self.fund_of(k), delta, k)
-        flat = not acc.size[:, liq].any() and not acc.debt[:, liq].any()
-        flat = flat and all(int(ch.ledger.balances[a, liq]) == 0 for a in range(len(ch.assets)) if a != q)
-        if flat:
-            self._pay_result(ev, 0, int(ch.ledger.balances[q, liq]), -1)
-
-    def _pay_result(self, ev: Events, f: int, delta: int, k: int) -> None:
-        """The liquidator hands a gain to fund ``f``, or the fund covers a loss as far as it can."""
-        if delta > 0:
-            self._fund_move(ev, f, self.liquidator, -delta, Kind.INSURANCE, Why.LIQUIDATOR_RESULT, instrument=k)
-        elif delta < 0:
-            pay = min(-delta, max(0, self.fund_balance(f)))
-            self._fund_move(ev, f, self.liquidator, pay, Kind.INSURANCE, Why.LIQUIDATOR_RESULT, instrument=k)
-            self._socialize(ev, self.liquidator, -delta - pay, Why.LIQUIDATOR_RESULT, instrument=k)

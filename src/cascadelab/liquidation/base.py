@@ -1,0 +1,236 @@
+"""What both liquidation engines share: funds and their history, events, the liquidator's unwinding and sweep.
+
+The per-account phases (evaluate, cancel, plan tier 1, send, after the book, take over,
+compliant again) differ: the reference engine runs them one account at a time in Python,
+the batched engine on arrays. Unwinding and sweeping act per instrument (a handful), so
+they are written once, here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cascadelab.clearing.ledger import OUTSIDE, SOCIALIZED_LOSS
+from cascadelab.liquidation.config import LiquidationConfig
+from cascadelab.liquidation.gateway import Gateway
+from cascadelab.records import (
+    FLAG_LIQUIDATION,
+    FLAG_REDUCE_ONLY,
+    FLAG_UNWIND,
+    FUND_NONE,
+    LIQ_EVENT,
+    ORDER_REQUEST,
+    STP,
+    TIF,
+    CancelReason,
+    Ev,
+    Kind,
+    Op,
+    Why,
+)
+
+SECOND_NS = 1_000_000_000
+CREDIT_SCALE = SECOND_NS
+"""The liquidator's order budget is counted in billionths of an order (exact integers)."""
+
+
+class Events:
+    """Events of one step, appended as LIQ_EVENT rows."""
+
+    def __init__(self, ts: int) -> None:
+        self.ts = ts
+        self.rows: list[tuple] = []
+        self.arrays: list[np.ndarray] = []
+
+    def add(self, kind: Ev, account: int = -1, *, instrument: int = -1, side: int = 0, qty: int = 0, price: int = 0,
+            amount: int = 0, pnl: int = 0, fund_balance: int = 0, score: float = 0.0, rank: int = 0,
+            reason: Why = Why.NONE, fund: int = FUND_NONE, asset: int = -1) -> None:  # fmt: skip
+        """Append one event (fields that do not apply keep their defaults)."""
+        self.rows.append(
+            (self.ts, account, qty, price, amount, pnl, fund_balance, score, rank, instrument, int(kind), int(reason), fund, asset, side)
+        )
+
+    def extend(self, records: np.ndarray) -> None:
+        """Append LIQ_EVENT records produced by compiled code (keeps the order)."""
+        self._flush()
+        if len(records):
+            self.arrays.append(records)
+
+    def _flush(self) -> None:
+        if self.rows:
+            self.arrays.append(np.array(self.rows, LIQ_EVENT))
+            self.rows = []
+
+    def array(self) -> np.ndarray:
+        """The events as LIQ_EVENT records, in order."""
+        self._flush()
+        if not self.arrays:
+            return np.zeros(0, LIQ_EVENT)
+        return self.arrays[0] if len(self.arrays) == 1 else np.concatenate(self.arrays)
+
+
+class EngineBase:
+    """Funds, the liquidator account, unwinding and sweeping; subclasses run the per-account phases."""
+
+    def __init__(self, venue: Gateway, config: LiquidationConfig) -> None:
+        self.venue = venue
+        self.ch = venue.clearing
+        self.cfg = config
+        self.liquidator = int(venue.open_accounts(1)[0])
+        ch = self.ch
+        symbols = [p.instrument.symbol for p in ch.perps]
+        self.fund_names = config.funds.names(symbols)
+        self.fund_accounts = [ch.ledger.system_account(name) for name in self.fund_names]
+        if config.vault:
+            self.fund_accounts = [self.liquidator]
+        if config.fund_seed:
+            for acct in self.fund_accounts:
+                ch.ledger.transfer(ch.q, OUTSIDE, acct, config.fund_seed, Kind.FUND_SEED)
+        self.history: list[list[tuple[int, int]]] = [[(0, self.fund_balance(f))] for f in range(len(self.fund_accounts))]
+        self.credit = CREDIT_SCALE * config.liquidator_orders_per_s
+        self.last_ns: int | None = None
+        self.prev_marks = ch.marks.copy()
+        self.swept = np.zeros(len(ch.perps), np.int64)
+        self.unwind_fees = np.zeros(len(ch.perps), np.int64)
+        self.event_log: list[np.ndarray] = []
+
+    # --- funds ---------------------------------------------------------------------------------
+    def fund_of(self, k: int) -> int:
+        """Index of the fund backing perpetual ``k``."""
+        return self.cfg.funds.index(k)
+
+    def fund_balance(self, f: int) -> int:
+        """Balance (quote asset) of fund ``f`` (the vault's capital for a vault profile)."""
+        return self.ch.ledger.balance(self.fund_accounts[f], self.ch.q)
+
+    def history_peak(self, f: int, now: int) -> int:
+        """Highest recorded balance of fund ``f`` within the drawdown window (the current balance is compared too)."""
+        window = getattr(self.cfg.trigger, "window_ns", 0)
+        return max((b for t, b in self.history[f] if t >= now - window), default=0)
+
+    def fund_peak(self, f: int, now: int) -> int:
+        """Highest balance of fund ``f`` within the drawdown window, now included."""
+        return max(self.history_peak(f, now), self.fund_balance(f))
+
+    def _record_funds(self, now: int) -> None:
+        window = getattr(self.cfg.trigger, "window_ns", 0)
+        for f, hist in enumerate(self.history):
+            hist.append((now, self.fund_balance(f)))
+            while len(hist) > 1 and hist[0][0] < now - window:
+                hist.pop(0)
+
+    def _fund_move(self, ev: Events, f: int, account: int, amount: int, kind: Kind, why: Why, instrument: int = -1) -> None:
+        """``amount`` > 0: fund ``f`` pays ``account``; < 0: ``account`` pays the fund."""
+        if amount == 0:
+            return
+        fa = self.fund_accounts[f]
+        if fa == account:
+            return
+        q = self.ch.q
+        if amount > 0:
+            self.ch.ledger.transfer(q, fa, account, amount, kind, ev.ts)
+            ev.add(Ev.FUND_OUT, account, instrument=instrument, amount=amount, fund=f, fund_balance=self.fund_balance(f), reason=why)
+        else:
+            self.ch.ledger.transfer(q, account, fa, -amount, kind, ev.ts)
+            ev.add(Ev.FUND_IN, account, instrument=instrument, amount=-amount, fund=f, fund_balance=self.fund_balance(f), reason=why)
+
+    def _socialize(self, ev: Events, account: int, amount: int, why: Why, instrument: int = -1) -> None:
+        """Explicit bad debt: the socialized-loss account pays ``amount`` to ``account``."""
+        if amount > 0:
+            self.ch.ledger.transfer(self.ch.q, SOCIALIZED_LOSS, account, amount, Kind.BAD_DEBT, ev.ts)
+            ev.add(Ev.BAD_DEBT, account, instrument=instrument, amount=amount, reason=why)
+
+    def _cancel_adl(self, closed: list[tuple[int, int]], now: int) -> None:
+        """Cancel the open orders of accounts deleveraged this step, on the instrument they were closed in."""
+        n = self.ch.accounts.n
+        for k in sorted({k for k, _ in closed}):
+            mask = np.zeros(n, np.bool_)
+            mask[[c for kk, c in closed if kk == k]] = True
+            self.venue.cancel_accounts(mask, CancelReason.ADL, now, instrument=k)
+
+    def _finish(self, ev: Events, now: int) -> np.ndarray:
+        """Unwind, sweep, remember the marks and fund balances; returns the step's events."""
+        self._unwind(ev, now)
+        self._sweep(ev)
+        self.prev_marks = self.ch.marks.copy()
+        self._record_funds(now)
+        out = ev.array()
+        if len(out):
+            self.event_log.append(out)
+        return out
+
+    # --- unwinding and sweeping ----------------------------------------------------------------------
+    def _unwind(self, ev: Events, now: int) -> None:
+        """The liquidator sells what it holds, within its order and notional budgets (one batch)."""
+        ch, cfg, liq = self.ch, self.cfg, self.liquidator
+        dt = 0 if self.last_ns is None else now - self.last_ns
+        self.last_ns = now
+        self.credit = min(self.credit + cfg.liquidator_orders_per_s * dt, CREDIT_SCALE * max(1, cfg.liquidator_orders_per_s))
+        budget = cfg.liquidator_notional_per_s * dt // SECOND_NS if cfg.liquidator_notional_per_s else None
+        acc = ch.accounts.arrays
+        reqs = []
+        for k in range(len(ch.perps)):
+            q = int(acc.size[k, liq])
+            if q == 0 or self.credit < CREDIT_SCALE:
+                continue
+            lot_value = int(ch.marks[k]) * int(ch.units[k])
+            qty = abs(q) if budget is None else min(abs(q), budget // max(1, lot_value))
+            if qty <= 0:
+                continue
+            self.credit -= CREDIT_SCALE
+            if budget is not None:
+                budget -= qty * lot_value
+            side = -1 if q > 0 else 1
+            reqs.append((now, liq, 0, 0, qty, k, FLAG_LIQUIDATION | FLAG_REDUCE_ONLY | FLAG_UNWIND, Op.MARKET, side, TIF.IOC, STP.NONE))
+            ev.add(Ev.UNWIND_ORDER, liq, instrument=k, side=side, qty=qty)
+        for j, s in enumerate(ch.spots):
+            a = ch.ledger.asset(s.base)
+            lots = int(ch.ledger.balances[a, liq]) // int(s.lot_units or 1)
+            if s.quote != ch.settle_asset or lots <= 0 or self.credit < CREDIT_SCALE:
+                continue
+            self.credit -= CREDIT_SCALE
+            b = len(ch.perps) + j
+            reqs.append((now, liq, 0, 0, lots, b, FLAG_LIQUIDATION | FLAG_UNWIND, Op.MARKET, -1, TIF.IOC, STP.NONE))
+            ev.add(Ev.UNWIND_ORDER, liq, instrument=b, side=-1, qty=lots, reason=Why.COLLATERAL)
+        if not reqs:
+            return
+        out = self.venue.submit_batch(np.array(reqs, ORDER_REQUEST))
+        for f in out.fills:
+            b = int(f["instrument"])
+            ev.add(Ev.UNWIND_FILL, liq, instrument=b, side=int(f["aggressor"]), qty=int(f["qty"]), price=int(f["price"]),
+                   pnl=int(f["taker_pnl"]))  # fmt: skip
+            if b < len(ch.perps):
+                self.unwind_fees[b] += int(f["taker_fee"])
+
+    def _sweep(self, ev: Events) -> None:
+        """Move the liquidator's settled results to the funds; a loss a fund cannot pay is socialized."""
+        ch, liq = self.ch, self.liquidator
+        acc = ch.accounts.arrays
+        q = ch.q
+        if self.cfg.vault:
+            self._socialize(ev, liq, -int(ch.ledger.balances[q, liq]), Why.VAULT_SHORTFALL)
+            return
+        for k in range(len(ch.perps)):
+            if acc.size[k, liq] != 0:
+                continue  # settle a perpetual's result once its position is fully unwound
+            delta = int(acc.realized[k, liq]) - int(self.swept[k]) - int(self.unwind_fees[k])
+            self.swept[k] += delta + int(self.unwind_fees[k])
+            self.unwind_fees[k] = 0
+            self._pay_result(ev, self.fund_of(k), delta, k)
+        flat = not acc.size[:, liq].any() and not acc.debt[:, liq].any()
+        flat = flat and all(int(ch.ledger.balances[a, liq]) == 0 for a in range(len(ch.assets)) if a != q)
+        if flat:
+            self._pay_result(ev, 0, int(ch.ledger.balances[q, liq]), -1)
+
+    def _pay_result(self, ev: Events, f: int, delta: int, k: int) -> None:
+        """The liquidator hands a gain to fund ``f``, or the fund covers a loss as far as it can."""
+        if delta > 0:
+            self._fund_move(ev, f, self.liquidator, -delta, Kind.INSURANCE, Why.LIQUIDATOR_RESULT, instrument=k)
+        elif delta < 0:
+            pay = min(-delta, max(0, self.fund_balance(f)))
+            self._fund_move(ev, f, self.liquidator, pay, Kind.INSURANCE, Why.LIQUIDATOR_RESULT, instrument=k)
+            self._socialize(ev, self.liquidator, -delta - pay, Why.LIQUIDATOR_RESULT, instrument=k)
+
+    def events(self) -> np.ndarray:
+        """Every event this engine recorded, as one LIQ_EVENT array."""
+        return np.concatenate(self.event_log) if self.event_log else np.zeros(0, LIQ_EVENT)
