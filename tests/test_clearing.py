@@ -124,6 +124,10 @@ def test_loans_ltv_interest_and_repayment() -> None:
     assert ch.accounts.debt[0, a] == usd("20000") and ch.ledger.balance(a, "USDT") == usd("20000")
     interest = ch.accrue_interest("USDT", "0.0001")
     assert interest == usd("2") and ch.ledger.balance(a, "USDT") == usd("19998")
+    # the interest goes from the borrower to the lending pool: 1,000,000 - 20,000 lent + 2
+    assert ch.ledger.balance(ch.lending.pools["USDT"], "USDT") == usd("980002")
+    with pytest.raises(ClearingError, match="exact to 1e-9"):
+        ch.accrue_interest("USDT", "0.0000000001")
     with pytest.raises(ClearingError, match="initial LTV"):
         ch.withdraw(a, "ETH", usd("9"))
     ch.repay(a, "USDT", usd("19998"))
@@ -196,7 +200,9 @@ def test_usde_loop_is_built_from_primitives_and_unwinds_on_a_book_depeg() -> Non
         if room <= usd("10"):
             break
         ch.borrow(looper, "USDT", room)
-        lots = ch.ledger.balance(looper, "USDT") * 10_000 // (10_005 * usd("0.01"))  # price 1.0003 plus the fee
+        # price 1.0003 plus the fee, rounded up to 1.0005 per USDe (1,000,500 units a lot of 0.01); the venue sets aside
+        # per lot 1,000,300 + ceil(1,000,300 x 0.01%) = 1,000,401 units (price plus the per-lot taker fee rounded up)
+        lots = ch.ledger.balance(looper, "USDT") * 10_000 // (10_005 * usd("0.01"))
         assert v.submit(looper, "USDEUSDT", 1, lots, 10_003).accepted
     v.update_prices(0)
     usde = ch.ledger.balance(looper, "USDe")
@@ -285,6 +291,33 @@ class TestOrderEntry:
         assert v.submit_decimal(a, "USDEUSDT", -1, "1", "1").reason == Reject.INSUFFICIENT_BALANCE
         assert v.submit_decimal(a, "BTCUSDT", 1, "0.01", None).reason == Reject.OK  # market, within protection
         assert v.submit_decimal(a, "USDEUSDT", 1, "1", None).reason == Reject.NO_LIQUIDITY
+
+    def test_resting_spot_buy_reserves_price_plus_fee_per_lot(self, setup) -> None:
+        v, a, _ = setup
+        usdt = v.clearing.ledger.asset("USDT")
+        # 100 USDe at 0.9999 = 10,000 lots of 0.01 at 9,999 ticks (100 units a tick-lot): each lot sets aside
+        # 999,900 + ceil(999,900 x 0.01%) = 999,900 + ceil(99.99) = 1,000,000 units; 10,000 lots: exactly 100 USDT
+        ack = v.submit_decimal(a, "USDEUSDT", 1, "100", "0.9999")
+        assert ack.accepted and ack.resting == 10_000
+        assert v.orders.spot_reserved[usdt, a] == usd("100")
+        # a fill of 3,333 lots releases exactly their share: 6,667 lots x 1,000,000 left
+        (seller,) = v.open_accounts(1)
+        v.clearing.deposit(seller, "USDe", usd("100"))
+        assert v.submit_decimal(seller, "USDEUSDT", -1, "33.33", "0.9999").filled == 3_333
+        assert v.orders.spot_reserved[usdt, a] == 6_667 * 1_000_000
+        # what is set aside cannot be spent: the balance is 1,000 - 3,333 x 0.009999 paid (maker fee 0) = 966.673333,
+        # of which 66.67 is set aside: 900.003333 free. 900 USDe more (90,000 lots x 0.01) fits; 900.01 does not
+        assert v.submit_decimal(a, "USDEUSDT", 1, "900.01", "0.9999").reason == Reject.INSUFFICIENT_BALANCE
+        assert v.submit_decimal(a, "USDEUSDT", 1, "900", "0.9999").accepted
+        assert v.orders.spot_reserved[usdt, a] == (6_667 + 90_000) * 1_000_000
+        assert v.cancel_all(a, "USDEUSDT") == 2 and v.orders.spot_reserved[usdt, a] == 0
+        v.close()
+
+    def test_deposits_must_be_positive(self, setup) -> None:
+        v, a, _ = setup
+        for amount in (0, -1):
+            with pytest.raises(ClearingError, match="must be > 0"):
+                v.clearing.deposit(a, "USDT", amount)
 
     def test_open_orders_hold_margin(self, setup) -> None:
         v, a, _ = setup

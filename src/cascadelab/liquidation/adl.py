@@ -109,8 +109,12 @@ def scores(ranking: str, c: Candidates, quote_unit: int = MONEY_SCALE) -> np.nda
 
 
 def order(score: np.ndarray, account: np.ndarray, upnl: np.ndarray) -> np.ndarray:
-    """Indices from first to last deleveraged: profitable first, then score descending, then account id."""
-    return np.lexsort((account, -score, upnl <= 0))
+    """Indices from first to last deleveraged: profitable first, then score descending, then account id.
+
+    Positions whose equity is not positive (score ``-inf``: their account is being liquidated)
+    come last, whatever their profit.
+    """
+    return np.lexsort((account, -score, upnl <= 0, ~np.isfinite(score)))
 
 
 RULE_RANKED, RULE_PRO_RATA, RULE_WATER_FILLING = 0, 1, 2

@@ -115,6 +115,7 @@ class LiquidationEngine(EngineBase):
             grown[: self.cooldown.shape[0]] = self.cooldown
             self.cooldown = grown
         # A. evaluate
+        self.adl_queues = {}
         ids = self.candidates()
         eq, mm, cross, isob, ltvb = self._figures(ids)
         breach = cross | isob | ltvb
@@ -386,6 +387,7 @@ class LiquidationEngine(EngineBase):
             if s in wanted:
                 k, side = s // 2, 1 if s % 2 == 0 else -1
                 c = self.candidate_arrays(k, side)
+                self.adl_queues[(k, side)] = (c.account, np.abs(c.size), c.upnl > 0)
                 score = adl.scores(self.cfg.ranking, c)
                 order = adl.order(score, c.account, c.upnl).astype(np.int64)
                 rank = np.empty(len(c), np.int64)

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cascadelab.arith import apportion, ceil_div, muldiv_ceil
+from cascadelab.arith import apportion, ceil_div, muldiv_ceil, muldiv_floor
 from cascadelab.clearing.ledger import SOCIALIZED_LOSS, journal_room, journal_transfer
 from cascadelab.clearing.margin import account_figures, collateral_value, loan_to_value, position_maintenance, tier_of
 from cascadelab.clearing.settlement import settle_perp_fill
@@ -217,7 +217,7 @@ def _fund_pays(E, trig, share, bal, peak):
     if trig == TRIG_INSUFFICIENT:
         return min(share, max(0, bal))
     if trig == TRIG_DRAWDOWN:
-        floor = peak - peak * E.threshold // 1_000_000
+        floor = peak - muldiv_floor(peak, E.threshold, 1_000_000)
         return min(share, max(0, min(bal, bal - floor)))
     return 0
 

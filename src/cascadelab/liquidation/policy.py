@@ -243,7 +243,7 @@ class OnDrawdown:
 
     def fund_pays(self, deficit: int, balance: int, peak: int) -> int:
         """How much of ``deficit`` the fund pays before ADL."""
-        floor = peak - peak * self.threshold // RATE_SCALE
+        floor = peak - int(muldiv_floor(peak, self.threshold, RATE_SCALE))
         return min(deficit, max(0, min(balance, balance - floor)))
 
 

@@ -96,6 +96,7 @@ class ReferenceEngine(EngineBase):
         below |= set(np.flatnonzero(state[:n] == AccountState.LIQUIDATING).tolist())
         below.discard(self.liquidator)
         # A. evaluate
+        self.adl_queues = {}
         work, started = [], []
         for i in sorted(below):
             if state[i] not in (AccountState.NORMAL, AccountState.LIQUIDATING):
@@ -186,6 +187,7 @@ class ReferenceEngine(EngineBase):
                 if q and taken:
                     pairs.add((k, -1 if q > 0 else 1))
         self._ranks = {key: self._score(*key) for key in sorted(pairs)}
+        self.adl_queues = {key: (c.account, np.abs(c.size), c.upnl > 0) for key, (c, _) in self._ranks.items()}
         self._adl_closed = []
         for i in work:
             if style.scope == SCOPE_ALL and i in cross_takeover:
