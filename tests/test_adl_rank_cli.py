@@ -277,11 +277,6 @@ def test_json_is_strict_when_scores_are_infinite(tmp_path: Path) -> None:
     assert table.exit_code == 0 and "liquidating" in table.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: adl.order puts profitable positions first even when their score is -inf (no positive "
-    "equity), so adl-rank shows them first with 5 lights although its docs say they are ranked last",
-)
 def test_positions_without_positive_equity_are_ranked_last(tmp_path: Path) -> None:
     # adl_tool.RankedPosition, adl's module docstring and the adl-rank help: a position whose account has no
     # positive equity is being liquidated itself and is ranked last (never first in line)
