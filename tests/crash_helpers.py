@@ -10,6 +10,7 @@ few random orders; then the venue steps (prices, order entry, risk and liquidati
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -101,16 +102,14 @@ def make_run(seed: int, engine: str) -> Run:
             ch.deposit(i, "USDT", usdt)
         if rng.random() < 0.4:
             ch.deposit(i, "ETH", int(10 ** rng.uniform(7, 10)))
-        for k, p in enumerate(perps):
+        for p in perps:
             cap = p.tiers.max_leverage[0]
             ch.set_leverage(i, p.instrument.symbol, int(rng.integers(1, cap + 1)))
             if rng.random() < 0.15:
                 ch.set_margin_mode(i, p.instrument.symbol, MarginMode.ISOLATED)
         if rng.random() < 0.15 and ch.ledger.balance(i, "ETH") > 0:
-            try:
+            with contextlib.suppress(ValueError):
                 ch.borrow(i, "USDT", int(ch.ledger.balance(i, "ETH") * 4000 * 0.5))
-            except ValueError:
-                pass
     run = Run(v, eng, mms, traders, rng)
     quote(run, depth=1.0)
     for i in traders:  # open positions through the books
@@ -224,7 +223,7 @@ def check_invariants(run: Run, events: np.ndarray, marks: np.ndarray, prev_liqui
     return compliant
 
 
-def _check_profitable_first(eng, events: np.ndarray) -> None:  # noqa: ANN001
+def _check_profitable_first(eng, events: np.ndarray) -> None:
     """Before a queue's first losing position is closed, every profitable position in it was closed in full."""
     closed: dict[tuple[int, int], dict[int, int]] = {}
     side_of: dict[int, int] = {}

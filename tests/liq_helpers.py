@@ -110,7 +110,7 @@ class Market:
         return self.eng.fund_balance(self.eng.fund_of(0))
 
 
-def assert_funds_not_negative(eng) -> None:  # noqa: ANN001
+def assert_funds_not_negative(eng) -> None:
     """No insurance fund (or vault) balance below zero."""
     for f in range(len(eng.fund_accounts)):
         assert eng.fund_balance(f) >= 0, f"fund {f} is negative: {eng.fund_balance(f)}"

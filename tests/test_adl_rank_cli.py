@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cascadelab.cli import app
-from cascadelab.liquidation.adl_tool import PositionFileError, RankedPosition, rank_positions, read_positions
+from cascadelab.cli.adl_rank import RankedPosition, rank_positions
+from cascadelab.io.positions import PositionFileError, read_positions
 
 DATA = Path(__file__).parent / "data" / "positions.csv"
 HEADER = "account,symbol,side,size,entry_price,mark_price,wallet_balance\n"

@@ -192,7 +192,11 @@ class TestSelfTradePrevention:
         r = book.limit(6, 10, BUY, 101, 8, tif=TIF.IOC, stp=mode)  # owner 10 also owns ask 1
         assert r.filled == filled
         assert book.l2().asks == book_asks
-        stp_cancels = [(int(x["order_id"]), int(x["reason"])) for x in r.cancels if x["reason"] in (CancelReason.STP_RESTING, CancelReason.STP_INCOMING)]
+        stp_cancels = [
+            (int(x["order_id"]), int(x["reason"]))
+            for x in r.cancels
+            if x["reason"] in (CancelReason.STP_RESTING, CancelReason.STP_INCOMING)
+        ]
         assert stp_cancels == status_cancels
 
 

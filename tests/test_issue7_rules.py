@@ -16,9 +16,10 @@ from cascadelab.clearing.core import LoanTerms, PerpSpec
 from cascadelab.clearing.house import ClearingHouse
 from cascadelab.clearing.lending import INTEREST_SCALE
 from cascadelab.clearing.margin import MarginTiers
+from cascadelab.cli.adl_rank import rank_positions
 from cascadelab.instruments import perpetual
+from cascadelab.io.positions import read_positions
 from cascadelab.liquidation import adl
-from cascadelab.liquidation.adl_tool import rank_positions, read_positions
 from cascadelab.liquidation.engine import LiquidationEngine
 from cascadelab.liquidation.reference import ReferenceEngine
 from cascadelab.prices.funding import FundingClock, FundingRule
@@ -73,7 +74,9 @@ def test_interest_is_exact_for_any_admissible_rate_and_debt(debts: list[int], ra
 
 # --- reduce-only ---------------------------------------------------------------------------------------------
 def venue_with_long() -> tuple[Venue, int, int]:
-    ch = ClearingHouse([PerpSpec(BTC, MarginTiers.from_table([(None, "0.005", 100)]))], [], [CollateralAsset.of("USDT", "1", fixed("1"))])
+    ch = ClearingHouse(
+        [PerpSpec(BTC, MarginTiers.from_table([(None, "0.005", 100)]))], [], [CollateralAsset.of("USDT", "1", fixed("1"))]
+    )
     v = Venue(ch)
     mm, t = (int(x) for x in v.open_accounts(2))
     ch.deposit(mm, "USDT", usd("10000000"))

@@ -56,7 +56,7 @@ def step(v: Venue, btc: str, alt: str, t: float) -> None:
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_binance_takeover_takes_the_isolated_position_too(engine: str) -> None:
-    v, eng, mm, t = market({"style": "binance", "fund_seed": usd("100000")}, engine)
+    v, eng, _mm, t = market({"style": "binance", "fund_seed": usd("100000")}, engine)
     ch = v.clearing
     step(v, "100000", "10", 0)
     step(v, "97000", "10", 1)  # cross: wallet 2,200 - 1,000 isolated - 50 - 5 fees; -3,000 on BTC: below maintenance, no bids

@@ -17,7 +17,7 @@ from crash_helpers import check_invariants, make_run, step
 STEPS = 25
 
 
-def same(a, b, where: str) -> None:  # noqa: ANN001
+def same(a, b, where: str) -> None:
     ca, cb = a.venue.clearing, b.venue.clearing
     n = ca.accounts.n
     np.testing.assert_array_equal(ca.ledger.balances[:, :n], cb.ledger.balances[:, :n], err_msg=f"balances {where}")

@@ -72,10 +72,7 @@ def muldivmod(a, b, d):
     qu = np.uint64(0)
     one = np.uint64(1)
     for bit in range(127, -1, -1):
-        if bit >= 64:
-            nb = (hi >> np.uint64(bit - 64)) & one
-        else:
-            nb = (lo >> np.uint64(bit)) & one
+        nb = hi >> np.uint64(bit - 64) & one if bit >= 64 else lo >> np.uint64(bit) & one
         top = rem >> np.uint64(63)
         rem = (rem << one) | nb
         if top != np.uint64(0) or rem >= ud:

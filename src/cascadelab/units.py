@@ -16,6 +16,10 @@ MONEY_DECIMALS = 8
 MONEY_SCALE = 10**MONEY_DECIMALS
 """Money units per whole unit of any asset (1 USDT = 100,000,000 units)."""
 
+SECOND_NS = 1_000_000_000
+"""Nanoseconds per second: every clock in the project counts integer nanoseconds."""
+HOUR_NS = 3_600 * SECOND_NS
+
 RATE_DECIMALS = 6
 RATE_SCALE = 10**RATE_DECIMALS
 """Rates are integers in millionths: 0.02% = 200, a 0.01% rebate = -100."""

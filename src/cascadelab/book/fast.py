@@ -97,7 +97,9 @@ class BookSet:
     of every book, or the output buffers, keeping everything in place.
     """
 
-    def __init__(self, n_books: int = 1, order_capacity: int = 1 << 12, level_capacity: int = 1 << 10, out_capacity: int = 1 << 14) -> None:  # noqa: E501
+    def __init__(
+        self, n_books: int = 1, order_capacity: int = 1 << 12, level_capacity: int = 1 << 10, out_capacity: int = 1 << 14
+    ) -> None:
         self.st = K.new_book_arrays(order_capacity, level_capacity, out_capacity, n_books)
         self.n_books = n_books
 
@@ -106,7 +108,7 @@ class BookSet:
         return OrderBook(book_set=self, bk=bk)
 
     def grow_for(self, orders: int, levels: int, outputs: int = 0, owner: int = -1) -> None:
-        """Make room for ``orders`` more resting orders, ``levels`` more levels a side, ``outputs`` more records, and ``owner``."""
+        """Make room for ``orders`` more resting orders, ``levels`` more levels a side, ``outputs`` records, ``owner``."""
         st = self.st
         meta = st.meta
         n = int(st.bmeta[:, K.B_NORDERS].max()) + orders

@@ -648,7 +648,9 @@ def _limit(st, bk, oid, owner, side, price, qty, tif, stp, flags, ts, res, pos):
 @kernel
 def _cancel_slot(st, slot, reason, ts, res):
     res.cancelled += st.o_qty[slot]
-    _emit_cancel(st, ts, st.o_id[slot], st.o_owner[slot], st.o_side[slot], st.o_price[slot], st.o_qty[slot], reason, st.o_flags[slot])
+    _emit_cancel(
+        st, ts, st.o_id[slot], st.o_owner[slot], st.o_side[slot], st.o_price[slot], st.o_qty[slot], reason, st.o_flags[slot]
+    )
     _unlink(st, slot)
     _free_slot(st, slot)
 

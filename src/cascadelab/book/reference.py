@@ -167,11 +167,15 @@ class ReferenceBook:
         """
         self.positions = None if positions is None else dict(positions)
         try:
-            return self._apply(*(int(op[f]) for f in ("kind", "order_id", "owner", "side", "price", "qty", "tif", "stp", "flags", "ts")))
+            return self._apply(
+                *(int(op[f]) for f in ("kind", "order_id", "owner", "side", "price", "qty", "tif", "stp", "flags", "ts"))
+            )
         finally:
             self.positions = None
 
-    def _apply(self, kind: int, oid: int, owner: int, side: int, price: int, qty: int, tif: int, stp: int, flags: int, ts: int) -> list[int]:
+    def _apply(
+        self, kind: int, oid: int, owner: int, side: int, price: int, qty: int, tif: int, stp: int, flags: int, ts: int
+    ) -> list[int]:
         res = [int(Status.OK), 0, 0, 0]
         if kind in (Op.LIMIT, Op.MARKET):
             if side not in (1, -1) or qty <= 0 or oid < 0 or not 0 <= stp <= 3:
@@ -239,15 +243,15 @@ class ReferenceBook:
 
     def all_orders(self) -> list[RefOrder]:
         """Every resting order: bids then asks, best level first, FIFO within a level."""
-        return [
-            o for side_ in (1, -1) for p in sorted(self.levels[side_], reverse=(side_ == 1)) for o in self.levels[side_][p]
-        ]
+        return [o for side_ in (1, -1) for p in sorted(self.levels[side_], reverse=(side_ == 1)) for o in self.levels[side_][p]]
 
     def cancel_stale_reduce_only(self, positions: dict[int, int], owners: list[int], ts: int) -> int:
         """Cancel resting reduce-only orders of ``owners`` that can no longer reduce, in ascending order id."""
         self.positions = dict(positions)
         n = 0
-        for o in sorted((o for o in self.orders.values() if o.flags & FLAG_REDUCE_ONLY and o.owner in owners), key=lambda o: o.oid):
+        for o in sorted(
+            (o for o in self.orders.values() if o.flags & FLAG_REDUCE_ONLY and o.owner in owners), key=lambda o: o.oid
+        ):
             if self._room(o.owner, o.side) == 0:
                 self._cancel_event(ts, o.oid, o.owner, o.side, o.price, o.qty, CancelReason.REDUCE_ONLY)
                 self._remove(o)

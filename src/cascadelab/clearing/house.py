@@ -154,7 +154,9 @@ class ClearingHouse:
         if int(amount) <= 0:
             raise ClearingError(f"deposit amount must be > 0, got {amount}")
         if int(self.ledger.balances[self.ledger.asset(asset), i]) + int(amount) > np.iinfo(np.int64).max:
-            raise ClearingError(f"account {i}: a deposit of {amount} {asset} would exceed the largest balance an account can hold")
+            raise ClearingError(
+                f"account {i}: a deposit of {amount} {asset} would exceed the largest balance an account can hold"
+            )
         self.ledger.deposit(i, asset, int(amount), ts)
 
     def withdraw(self, i: int, asset: str, amount: int, ts: int = 0) -> None:
@@ -306,9 +308,7 @@ class ClearingHouse:
             holding = closed & (acc.size[:, :n].any(axis=0) | acc.debt[:, :n].any(axis=0))
             if holding.any():
                 i = int(np.flatnonzero(holding)[0])
-                raise ConservationError(
-                    f"account {i} is {AccountState(acc.state[i]).name} but still holds a position or a debt"
-                )
+                raise ConservationError(f"account {i} is {AccountState(acc.state[i]).name} but still holds a position or a debt")
 
 
 __all__ = ["AccountMargin", "ClearingError", "ClearingHouse", "LoanTerms", "PerpSpec"]

@@ -54,7 +54,8 @@ class Lending:
         ltv = self.ltv(i, balance_delta=(a, amount), debt_delta=(a, amount))
         if ltv > c.loan_terms.initial_ltv:
             raise ClearingError(
-                f"account {i}: loan-to-value would be {ltv / RATE_SCALE:.4f} > initial LTV {c.loan_terms.initial_ltv / RATE_SCALE:.4f}"
+                f"account {i}: loan-to-value would be {ltv / RATE_SCALE:.4f} > "
+                f"initial LTV {c.loan_terms.initial_ltv / RATE_SCALE:.4f}"
             )
         c.ledger.transfer(a, pool, i, amount, Kind.LOAN, ts)
         c.accounts.debt[a, i] += amount

@@ -70,10 +70,7 @@ def _isolated_after(A, unit, k, i, d, before, pnl, fee_paid, price):
     if before != 0 and (before > 0) != (d > 0):
         closed = min(abs(d), abs(before))
         m -= m if closed == abs(before) else muldiv_floor(m, closed, abs(before))
-    if (after > 0) == (before > 0) or before == 0:
-        opened = abs(after) - abs(before)
-    else:
-        opened = abs(after)
+    opened = abs(after) - abs(before) if (after > 0) == (before > 0) or before == 0 else abs(after)
     if opened > 0 and after != 0:
         m += ceil_div(opened * price * unit, A.leverage[k, i])
     A.iso_margin[k, i] = m
@@ -154,7 +151,21 @@ class ReferenceSettlement:
             m += -((-opened * price * unit) // int(acc.leverage[k, i]))
         acc.iso_margin[k, i] = m
 
-    def perp(self, unit: int, k: int, pool: int, quote: int, ts: int, maker: int, taker: int, aggressor: int, price: int, qty: int, mf: int, tf: int) -> tuple[int, int]:  # noqa: E501
+    def perp(
+        self,
+        unit: int,
+        k: int,
+        pool: int,
+        quote: int,
+        ts: int,
+        maker: int,
+        taker: int,
+        aggressor: int,
+        price: int,
+        qty: int,
+        mf: int,
+        tf: int,
+    ) -> tuple[int, int]:
         """Settle one perpetual fill; returns (maker PnL, taker PnL)."""
         acc = self.accounts.arrays  # type: ignore[attr-defined]
         dq = aggressor * qty
@@ -170,7 +181,21 @@ class ReferenceSettlement:
         self._isolated(unit, k, taker, dq, before_t, pnl_t, tf, price)
         return pnl_m, pnl_t
 
-    def spot(self, quote: int, base: int, lot_units: int, unit: int, ts: int, maker: int, taker: int, aggressor: int, price: int, qty: int, mf: int, tf: int) -> None:  # noqa: E501
+    def spot(
+        self,
+        quote: int,
+        base: int,
+        lot_units: int,
+        unit: int,
+        ts: int,
+        maker: int,
+        taker: int,
+        aggressor: int,
+        price: int,
+        qty: int,
+        mf: int,
+        tf: int,
+    ) -> None:
         """Deliver one spot fill."""
         buyer, seller = (taker, maker) if aggressor == 1 else (maker, taker)
         self.ledger.transfer(quote, buyer, seller, price * qty * unit, Kind.SPOT_TRADE, ts)

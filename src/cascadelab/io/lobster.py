@@ -36,8 +36,8 @@ import numpy as np
 import polars as pl
 
 from cascadelab.book import kernels as K
-from cascadelab.compiled import kernel
 from cascadelab.book.fast import OrderBook
+from cascadelab.compiled import kernel
 from cascadelab.records import BOOK_OP, BOOK_RESULT, Op
 
 MESSAGE_COLUMNS = ("time", "type", "order_id", "size", "price", "direction")

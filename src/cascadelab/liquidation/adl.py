@@ -154,7 +154,9 @@ def scratch(n: int) -> tuple[np.ndarray, ...]:
 
 
 @kernel
-def allocate_kernel(rule, order_idx, profitable, remaining, equity, account, quantity, lot_value, cuts, members, w, tb, out, rem, idx, lev):  # noqa: E501
+def allocate_kernel(
+    rule, order_idx, profitable, remaining, equity, account, quantity, lot_value, cuts, members, w, tb, out, rem, idx, lev
+):
     """Compiled allocation of ``quantity`` lots over candidates (see :func:`allocate`); scratch from :func:`scratch`."""
     n = order_idx.shape[0]
     for j in range(n):

@@ -28,8 +28,8 @@ from cascadelab.records import (
     Op,
     Why,
 )
+from cascadelab.units import SECOND_NS
 
-SECOND_NS = 1_000_000_000
 CREDIT_SCALE = SECOND_NS
 """The liquidator's order budget is counted in billionths of an order (exact integers)."""
 
@@ -47,7 +47,23 @@ class Events:
             reason: Why = Why.NONE, fund: int = FUND_NONE, asset: int = -1) -> None:  # fmt: skip
         """Append one event (fields that do not apply keep their defaults)."""
         self.rows.append(
-            (self.ts, account, qty, price, amount, pnl, fund_balance, score, rank, instrument, int(kind), int(reason), fund, asset, side)
+            (
+                self.ts,
+                account,
+                qty,
+                price,
+                amount,
+                pnl,
+                fund_balance,
+                score,
+                rank,
+                instrument,
+                int(kind),
+                int(reason),
+                fund,
+                asset,
+                side,
+            )
         )
 
     def extend(self, records: np.ndarray) -> None:
@@ -131,10 +147,14 @@ class EngineBase:
         q = self.ch.q
         if amount > 0:
             self.ch.ledger.transfer(q, fa, account, amount, kind, ev.ts)
-            ev.add(Ev.FUND_OUT, account, instrument=instrument, amount=amount, fund=f, fund_balance=self.fund_balance(f), reason=why)
+            ev.add(
+                Ev.FUND_OUT, account, instrument=instrument, amount=amount, fund=f, fund_balance=self.fund_balance(f), reason=why
+            )
         else:
             self.ch.ledger.transfer(q, account, fa, -amount, kind, ev.ts)
-            ev.add(Ev.FUND_IN, account, instrument=instrument, amount=-amount, fund=f, fund_balance=self.fund_balance(f), reason=why)
+            ev.add(
+                Ev.FUND_IN, account, instrument=instrument, amount=-amount, fund=f, fund_balance=self.fund_balance(f), reason=why
+            )
 
     def _socialize(self, ev: Events, account: int, amount: int, why: Why, instrument: int = -1) -> None:
         """Explicit bad debt: the socialized-loss account pays ``amount`` to ``account``."""
@@ -183,7 +203,9 @@ class EngineBase:
             if budget is not None:
                 budget -= qty * lot_value
             side = -1 if q > 0 else 1
-            reqs.append((now, liq, 0, 0, qty, k, FLAG_LIQUIDATION | FLAG_REDUCE_ONLY | FLAG_UNWIND, Op.MARKET, side, TIF.IOC, STP.NONE))
+            reqs.append(
+                (now, liq, 0, 0, qty, k, FLAG_LIQUIDATION | FLAG_REDUCE_ONLY | FLAG_UNWIND, Op.MARKET, side, TIF.IOC, STP.NONE)
+            )
             ev.add(Ev.UNWIND_ORDER, liq, instrument=k, side=side, qty=qty)
         for j, s in enumerate(ch.spots):
             a = ch.ledger.asset(s.base)

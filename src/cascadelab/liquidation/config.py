@@ -121,5 +121,12 @@ def config_from_params(
         trigger = OnNegativeEquity()
     price = {"bankruptcy": AtBankruptcyPrice(), "mark": AtMark(), "previous_mark": AtPreviousMark()}[adl_price]
     return LiquidationConfig(
-        style_obj, funds, int(fund_seed), trigger, adl_ranking, price, int(liquidator_orders_per_s), int(liquidator_notional_per_s)
+        style_obj,
+        funds,
+        int(fund_seed),
+        trigger,
+        adl_ranking,
+        price,
+        int(liquidator_orders_per_s),
+        int(liquidator_notional_per_s),
     )

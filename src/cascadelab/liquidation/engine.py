@@ -217,7 +217,7 @@ class LiquidationEngine(EngineBase):
             return np.where(bad & self._below_backstop(style, equity, maint), int(Why.BACKSTOP), 0)
         return np.where(bad, int(Why.STYLE_TAKES_OVER), 0)
 
-    def _orders(self, style, work, size, iso_order, cross_order, ieq, pmm, w_eq, w_mm, notional, mmr, cooling) -> tuple:  # noqa: ANN001
+    def _orders(self, style, work, size, iso_order, cross_order, ieq, pmm, w_eq, w_mm, notional, mmr, cooling) -> tuple:
         """(instrument, account, side, qty, price or 0, partial) of every order, sorted by instrument then account."""
         ch = self.ch
         k_i, j_i = np.nonzero(iso_order)
@@ -244,7 +244,10 @@ class LiquidationEngine(EngineBase):
             step = np.maximum(0, eq_x) // np.maximum(1, absq * unit)
             price = np.maximum(1, np.where(q > 0, mark - step, mark + step))
             rule = style.partial
-            need = muldiv_each(np.maximum(0, mm_x - eq_x), np.full(len(k), RATE_SCALE), np.maximum(1, mark * unit * mmr[k, j]), True) + 1
+            need = (
+                muldiv_each(np.maximum(0, mm_x - eq_x), np.full(len(k), RATE_SCALE), np.maximum(1, mark * unit * mmr[k, j]), True)
+                + 1
+            )
             qty = np.minimum(absq, np.maximum(np.maximum(1, rule.factor * need), muldiv_vec(absq, rule.floor, RATE_SCALE)))
         acct = work[j]
         order = np.lexsort((acct, k))
@@ -269,7 +272,8 @@ class LiquidationEngine(EngineBase):
         ev.extend(records(now, Ev.LIQUIDATION_ORDER, acct, instrument=k, side=side, qty=qty, price=price,
                           reason=np.where(partial, Why.PARTIAL_CHUNK, Why.NONE)))  # fmt: skip
         fills = self.venue.submit_batch(reqs).fills
-        ev.extend(records(now, Ev.LIQUIDATION_FILL, fills["taker_account"], instrument=fills["instrument"], side=fills["aggressor"],
+        ev.extend(records(now, Ev.LIQUIDATION_FILL, fills["taker_account"], instrument=fills["instrument"],
+                          side=fills["aggressor"],
                           qty=fills["qty"], price=fills["price"], pnl=fills["taker_pnl"]))  # fmt: skip
         return fills
 
@@ -303,7 +307,8 @@ class LiquidationEngine(EngineBase):
         starts = np.flatnonzero(first)
         sums = np.add.reduceat(notional, starts)
         out = self._out(len(starts), 0, 0)
-        LK.clearance_fees(ch.ledger.arrays, ch.accounts.arrays, ch.core.params, self._params(now), out, now, acct[starts], k[starts],
+        LK.clearance_fees(ch.ledger.arrays, ch.accounts.arrays, ch.core.params, self._params(now), out, now, acct[starts],
+                          k[starts],
                           np.ascontiguousarray(sums, np.int64), int(rate))  # fmt: skip
         ev.extend(out.events[: out.meta[0]].copy())
 
@@ -335,7 +340,9 @@ class LiquidationEngine(EngineBase):
         # which ADL queues a deficit could need: the opposite side of every position taken over
         size = acc.size[:, accts]
         taken = (size != 0) & (
-            (mode == LK.MODE_ALL)[None, :] | ((mode == LK.MODE_CROSS)[None, :] & ~acc.isolated[:, accts]) | (iso_take[:, idx] != 0)
+            (mode == LK.MODE_ALL)[None, :]
+            | ((mode == LK.MODE_CROSS)[None, :] & ~acc.isolated[:, accts])
+            | (iso_take[:, idx] != 0)
         )
         slots = np.unique((2 * np.nonzero(taken)[0] + (size[taken] > 0)).astype(np.int64))  # slot of the opposite side
         ranks = self._ranks(slots, now)

@@ -208,7 +208,9 @@ def clearance_fees(L, A, P, E, out, ts, accts, ks, notional, rate):
         if amount > 0:
             f = E.fund_of_k[k]
             journal_transfer(L, ts, quote, i, E.fund_acct[f], amount, K_LIQ_FEE)
-            _event(out, ts, EV_CLEARANCE_FEE, i, k, 0, 0, 0, amount, 0, _balance(L, quote, E.fund_acct[f]), 0.0, 0, WHY_NONE, f, -1)
+            _event(
+                out, ts, EV_CLEARANCE_FEE, i, k, 0, 0, 0, amount, 0, _balance(L, quote, E.fund_acct[f]), 0.0, 0, WHY_NONE, f, -1
+            )
 
 
 # --- takeovers ---------------------------------------------------------------------------------------------
@@ -262,7 +264,24 @@ def _adl(L, A, P, E, R, S, out, ts, i, k, side, lots, price, pool):
         out.meta[2] = n + 1
         before = A.size[k, c] * P.marks[k] * P.unit[k] - A.cost[k, c]
         pm = _synthetic(L, A, P, out, ts, k, c, i, -side, price, cuts[x], FK_ADL, pool)
-        _event(out, ts, EV_ADL_CLOSE, c, k, side, cuts[x], price, before, pm, 0, R.score[o0 + x], R.rank[o0 + x], E.trigger_reason, -1, -1)
+        _event(
+            out,
+            ts,
+            EV_ADL_CLOSE,
+            c,
+            k,
+            side,
+            cuts[x],
+            price,
+            before,
+            pm,
+            0,
+            R.score[o0 + x],
+            R.rank[o0 + x],
+            E.trigger_reason,
+            -1,
+            -1,
+        )
 
 
 @kernel

@@ -24,9 +24,7 @@ from typing import ClassVar
 
 from cascadelab.arith import ceil_div, muldiv_ceil, muldiv_floor
 from cascadelab.records import Why
-from cascadelab.units import RATE_SCALE
-
-SECOND_NS = 1_000_000_000
+from cascadelab.units import RATE_SCALE, SECOND_NS
 
 SCOPE_ALL, SCOPE_CROSS = 0, 1
 """Takeover scope: every position (cross and isolated), or cross positions only (isolated ones stay)."""

@@ -60,7 +60,7 @@ from cascadelab.units import MONEY_SCALE
 class ReferenceEngine(EngineBase):
     """Runs detection, the three tiers and the liquidator's unwinding for one venue, account by account."""
 
-    def __init__(self, venue, config) -> None:  # noqa: ANN001
+    def __init__(self, venue, config) -> None:
         super().__init__(venue, config)
         self.cooldown_until: dict[int, int] = {}
         self._ranks: dict[tuple[int, int], tuple[adl.Candidates, np.ndarray]] = {}
@@ -110,7 +110,9 @@ class ReferenceEngine(EngineBase):
                 continue
             if state[i] == AccountState.NORMAL:
                 state[i] = AccountState.LIQUIDATING
-                why = Why.BELOW_MAINTENANCE if cross else (Why.ISOLATED_BELOW_MAINTENANCE if iso_bad else Why.LTV_ABOVE_LIQUIDATION)
+                why = (
+                    Why.BELOW_MAINTENANCE if cross else (Why.ISOLATED_BELOW_MAINTENANCE if iso_bad else Why.LTV_ABOVE_LIQUIDATION)
+                )
                 ev.add(Ev.LIQUIDATION_START, i, amount=eq, pnl=mm, reason=why)
                 started.append(i)
             work.append(i)
@@ -183,7 +185,9 @@ class ReferenceEngine(EngineBase):
             every = style.scope == SCOPE_ALL and i in cross_takeover
             for k in range(len(ch.perps)):
                 q = int(acc.size[k, i])
-                taken = every or (i in cross_takeover and not acc.isolated[k, i]) or any(kk == k for kk, _ in iso_takeover.get(i, []))
+                taken = (
+                    every or (i in cross_takeover and not acc.isolated[k, i]) or any(kk == k for kk, _ in iso_takeover.get(i, []))
+                )
                 if q and taken:
                     pairs.add((k, -1 if q > 0 else 1))
         self._ranks = {key: self._score(*key) for key in sorted(pairs)}
@@ -244,7 +248,15 @@ class ReferenceEngine(EngineBase):
         for j, (k, i, side, qty, price, partial) in enumerate(orders):
             kind = Op.LIMIT if price else Op.MARKET
             reqs[j] = (now, i, 0, price, qty, k, FLAG_LIQUIDATION | FLAG_REDUCE_ONLY, kind, side, TIF.IOC, STP.NONE)
-            ev.add(Ev.LIQUIDATION_ORDER, i, instrument=k, side=side, qty=qty, price=price, reason=Why.PARTIAL_CHUNK if partial else Why.NONE)
+            ev.add(
+                Ev.LIQUIDATION_ORDER,
+                i,
+                instrument=k,
+                side=side,
+                qty=qty,
+                price=price,
+                reason=Why.PARTIAL_CHUNK if partial else Why.NONE,
+            )
         out = self.venue.submit_batch(reqs)
         for f in out.fills:
             ev.add(Ev.LIQUIDATION_FILL, int(f["taker_account"]), instrument=int(f["instrument"]), side=int(f["aggressor"]),
@@ -261,7 +273,7 @@ class ReferenceEngine(EngineBase):
         for f in fills:
             key = (int(f["taker_account"]), int(f["instrument"]))
             notional[key] = notional.get(key, 0) + int(f["price"]) * int(f["qty"]) * int(ch.units[key[1]])
-        for (i, k) in sorted(notional):
+        for i, k in sorted(notional):
             eq = self.figures(i)[0]
             amount = min(fee(notional[(i, k)], rate), max(0, eq))
             if amount > 0:
@@ -270,7 +282,9 @@ class ReferenceEngine(EngineBase):
                 ev.add(Ev.CLEARANCE_FEE, i, instrument=k, amount=amount, fund=f, fund_balance=self.fund_balance(f))
 
     # --- takeover, tier 2 and tier 3 ---------------------------------------------------------------------
-    def _synthetic(self, k: int, makers: list[int], taker: int, taker_side: int, price: int, qtys: list[int], kind: FillKind) -> np.ndarray:
+    def _synthetic(
+        self, k: int, makers: list[int], taker: int, taker_side: int, price: int, qtys: list[int], kind: FillKind
+    ) -> np.ndarray:
         """Settle position transfers (no book, no fee): ``taker`` trades ``taker_side`` against each maker."""
         rows = np.zeros(len(makers), BOOK_FILL)
         ts = self.venue.now_ns
@@ -281,7 +295,7 @@ class ReferenceEngine(EngineBase):
         return fills
 
     def _value_after_close(self, i: int, ks: list[int], keep_isolated: bool) -> int:
-        """What account ``i`` is worth with positions ``ks`` closed at the mark, collateral at margin value, debts at full value."""
+        """Account ``i``'s value with positions ``ks`` closed at the mark, collateral at margin value, debts at full value."""
         ch = self.ch
         acc = ch.accounts.arrays
         bal = ch.ledger.balances
@@ -406,7 +420,18 @@ class ReferenceEngine(EngineBase):
                 wallet, amm, aupnl = pos.isolated_margin, pos.maintenance, pos.upnl
             else:
                 wallet, amm, aupnl = am.equity - cross_upnl, am.maintenance, cross_upnl
-            rows.append((c, pos.size, int(acc.cost[k, c]), pos.size * int(ch.marks[k]) * int(ch.units[k]), pos.maintenance, wallet, amm, aupnl))
+            rows.append(
+                (
+                    c,
+                    pos.size,
+                    int(acc.cost[k, c]),
+                    pos.size * int(ch.marks[k]) * int(ch.units[k]),
+                    pos.maintenance,
+                    wallet,
+                    amm,
+                    aupnl,
+                )
+            )
         cols = list(zip(*rows, strict=True)) if rows else [()] * 8
         return adl.Candidates(*(np.array(col, np.int64) for col in cols))
 

@@ -20,7 +20,7 @@ from fractions import Fraction
 
 import numpy as np
 
-HOUR_NS = 3_600_000_000_000
+from cascadelab.units import HOUR_NS
 
 
 def impact_price(

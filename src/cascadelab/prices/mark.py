@@ -26,8 +26,7 @@ from statistics import median
 from typing import Protocol
 
 from cascadelab.prices.funding import FundingClock
-
-SECOND_NS = 1_000_000_000
+from cascadelab.units import SECOND_NS
 
 
 def _median(values: list[Fraction]) -> Fraction:

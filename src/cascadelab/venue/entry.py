@@ -78,95 +78,95 @@ O_NFILLS, O_NCANCELS = 0, 1
 
 
 @kernel
-def spot_per_lot(I, b, side, price):
+def spot_per_lot(IS, b, side, price):
     """Balance one lot of a spot order ties up: a buy its price plus the per-lot taker fee (rounded up); a sell its base."""
     if side == 1:
-        v = price * I.unit[b]
-        return v + muldiv_ceil(v, I.taker_rate[b], 1_000_000)
-    return I.lot_units[b]
+        v = price * IS.unit[b]
+        return v + muldiv_ceil(v, IS.taker_rate[b], 1_000_000)
+    return IS.lot_units[b]
 
 
 @kernel
-def tally(I, O, b, owner, side, price, qty):
+def tally(IS, OS, b, owner, side, price, qty):
     """Add (qty > 0) or release (qty < 0) resting quantity of ``owner``'s order on instrument ``b``."""
-    if I.kind[b] == KIND_PERP:
-        k = I.perp[b]
+    if IS.kind[b] == KIND_PERP:
+        k = IS.perp[b]
         if side == 1:
-            O.buy_qty[k, owner] += qty
-            O.buy_notional[k, owner] += qty * price * I.unit[b]
+            OS.buy_qty[k, owner] += qty
+            OS.buy_notional[k, owner] += qty * price * IS.unit[b]
         else:
-            O.sell_qty[k, owner] += qty
-            O.sell_notional[k, owner] += qty * price * I.unit[b]
+            OS.sell_qty[k, owner] += qty
+            OS.sell_notional[k, owner] += qty * price * IS.unit[b]
     else:
-        a = I.quote[b] if side == 1 else I.base[b]
-        O.spot_reserved[a, owner] += qty * spot_per_lot(I, b, side, price)
+        a = IS.quote[b] if side == 1 else IS.base[b]
+        OS.spot_reserved[a, owner] += qty * spot_per_lot(IS, b, side, price)
 
 
 @kernel
-def order_margin(A, O, i):
+def order_margin(A, OS, i):
     """Initial margin held by account ``i``'s open perpetual orders: per instrument, the larger increasing side."""
     total = 0
     for k in range(A.size.shape[0]):
-        bq = O.buy_qty[k, i]
-        sq = O.sell_qty[k, i]
+        bq = OS.buy_qty[k, i]
+        sq = OS.sell_qty[k, i]
         if bq == 0 and sq == 0:
             continue
         size = A.size[k, i]
         inc_b = max(0, bq - max(0, -size))
         inc_s = max(0, sq - max(0, size))
-        nb = muldiv_floor(O.buy_notional[k, i], inc_b, bq) if bq else 0
-        ns = muldiv_floor(O.sell_notional[k, i], inc_s, sq) if sq else 0
+        nb = muldiv_floor(OS.buy_notional[k, i], inc_b, bq) if bq else 0
+        ns = muldiv_floor(OS.sell_notional[k, i], inc_s, sq) if sq else 0
         total += ceil_div(max(nb, ns), A.leverage[k, i])
     return total
 
 
 @kernel
-def _check_perp(P, A, O, I, bal, b, i, side, qty, worst, notional, reduce_only):
-    k = I.perp[b]
+def _check_perp(P, A, OS, IS, bal, b, i, side, qty, worst, notional, reduce_only):
+    k = IS.perp[b]
     size = A.size[k, i]
     if reduce_only:
         if size == 0 or (size > 0) == (side > 0):
             return R_REDUCE_ONLY
-    elif notional < I.min_notional[b]:
+    elif notional < IS.min_notional[b]:
         return R_MIN_NOTIONAL
-    buy_q = O.buy_qty[k, i] + (qty if side == 1 else 0)
-    sell_q = O.sell_qty[k, i] + (qty if side == -1 else 0)
+    buy_q = OS.buy_qty[k, i] + (qty if side == 1 else 0)
+    sell_q = OS.sell_qty[k, i] + (qty if side == -1 else 0)
     worst_lots = max(abs(size + buy_q), abs(size - sell_q))
-    if I.position_limit[b] >= 0 and worst_lots > I.position_limit[b]:
+    if IS.position_limit[b] >= 0 and worst_lots > IS.position_limit[b]:
         return R_POSITION_LIMIT
     if reduce_only:
         return R_OK  # a reduce-only order cannot raise the margin requirement
     mark = P.marks[k] if P.marks[k] > 0 else worst
-    worst_notional = worst_lots * max(mark, worst) * I.unit[b]
+    worst_notional = worst_lots * max(mark, worst) * IS.unit[b]
     if A.leverage[k, i] > P.max_lev[k, tier_of(P, k, worst_notional)]:
         return R_LEVERAGE
-    tally(I, O, b, i, side, worst, qty)
-    reserved = order_margin(A, O, i)
-    tally(I, O, b, i, side, worst, -qty)
+    tally(IS, OS, b, i, side, worst, qty)
+    reserved = order_margin(A, OS, i)
+    tally(IS, OS, b, i, side, worst, -qty)
     eq, _mm, im, _b = account_figures(P, A, bal, i)
     return R_OK if eq - im - reserved >= 0 else R_MARGIN
 
 
 @kernel
-def _check_spot(A, O, I, bal, quote_settle, b, i, side, qty, worst, notional):
-    if notional < I.min_notional[b]:
+def _check_spot(A, OS, IS, bal, quote_settle, b, i, side, qty, worst, notional):
+    if notional < IS.min_notional[b]:
         return R_MIN_NOTIONAL
-    a = I.quote[b] if side == 1 else I.base[b]
-    free = bal[a, i] - O.spot_reserved[a, i]
+    a = IS.quote[b] if side == 1 else IS.base[b]
+    free = bal[a, i] - OS.spot_reserved[a, i]
     if a == quote_settle:
         for k in range(A.size.shape[0]):
             if A.isolated[k, i]:
                 free -= A.iso_margin[k, i]
-    return R_OK if free >= qty * spot_per_lot(I, b, side, worst) else R_BALANCE
+    return R_OK if free >= qty * spot_per_lot(IS, b, side, worst) else R_BALANCE
 
 
 @kernel
-def _emit_cancels(st, I, O, b, own_id, cancels_out, outm, touched, nt):
+def _emit_cancels(st, IS, OS, b, own_id, cancels_out, outm, touched, nt):
     """Release resting quantity for the book's cancel records and copy them out; returns the touched count."""
     for j in range(st.meta[BK.M_NCANCELS]):
         x = st.cancels[j]
         if x.order_id != own_id:
-            tally(I, O, b, x.owner, x.side, x.price, -x.qty)
+            tally(IS, OS, b, x.owner, x.side, x.price, -x.qty)
             touched[nt] = x.owner
             nt += 1
         c = cancels_out[outm[O_NCANCELS]]
@@ -184,25 +184,25 @@ def _emit_cancels(st, I, O, b, own_id, cancels_out, outm, touched, nt):
 
 
 @kernel
-def _settle_fills(st, L, A, P, I, O, b, fills_out, outm, touched, nt):
+def _settle_fills(st, L, A, P, IS, OS, b, fills_out, outm, touched, nt):
     """Release makers' resting quantity, settle every fill, copy them out; returns the touched count."""
-    perp = I.kind[b] == KIND_PERP
-    k = I.perp[b]
+    perp = IS.kind[b] == KIND_PERP
+    k = IS.perp[b]
     for j in range(st.meta[BK.M_NFILLS]):
         f = st.fills[j]
-        tally(I, O, b, f.maker_owner, -f.aggressor, f.price, -f.qty)
-        notional = f.price * f.qty * I.unit[b]
-        mf = muldiv_ceil(notional, I.maker_rate[b], 1_000_000)
-        tf = muldiv_ceil(notional, I.taker_rate[b], 1_000_000)
+        tally(IS, OS, b, f.maker_owner, -f.aggressor, f.price, -f.qty)
+        notional = f.price * f.qty * IS.unit[b]
+        mf = muldiv_ceil(notional, IS.maker_rate[b], 1_000_000)
+        tf = muldiv_ceil(notional, IS.taker_rate[b], 1_000_000)
         pm = 0
         pt = 0
         if perp:
             pm, pt = settle_perp_fill(
-                L, A, I.unit[b], k, I.pool[b], P.quote, f.ts, f.maker_owner, f.taker_owner, f.aggressor, f.price, f.qty, mf, tf
+                L, A, IS.unit[b], k, IS.pool[b], P.quote, f.ts, f.maker_owner, f.taker_owner, f.aggressor, f.price, f.qty, mf, tf
             )
         else:
             settle_spot_fill(
-                L, I.quote[b], I.base[b], I.lot_units[b], I.unit[b], f.ts, f.maker_owner, f.taker_owner, f.aggressor,
+                L, IS.quote[b], IS.base[b], IS.lot_units[b], IS.unit[b], f.ts, f.maker_owner, f.taker_owner, f.aggressor,
                 f.price, f.qty, mf, tf,
             )  # fmt: skip
         r = fills_out[outm[O_NFILLS]]
@@ -232,26 +232,26 @@ def _settle_fills(st, L, A, P, I, O, b, fills_out, outm, touched, nt):
 
 
 @kernel
-def after_op(st, L, A, P, I, O, b, own_id, taker, side, price, resting, ts, fills_out, cancels_out, outm, touched, res):
+def after_op(st, L, A, P, IS, OS, b, own_id, taker, side, price, resting, ts, fills_out, cancels_out, outm, touched, res):
     """Everything that follows a book operation on instrument ``b``: tallies, settlement, stale reduce-only, reserved margin."""
     nt = 0
     touched[nt] = taker
     nt += 1
     had_fills = st.meta[BK.M_NFILLS] > 0
-    nt = _emit_cancels(st, I, O, b, own_id, cancels_out, outm, touched, nt)
-    nt = _settle_fills(st, L, A, P, I, O, b, fills_out, outm, touched, nt)
+    nt = _emit_cancels(st, IS, OS, b, own_id, cancels_out, outm, touched, nt)
+    nt = _settle_fills(st, L, A, P, IS, OS, b, fills_out, outm, touched, nt)
     if resting > 0:
-        tally(I, O, b, taker, side, price, resting)
-    if I.kind[b] != KIND_PERP:
+        tally(IS, OS, b, taker, side, price, resting)
+    if IS.kind[b] != KIND_PERP:
         return
-    k = I.perp[b]
+    k = IS.perp[b]
     if had_fills:
         BK.cancel_stale_reduce_only(st, b, A.size[k], touched, nt, ts, res)
-        nt = _emit_cancels(st, I, O, b, -1, cancels_out, outm, touched, nt)
+        nt = _emit_cancels(st, IS, OS, b, -1, cancels_out, outm, touched, nt)
     for t in range(nt):
         i = touched[t]
         if i >= 0:
-            A.reserved[i] = order_margin(A, O, i)
+            A.reserved[i] = order_margin(A, OS, i)
 
 
 @kernel
@@ -271,7 +271,7 @@ def _room(st, b, owner, L, fills_out, cancels_out, outm, touched):
 
 
 @kernel
-def process_requests(st, L, A, P, I, O, reqs, start, acks, fills_out, cancels_out, outm, touched, res_arr, no_pos):
+def process_requests(st, L, A, P, IS, OS, reqs, start, acks, fills_out, cancels_out, outm, touched, res_arr, no_pos):
     """Handle ``reqs[start:]`` in order (see the module docstring); returns the index of the first not handled.
 
     It stops early only when a book, the journal buffer, an output buffer or the scratch
@@ -283,7 +283,7 @@ def process_requests(st, L, A, P, I, O, reqs, start, acks, fills_out, cancels_ou
     for r in range(start, reqs.shape[0]):
         q = reqs[r]
         b = q.instrument
-        owner = q.account if 0 <= q.account < O.meta[M_ACCOUNTS] else 0
+        owner = q.account if 0 <= q.account < OS.meta[M_ACCOUNTS] else 0
         if 0 <= b < n_books and not _room(st, b, owner, L, fills_out, cancels_out, outm, touched):
             return r
         ack = acks[r]
@@ -300,24 +300,24 @@ def process_requests(st, L, A, P, I, O, reqs, start, acks, fills_out, cancels_ou
         if b < 0 or b >= n_books:
             ack.reason = R_UNKNOWN_INSTRUMENT
             continue
-        if i < 0 or i >= O.meta[M_ACCOUNTS]:
+        if i < 0 or i >= OS.meta[M_ACCOUNTS]:
             ack.reason = R_UNKNOWN_ACCOUNT
             continue
         force = (q.flags & F_LIQUIDATION) != 0
-        if not force and O.blocked[i]:
+        if not force and OS.blocked[i]:
             ack.reason = R_UNAVAILABLE
             continue
         st.meta[BK.M_NFILLS] = 0
         st.meta[BK.M_NCANCELS] = 0
-        perp = I.kind[b] == KIND_PERP
-        pos = A.size[I.perp[b]] if perp else no_pos
+        perp = IS.kind[b] == KIND_PERP
+        pos = A.size[IS.perp[b]] if perp else no_pos
         if q.kind == BK.OP_CANCEL or q.kind == BK.OP_CANCEL_ALL:
             BK.apply_op(st, b, q.kind, q.order_id, i, 0, 0, 0, 0, 0, 0, q.ts, res, pos)
             if res.status != BK.ST_OK:
                 ack.reason = R_UNKNOWN_ORDER
                 continue
             ack.cancelled = res.cancelled
-            after_op(st, L, A, P, I, O, b, -1, i, 0, 0, 0, q.ts, fills_out, cancels_out, outm, touched, res)
+            after_op(st, L, A, P, IS, OS, b, -1, i, 0, 0, 0, q.ts, fills_out, cancels_out, outm, touched, res)
             continue
         if q.kind != BK.OP_LIMIT and q.kind != BK.OP_MARKET:
             ack.reason = R_INVALID
@@ -332,7 +332,7 @@ def process_requests(st, L, A, P, I, O, reqs, start, acks, fills_out, cancels_ou
         if q.qty <= 0:
             ack.reason = R_QTY
             continue
-        if q.kind == BK.OP_LIMIT and (q.price <= 0 or q.price > MAX_NOTIONAL // I.unit[b]):
+        if q.kind == BK.OP_LIMIT and (q.price <= 0 or q.price > MAX_NOTIONAL // IS.unit[b]):
             ack.reason = R_PRICE
             continue
         if q.tif < 0 or q.tif > 3 or q.stp < 0 or q.stp > 3 or (not perp and q.flags & F_REDUCE_ONLY):
@@ -344,24 +344,24 @@ def process_requests(st, L, A, P, I, O, reqs, start, acks, fills_out, cancels_ou
             if best < 0:
                 ack.reason = R_NO_LIQUIDITY
                 continue
-            protection = best * O.meta[M_PROTECTION] // 10_000
+            protection = best * OS.meta[M_PROTECTION] // 10_000
             worst = best + protection if side == 1 else max(1, best - protection)
         else:
             worst = q.price
-        if q.qty > MAX_NOTIONAL // (worst * I.unit[b]):
+        if q.qty > MAX_NOTIONAL // (worst * IS.unit[b]):
             ack.reason = R_QTY
             continue
-        notional = q.qty * worst * I.unit[b]
+        notional = q.qty * worst * IS.unit[b]
         if not force:
             if perp:
-                reason = _check_perp(P, A, O, I, L.bal, b, i, side, q.qty, worst, notional, (q.flags & F_REDUCE_ONLY) != 0)
+                reason = _check_perp(P, A, OS, IS, L.bal, b, i, side, q.qty, worst, notional, (q.flags & F_REDUCE_ONLY) != 0)
             else:
-                reason = _check_spot(A, O, I, L.bal, P.quote, b, i, side, q.qty, worst, notional)
+                reason = _check_spot(A, OS, IS, L.bal, P.quote, b, i, side, q.qty, worst, notional)
             if reason != R_OK:
                 ack.reason = reason
                 continue
-        oid = O.meta[M_NEXT_ID]
-        O.meta[M_NEXT_ID] = oid + 1
+        oid = OS.meta[M_NEXT_ID]
+        OS.meta[M_NEXT_ID] = oid + 1
         ack.order_id = oid
         if q.kind == BK.OP_MARKET:
             BK.apply_op(st, b, BK.OP_MARKET, oid, i, side, protection, q.qty, BK.TIF_IOC, q.stp, q.flags, q.ts, res, pos)
@@ -376,12 +376,12 @@ def process_requests(st, L, A, P, I, O, reqs, start, acks, fills_out, cancels_ou
         ack.filled = res.filled
         ack.resting = res.resting
         ack.cancelled = res.cancelled
-        after_op(st, L, A, P, I, O, b, oid, i, side, q.price, res.resting, q.ts, fills_out, cancels_out, outm, touched, res)
+        after_op(st, L, A, P, IS, OS, b, oid, i, side, q.price, res.resting, q.ts, fills_out, cancels_out, outm, touched, res)
     return reqs.shape[0]
 
 
 @kernel
-def cancel_accounts(st, L, A, P, I, O, owners, only_book, reason, ts, fills_out, cancels_out, outm, touched, res_arr):
+def cancel_accounts(st, L, A, P, IS, OS, owners, only_book, reason, ts, fills_out, cancels_out, outm, touched, res_arr):
     """Cancel every resting order of the accounts ``owners`` (ascending) on every book (or ``only_book`` >= 0), with ``reason``.
 
     Book by book; within a book, owner by owner, each owner's orders in ascending order id.
@@ -400,8 +400,8 @@ def cancel_accounts(st, L, A, P, I, O, owners, only_book, reason, ts, fills_out,
         st.meta[BK.M_NFILLS] = 0
         st.meta[BK.M_NCANCELS] = 0
         BK.cancel_owners(st, b, owners, reason, ts, res)
-        nt = _emit_cancels(st, I, O, b, -1, cancels_out, outm, touched, 0)
-        if I.kind[b] == KIND_PERP:
+        nt = _emit_cancels(st, IS, OS, b, -1, cancels_out, outm, touched, 0)
+        if IS.kind[b] == KIND_PERP:
             for t in range(nt):
-                A.reserved[touched[t]] = order_margin(A, O, touched[t])
+                A.reserved[touched[t]] = order_margin(A, OS, touched[t])
     return True

@@ -20,11 +20,10 @@ from cascadelab.clearing.house import ClearingHouse
 from cascadelab.clearing.margin import MarginTiers
 from cascadelab.instruments import Instrument, perpetual
 from cascadelab.liquidation.config import LiquidationConfig, config_from_params
-from cascadelab.units import money_to_units, rate_to_units
+from cascadelab.units import SECOND_NS, money_to_units, rate_to_units
 from cascadelab.venue.venue import Venue
 
 T = TypeVar("T")
-SECOND_NS = 1_000_000_000
 ASSUMPTION = "assumption: no source we hold gives this value"
 
 SRC_DOMAIN = "cascadelab shared/DOMAIN.md (venue documentation as summarised there)"

@@ -137,10 +137,14 @@ class ReferenceVenue(Venue):
             pm = pt = 0
             if b < self.n_perps:
                 pool = int(ch.settlement.pools[b])
-                pm, pt = ch.settlement.reference.perp(inst.unit_notional, b, pool, ch.q, int(f["ts"]), m, t, agg, price, qty, mf, tf)
+                pm, pt = ch.settlement.reference.perp(
+                    inst.unit_notional, b, pool, ch.q, int(f["ts"]), m, t, agg, price, qty, mf, tf
+                )
             else:
                 qa, ba = ch.ledger.asset(inst.quote), ch.ledger.asset(inst.base)
-                ch.settlement.reference.spot(qa, ba, int(inst.lot_units or 0), inst.unit_notional, int(f["ts"]), m, t, agg, price, qty, mf, tf)
+                ch.settlement.reference.spot(
+                    qa, ba, int(inst.lot_units or 0), inst.unit_notional, int(f["ts"]), m, t, agg, price, qty, mf, tf
+                )
             tfl = int(f["taker_flags"])
             kind = FillKind.TRADE
             if tfl & FLAG_LIQUIDATION:
@@ -159,7 +163,9 @@ class ReferenceVenue(Venue):
         if had_fills:
             book = self.books[b]
             res = np.zeros(1, book.submit(op_record(Op.CANCEL, -1, -1)).results.dtype)
-            BK.cancel_stale_reduce_only(book.st, b, self.clearing.accounts.arrays.size[b], np.array(touched, np.int64), len(touched), ts, res[0])
+            BK.cancel_stale_reduce_only(
+                book.st, b, self.clearing.accounts.arrays.size[b], np.array(touched, np.int64), len(touched), ts, res[0]
+            )
             self._book_output(b, -1, touched, fills_out, cancels_out)
         for i in touched:
             if i >= 0:

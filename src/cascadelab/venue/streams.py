@@ -35,7 +35,9 @@ MIDS = np.array([1_000_000, 40_000, 20_000, 400_000, 10_000], np.int64)
 
 def stream_market(venue_cls: type[Venue], n_accounts: int, seed: int, journal: bool = True) -> Venue:
     """A venue of ``venue_cls`` over three perpetuals and two spot pairs with ``n_accounts`` funded accounts."""
-    tiers = MarginTiers.from_table([("50000", "0.004", 125), ("600000", "0.005", 100), ("3000000", "0.01", 50), (None, "0.05", 10)])
+    tiers = MarginTiers.from_table(
+        [("50000", "0.004", 125), ("600000", "0.005", 100), ("3000000", "0.01", 50), (None, "0.05", 10)]
+    )
     alt = MarginTiers.from_table([("5000", "0.01", 50), ("25000", "0.025", 20), (None, "0.1", 5)])
     perps = [
         PerpSpec(perpetual("BTCUSDT", "0.1", "0.001", min_notional="5"), tiers),

@@ -292,14 +292,29 @@ class Venue:
         return fills, cancels
 
     # --- one-row wrappers ----------------------------------------------------------------------
-    def _one(self, account: int, b: int, kind: Op, side: int, price: int, qty: int, tif: int, stp: int, flags: int, order_id: int, ts: int | None) -> OrderAck:  # noqa: E501
+    def _one(
+        self,
+        account: int,
+        b: int,
+        kind: Op,
+        side: int,
+        price: int,
+        qty: int,
+        tif: int,
+        stp: int,
+        flags: int,
+        order_id: int,
+        ts: int | None,
+    ) -> OrderAck:
         r = requests(1)
         r[0] = (self.now_ns if ts is None else ts, account, order_id, price, qty, b, flags, kind, side, tif, stp)
         f0 = len(self.fill_log)
         out = self.submit_batch(r)
         a = out.acks[0]
         fills = _cat(self.fill_log[f0:], FILL)
-        return OrderAck(int(a["order_id"]), Reject(int(a["reason"])), int(a["filled"]), int(a["resting"]), int(a["cancelled"]), fills)
+        return OrderAck(
+            int(a["order_id"]), Reject(int(a["reason"])), int(a["filled"]), int(a["resting"]), int(a["cancelled"]), fills
+        )
 
     def submit(
         self,
@@ -353,7 +368,16 @@ class Venue:
                 return OrderAck(0, Reject.OFF_TICK)
         return self.submit(account, symbol, side, lots, ticks, tif, reduce_only, stp)
 
-    def force_order(self, account: int, symbol: str, side: int, qty: int, price: int | None = None, ts: int | None = None, unwind: bool = False) -> OrderAck:  # noqa: E501
+    def force_order(
+        self,
+        account: int,
+        symbol: str,
+        side: int,
+        qty: int,
+        price: int | None = None,
+        ts: int | None = None,
+        unwind: bool = False,
+    ) -> OrderAck:
         """The risk engine's reduce-only IOC at ``price`` (or a market order within the protection band), no client checks."""
         b = self.instrument(symbol)
         flags = FLAG_LIQUIDATION | FLAG_REDUCE_ONLY | (FLAG_UNWIND if unwind else 0)
@@ -409,7 +433,9 @@ class Venue:
         elif name in self.asset_indices:
             self.asset_indices[name].update(source, Fraction(price), ts)
         else:
-            raise VenueError(f"no index named {name!r}; perpetual markets: {list(self.markets)}, asset indices: {list(self.asset_indices)}")
+            raise VenueError(
+                f"no index named {name!r}; perpetual markets: {list(self.markets)}, asset indices: {list(self.asset_indices)}"
+            )
 
     def book_price(self, symbol: str) -> Fraction | None:
         """A book's price as a Fraction of quote: mid, else last trade, else None."""

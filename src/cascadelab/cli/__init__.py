@@ -92,7 +92,7 @@ def replay_lobster(
 
 @app.command("adl-rank")
 def adl_rank(
-    positions_csv: Annotated[Path, typer.Argument(help="positions file (columns documented in cascadelab.liquidation.adl_tool)")],
+    positions_csv: Annotated[Path, typer.Argument(help="positions file (columns documented in cascadelab.io.positions)")],
     venue: Annotated[str, typer.Option(help="binance, bybit, okx, hyperliquid, bitmex, or 'all'")] = "all",
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
@@ -102,7 +102,8 @@ def adl_rank(
     A position whose account has no positive equity is being liquidated itself: it is ranked
     last and its score is shown as "liquidating" (null with --json).
     """
-    from cascadelab.liquidation.adl_tool import PositionFileError, rank_positions, read_positions
+    from cascadelab.cli.adl_rank import rank_positions
+    from cascadelab.io.positions import PositionFileError, read_positions
     from cascadelab.venue.profiles import PROFILES
 
     venues = sorted(PROFILES) if venue.lower() == "all" else [venue.lower()]
