@@ -14,13 +14,16 @@ Numba's ``_nrt=False`` flag is what removes the counting; its effect is checked 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from numba import njit
 
-kernel = njit(cache=True, _nrt=False)
+kernel: Callable[[Any], Any] = njit(cache=True, _nrt=False)  # type: ignore[call-overload]
 """Decorator for compiled functions that never allocate (see the module docstring)."""
 
-kernel_inline = njit(cache=True, _nrt=False, inline="always")
+kernel_inline: Callable[[Any], Any] = njit(cache=True, _nrt=False, inline="always")  # type: ignore[call-overload]
 """As :data:`kernel`, inlined into its callers (tiny helpers on the hottest paths)."""
 
-kernel_alloc = njit(cache=True)
+kernel_alloc: Callable[[Any], Any] = njit(cache=True)
 """Decorator for compiled functions that allocate arrays (not on per-order paths)."""

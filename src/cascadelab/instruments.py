@@ -115,7 +115,7 @@ class Instrument:
             raise InstrumentError(f"{source}: missing field(s) {sorted(missing)}")
         values = {k: (str(v) if isinstance(v, (int, float)) and k != "symbol" else v) for k, v in spec.items()}
         values.setdefault("min_notional", "0")
-        return cls(**values)
+        return cls(**values)  # type: ignore[arg-type]  # strings are validated and converted in __post_init__
 
     # exact conversions -----------------------------------------------------------
     def price_to_ticks(self, price: str | Decimal | int) -> int:
@@ -157,6 +157,23 @@ def perpetual(symbol: str, tick: str, lot: str, maker: str = "0.0002", taker: st
         Decimal(tick),
         Decimal(lot),
         Decimal(kw.pop("min_notional", "0")),
+        Decimal(maker),
+        Decimal(taker),
+    )
+
+
+def spot(
+    symbol: str, base: str, quote: str, tick: str, lot: str, min_notional: str = "0", maker: str = "0.0001", taker: str = "0.0001"
+) -> Instrument:
+    """Shorthand for a spot pair such as ``spot("ETHUSDT", "ETH", "USDT", "0.01", "0.0001")`` (decimal strings, never floats)."""
+    return Instrument(
+        symbol,
+        InstrumentKind.SPOT,
+        base,
+        quote,
+        Decimal(tick),
+        Decimal(lot),
+        Decimal(min_notional),
         Decimal(maker),
         Decimal(taker),
     )

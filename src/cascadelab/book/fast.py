@@ -74,8 +74,8 @@ def op_record(
     side: int = 0,
     price: int = 0,
     qty: int = 0,
-    tif: TIF = TIF.GTC,
-    stp: STP = STP.NONE,
+    tif: TIF | int = TIF.GTC,
+    stp: STP | int = STP.NONE,
     flags: int = 0,
     ts: int = 0,
 ) -> np.ndarray:

@@ -28,6 +28,7 @@ from cascadelab.clearing.funding import Funding
 from cascadelab.clearing.ledger import ConservationError
 from cascadelab.clearing.lending import Lending
 from cascadelab.clearing.margin import ScanResult
+from cascadelab.clearing.risk import IncrementalRisk
 from cascadelab.clearing.scan import AccountMargin, Margins
 from cascadelab.clearing.settlement import Settlement
 from cascadelab.instruments import Instrument
@@ -53,6 +54,7 @@ class ClearingHouse:
         self.funding = Funding(self.core)
         self.lending = Lending(self.core)
         self.margins = Margins(self.core, self.lent_assets)
+        self.risk = IncrementalRisk(self.core)
 
     # --- what the core holds ---------------------------------------------------------------
     @property
@@ -195,6 +197,7 @@ class ClearingHouse:
         self.accounts.isolated[k, i] = mode == MarginMode.ISOLATED
         if mode == MarginMode.CROSS:
             self.accounts.iso_margin[k, i] = 0
+        self.ledger.note(np.array([i]))
 
     def add_isolated_margin(self, i: int, symbol: str, amount: int) -> None:
         """Move margin from the cross wallet into an isolated position (negative: take it out)."""
@@ -210,6 +213,7 @@ class ClearingHouse:
             if pm is None or pm.isolated_margin + amount + min(pm.upnl, 0) < pm.initial:
                 raise ClearingError(f"{symbol}: removing {-amount} would leave less than the initial margin")
         self.accounts.iso_margin[k, i] += amount
+        self.ledger.note(np.array([i]))
 
     # --- settlement, funding, loans (delegated) -----------------------------------------------
     def settle_perp_fills(self, symbol: str, fills: np.ndarray, kind: FillKind = FillKind.TRADE, **rates: int) -> np.ndarray:
@@ -275,6 +279,20 @@ class ClearingHouse:
     def scan(self) -> ScanResult:
         """The full margin scan."""
         return self.margins.scan()
+
+    def breaching(self) -> np.ndarray:
+        """Accounts below maintenance or above the liquidation LTV now, exactly (the full scan's answer).
+
+        Found incrementally (:class:`~cascadelab.clearing.risk.IncrementalRisk`): a quiet step
+        looks only at accounts whose prices could have reached their limits or whose balances
+        or positions changed.
+        """
+        return self.risk.detect()
+
+    def full_breaching(self) -> np.ndarray:
+        """The same set from the full scan of every account (the incremental detector's oracle)."""
+        ids = np.union1d(np.flatnonzero(self.margins.scan().below_maintenance), self.lending.ltv_breaches())
+        return ids.astype(np.int64)
 
     def position_prices(self, i: int, symbol: str) -> tuple[Fraction, Fraction]:
         """(liquidation price, bankruptcy price) of one position."""

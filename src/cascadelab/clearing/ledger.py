@@ -24,7 +24,7 @@ from cascadelab.compiled import kernel, kernel_inline
 from cascadelab.records import JOURNAL, Kind
 
 OUTSIDE, FEE_POOL, SOCIALIZED_LOSS = -1, -2, -3
-M_NJOURNAL, M_KEEP = 0, 1
+M_NJOURNAL, M_KEEP, M_NTOUCHED, M_TOUCH_OVERFLOW = 0, 1, 2, 3
 
 
 class LedgerError(ValueError):
@@ -42,7 +42,8 @@ class LedgerArrays(NamedTuple):
     sys_hi: np.ndarray  # (system capacity, assets) high limbs; system id s lives in row -s-1
     sys_lo: np.ndarray  # low limbs, 0 <= lo < 2**32
     journal: np.ndarray  # JOURNAL buffer
-    meta: np.ndarray  # [records in the buffer, keep journal (0/1)]
+    touched: np.ndarray  # trader accounts whose balances or positions changed since the risk engine last looked
+    meta: np.ndarray  # [records in the buffer, keep journal (0/1), touched count, touched overflowed (0/1)]
 
 
 @kernel_inline
@@ -54,12 +55,27 @@ def _move(L, asset, acct, delta):
 
 
 @kernel
+def note_touched(L, account):
+    """Remember that trader ``account``'s balances or positions changed (for incremental risk)."""
+    if account < 0:
+        return
+    n = L.meta[M_NTOUCHED]
+    if n < L.touched.shape[0]:
+        L.touched[n] = account
+        L.meta[M_NTOUCHED] = n + 1
+    else:
+        L.meta[M_TOUCH_OVERFLOW] = 1
+
+
+@kernel
 def journal_transfer(L, ts, asset, src, dst, amount, kind):
     """Move ``amount`` (> 0) of ``asset`` from ``src`` to ``dst`` and journal it (caller checked room)."""
     if amount == 0:
         return
     _move(L, asset, src, -amount)
     _move(L, asset, dst, amount)
+    note_touched(L, src)
+    note_touched(L, dst)
     if L.meta[M_KEEP]:
         j = L.meta[M_NJOURNAL]
         r = L.journal[j]
@@ -108,7 +124,8 @@ class Ledger:
             np.zeros((8, na), np.int64),
             np.zeros((8, na), np.int64),
             np.zeros(journal_buffer if journal else 1, JOURNAL),
-            np.array([0, int(journal)], np.int64),
+            np.zeros(1 << 18, np.int64),
+            np.array([0, int(journal), 0, 0], np.int64),
         )
         if n_accounts:
             self.add_accounts(n_accounts)
@@ -212,6 +229,20 @@ class Ledger:
             if j >= len(amount):
                 return
             self.flush_journal()
+
+    def take_touched(self) -> np.ndarray | None:
+        """Accounts noted as changed since the last call (unique, ascending), then forgotten; None if too many to list."""
+        m = self.arrays.meta
+        n, overflow = int(m[M_NTOUCHED]), bool(m[M_TOUCH_OVERFLOW])
+        out = None if overflow else np.unique(self.arrays.touched[:n])
+        m[M_NTOUCHED] = 0
+        m[M_TOUCH_OVERFLOW] = 0
+        return out
+
+    def note(self, accounts: np.ndarray) -> None:
+        """Note changes made outside the transfer routine (positions, isolated margin, debts) for incremental risk."""
+        for i in np.asarray(accounts, np.int64).ravel().tolist():
+            note_touched(self.arrays, i)
 
     def flush_journal(self) -> None:
         """Move the journal buffer's records to the journal (compiled kernels call for this when full)."""

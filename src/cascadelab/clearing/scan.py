@@ -7,6 +7,7 @@ single account, a batch of suspects and the venue's order checks agree to the un
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -78,7 +79,7 @@ class AccountMargin:
 class Margins:
     """Exact margin figures and the scan over every account."""
 
-    def __init__(self, core: ClearingCore, lent_assets: callable) -> None:  # type: ignore[valid-type]
+    def __init__(self, core: ClearingCore, lent_assets: Callable[[], list[int]]) -> None:
         self.core = core
         self._lent_assets = lent_assets
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from cascadelab.arith import ceil_div, muldiv_floor, muldiv_trunc
 from cascadelab.clearing.core import ClearingCore
-from cascadelab.clearing.ledger import FEE_POOL, Ledger, journal_transfer
+from cascadelab.clearing.ledger import FEE_POOL, Ledger, journal_transfer, note_touched
 from cascadelab.compiled import kernel, kernel_inline
 from cascadelab.fees import fee
 from cascadelab.records import FILL, FillKind, Kind
@@ -80,6 +80,8 @@ def _isolated_after(A, unit, k, i, d, before, pnl, fee_paid, price):
 def settle_perp_fill(L, A, unit, k, pool, quote, ts, maker, taker, aggressor, price, qty, mf, tf):
     """Settle one perpetual fill (journal: 4 records at most); returns (maker PnL, taker PnL)."""
     dq = aggressor * qty
+    note_touched(L, maker)
+    note_touched(L, taker)
     before_m = A.size[k, maker]
     pnl_m = apply_fill(A.size[k], A.cost[k], A.realized[k], maker, -dq, price, unit)
     before_t = A.size[k, taker]
@@ -169,6 +171,7 @@ class ReferenceSettlement:
         """Settle one perpetual fill; returns (maker PnL, taker PnL)."""
         acc = self.accounts.arrays  # type: ignore[attr-defined]
         dq = aggressor * qty
+        self.ledger.note(np.array([maker, taker]))
         before_m = int(acc.size[k, maker])
         pnl_m = self._apply(acc.size[k], acc.cost[k], acc.realized[k], maker, -dq, price, unit)
         before_t = int(acc.size[k, taker])

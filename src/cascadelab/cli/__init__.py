@@ -26,6 +26,21 @@ console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from cascadelab import __version__
+
+        console.print(f"cascadelab {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")] = False,  # noqa: E501
+) -> None:
+    """cascadelab: a simulator of crypto derivatives exchanges under stress."""
+
+
 def _fail(message: str, code: int = 2) -> None:
     """Print ``error: <message>`` as one line on stderr (file contents are never read as markup) and exit."""
     err.print(f"[bold red]error:[/] {escape(' '.join(message.splitlines()))}", highlight=False)

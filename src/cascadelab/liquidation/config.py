@@ -111,7 +111,8 @@ def config_from_params(
         style_obj = MarketChunks(chunk_threshold, chunk_fraction, chunk_cooldown_ns, tuple(backstop_fraction), clearance_fee)  # type: ignore[arg-type]
     else:
         style_obj = ImmediateTakeover(clearance_fee)
-    funds = {"shared": SharedFund(), "per_symbol": PerSymbolFunds(), "vault": Vault()}[fund_structure]
+    fund_kinds: dict[str, Funds] = {"shared": SharedFund(), "per_symbol": PerSymbolFunds(), "vault": Vault()}
+    funds = fund_kinds[fund_structure]
     trigger: Trigger
     if adl_trigger == "insufficient":
         trigger = WhenInsufficient()
@@ -119,7 +120,8 @@ def config_from_params(
         trigger = OnDrawdown(drawdown_threshold, drawdown_window_ns)
     else:
         trigger = OnNegativeEquity()
-    price = {"bankruptcy": AtBankruptcyPrice(), "mark": AtMark(), "previous_mark": AtPreviousMark()}[adl_price]
+    prices: dict[str, AdlPrice] = {"bankruptcy": AtBankruptcyPrice(), "mark": AtMark(), "previous_mark": AtPreviousMark()}
+    price = prices[adl_price]
     return LiquidationConfig(
         style_obj,
         funds,

@@ -71,8 +71,7 @@ class LiquidationEngine(EngineBase):
         ch = self.ch
         n = ch.accounts.n
         state = ch.accounts.state[:n]
-        ids = np.union1d(np.flatnonzero(ch.scan().below_maintenance), ch.ltv_breaches())
-        ids = np.union1d(ids, np.flatnonzero(state == LIQUIDATING)).astype(np.int64)
+        ids = np.union1d(ch.breaching(), np.flatnonzero(state == LIQUIDATING)).astype(np.int64)
         ids = ids[(ids != self.liquidator) & ((state[ids] == NORMAL) | (state[ids] == LIQUIDATING))]
         return ids
 
@@ -348,8 +347,14 @@ class LiquidationEngine(EngineBase):
         ranks = self._ranks(slots, now)
         n_slot = int(np.diff(ranks.off).max()) if len(ranks.off) > 1 else 0
         P, A = len(ch.perps), len(ch.assets)
+        per_perp = [np.zeros(max(P, 1), np.int64) for _ in range(6)]
         scratch = LK.Scratch(
-            *(np.zeros(max(P, 1), np.int64) for _ in range(6)),
+            per_perp[0],
+            per_perp[1],
+            per_perp[2],
+            per_perp[3],
+            per_perp[4],
+            per_perp[5],
             np.zeros(max(len(self.fund_accounts), 1), np.int64),
             (np.zeros(max(n_slot, 1), np.int64), *adl.scratch(max(n_slot, 1))),
             np.zeros(max(n_slot, 1), np.int64),
@@ -386,7 +391,7 @@ class LiquidationEngine(EngineBase):
         acc = ch.accounts.arrays
         n = ch.accounts.n
         P = len(ch.perps)
-        parts = {name: [] for name in ("account", "order", "rank", "profitable", "equity", "score")}
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in ("account", "order", "rank", "profitable", "equity", "score")}
         off = np.zeros(2 * P + 1, np.int64)
         wanted = set(slots.tolist())
         for s in range(2 * P):

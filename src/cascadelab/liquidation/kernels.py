@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from cascadelab.arith import apportion, ceil_div, muldiv_ceil, muldiv_floor
-from cascadelab.clearing.ledger import SOCIALIZED_LOSS, journal_room, journal_transfer
+from cascadelab.clearing.ledger import SOCIALIZED_LOSS, journal_room, journal_transfer, note_touched
 from cascadelab.clearing.margin import account_figures, collateral_value, loan_to_value, position_maintenance, tier_of
 from cascadelab.clearing.settlement import settle_perp_fill
 from cascadelab.compiled import kernel
@@ -370,6 +370,7 @@ def _take_collateral_and_debts(L, A, P, E, out, ts, i):
             _event(out, ts, EV_DEBT, i, -1, 0, d, 0, d, 0, 0, 0.0, 0, WHY_NONE, -1, a)
         else:
             A.debt[a, liq] += d
+            note_touched(L, liq)
             value = muldiv_ceil(d, P.price[a], 100_000_000)
             if value:
                 journal_transfer(L, ts, quote, i, liq, value, K_TAKEOVER)
@@ -453,6 +454,7 @@ def _takeover_isolated(L, A, P, E, R, S, out, ts, i, k, why, pools, n_funds):
         _event(out, ts, EV_TAKEOVER, i, k, side, abs(q), P.marks[k], 0, 0, 0, 0.0, 0, why, -1, -1)
     rest = margin + L.bal[P.quote, i] - before
     A.iso_margin[k, i] = 0
+    note_touched(L, i)
     S.ks[0] = k
     _settle_rest(L, P, E, S, out, ts, i, 1, rest)
 

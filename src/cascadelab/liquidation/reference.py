@@ -135,18 +135,18 @@ class ReferenceEngine(EngineBase):
             cooling = self.cooldown_until.get(i, -1) > now
             for k in iso_bad:
                 ieq, imm, inotional = self._iso(i, k)
-                why = style.immediate(ieq, imm)
-                if why is not None:
-                    iso_takeover.setdefault(i, []).append((k, why))
+                verdict = style.immediate(ieq, imm)
+                if verdict is not None:
+                    iso_takeover.setdefault(i, []).append((k, verdict))
                 else:
                     orders.append(self._order(i, k, ieq, imm, inotional, cooling))
             cross = mm > 0 and eq < mm
             if ltv_bad and not cross:
                 cross_takeover[i] = Why.LTV_ABOVE_LIQUIDATION
             elif cross:
-                why = style.immediate(eq, mm)
-                if why is not None:
-                    cross_takeover[i] = why
+                verdict = style.immediate(eq, mm)
+                if verdict is not None:
+                    cross_takeover[i] = verdict
                 else:
                     for k in self._cross_targets(i):
                         acc = ch.accounts.arrays
@@ -169,15 +169,15 @@ class ReferenceEngine(EngineBase):
                 if any(kk == k for kk, _ in iso_takeover.get(i, [])):
                     continue
                 ieq, imm, _ = self._iso(i, k)
-                why = style.after_book(ieq, imm)
-                if why is not None:
-                    iso_takeover.setdefault(i, []).append((k, why))
+                verdict = style.after_book(ieq, imm)
+                if verdict is not None:
+                    iso_takeover.setdefault(i, []).append((k, verdict))
             if ltv_bad and not (mm > 0 and eq < mm):
                 cross_takeover[i] = Why.LTV_ABOVE_LIQUIDATION
             elif mm > 0 and eq < mm:
-                why = style.after_book(eq, mm)
-                if why is not None:
-                    cross_takeover[i] = why
+                verdict = style.after_book(eq, mm)
+                if verdict is not None:
+                    cross_takeover[i] = verdict
         # F. takeovers, account by account; ADL rankings are scored once, before the first takeover
         acc = ch.accounts.arrays
         pairs = set()
@@ -355,6 +355,7 @@ class ReferenceEngine(EngineBase):
         # the closes moved the isolated result into the wallet; what the margin is worth now is the remainder
         rest = margin + int(ch.ledger.balances[ch.q, i]) - before
         acc.iso_margin[k, i] = 0
+        ch.ledger.note(np.array([i]))
         self._settle_rest(ev, i, [k], weights, rest, allowed)
 
     def _weights(self, i: int, ks: list[int]) -> np.ndarray:
@@ -486,6 +487,7 @@ class ReferenceEngine(EngineBase):
                 ev.add(Ev.DEBT_TAKEN, i, asset=a, qty=d, amount=d)
             else:  # the liquidator takes the loan over and is paid its value
                 acc.debt[a, liq] += d
+                ch.ledger.note(np.array([liq]))
                 value = int(muldiv_ceil(d, int(ch.asset_price[a]), MONEY_SCALE))
                 if value:
                     ch.ledger.transfer(q, i, liq, value, Kind.TAKEOVER, ev.ts)

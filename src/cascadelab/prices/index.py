@@ -50,5 +50,5 @@ class IndexPrice:
         if len(deviant) > 1:
             return med
         kept = {s: p for s, p in live.items() if s not in deviant}
-        total_w = sum(self.weights[s] for s in kept)
-        return sum(self.weights[s] * p for s, p in kept.items()) / total_w
+        total_w = sum((self.weights[s] for s in kept), Fraction(0))
+        return sum((self.weights[s] * p for s, p in kept.items()), Fraction(0)) / total_w

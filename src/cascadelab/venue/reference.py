@@ -198,7 +198,6 @@ class ReferenceVenue(Venue):
         pos = ch.accounts.arrays.size[b] if perp else None
         if kind in (Op.CANCEL, Op.CANCEL_ALL):
             res = book.submit(op_record(Op(kind), int(q["order_id"]) if kind == Op.CANCEL else 0, i, ts=ts), positions=pos)
-            book._pending = None
             if res.status != Status.OK:
                 return Reject.UNKNOWN_ORDER
             ack["cancelled"] = res.cancelled
@@ -275,6 +274,7 @@ class ReferenceVenue(Venue):
             for owner in owners:
                 for oid in book.open_orders(owner):
                     o = book.order(oid)
+                    assert o is not None
                     book.submit(op_record(Op.CANCEL, oid, owner, ts=ts))
                     self._tally(b, owner, o.side, o.price, -o.qty)
                     out.append((ts, oid, owner, o.price, o.qty, b, o.side, int(reason)))

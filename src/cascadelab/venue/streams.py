@@ -23,7 +23,7 @@ from cascadelab.clearing.collateral import CollateralAsset, fixed
 from cascadelab.clearing.core import PerpSpec
 from cascadelab.clearing.house import ClearingHouse
 from cascadelab.clearing.margin import MarginTiers
-from cascadelab.instruments import Instrument, perpetual
+from cascadelab.instruments import perpetual, spot
 from cascadelab.records import FLAG_REDUCE_ONLY, ORDER_REQUEST, Op
 
 if TYPE_CHECKING:
@@ -45,8 +45,8 @@ def stream_market(venue_cls: type[Venue], n_accounts: int, seed: int, journal: b
         PerpSpec(perpetual("DOGEUSDT", "0.00001", "1", maker="-0.0001", taker="0.0005", min_notional="5"), alt),
     ]
     spots = [
-        Instrument("ETH-SPOT", "spot", "ETH", "USDT", "0.01", "0.0001", "1", "0.0001", "0.0002"),
-        Instrument("USDE-SPOT", "spot", "USDe", "USDT", "0.0001", "0.01", "1", "0", "0.0001"),
+        spot("ETH-SPOT", "ETH", "USDT", "0.01", "0.0001", "1", "0.0001", "0.0002"),
+        spot("USDE-SPOT", "USDe", "USDT", "0.0001", "0.01", "1", "0", "0.0001"),
     ]
     collateral = [
         CollateralAsset.of("USDT", "0.9999", fixed("1")),

@@ -131,7 +131,10 @@ class Venue:
         cap = core.accounts.arrays.state.shape[0]
         k, a = self.n_perps, len(core.assets)
         self.orders = E.OrderArrays(
-            *(np.zeros((k, cap), np.int64) for _ in range(4)),
+            np.zeros((k, cap), np.int64),
+            np.zeros((k, cap), np.int64),
+            np.zeros((k, cap), np.int64),
+            np.zeros((k, cap), np.int64),
             np.zeros((a, cap), np.int64),
             np.zeros(cap, np.bool_),
             np.array([1, core.accounts.n, self.market_protection_bps], np.int64),

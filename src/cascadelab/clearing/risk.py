@@ -1,0 +1,283 @@
+"""Incremental risk: find the accounts below maintenance without rescanning every account every step.
+
+The full scan (:meth:`~cascadelab.clearing.scan.Margins.scan`) prices every account at every
+step. Most steps are quiet: prices move a little and few accounts can have crossed. So each
+exact check also gives the account a *safe box* of prices:
+
+* every constraint the account can breach has a buffer: cross (equity - maintenance), each
+  isolated position (its margin + uPnL - its maintenance), and the loan-to-value
+  ((limit + 1 unit) x haircut collateral - debts);
+* each buffer falls at most at a known rate per unit of each price: a long loses
+  ``size x lot value`` per tick of its mark (its maintenance only falls with it); a short
+  loses ``size x lot value x (1 + MMR)`` per tick (taking the MMR of the tier it would reach
+  at twice the notional, and never letting the box reach twice the mark); a collateral
+  balance loses ``balance x ratio`` per unit of its price; a debt gains ``debt`` per unit;
+* the buffer (less a safety margin for rounding) is split evenly over the prices and
+  directions it depends on, giving a lower and/or upper trigger price per dimension.
+
+While every price stays strictly inside its triggers, the account cannot have crossed, so
+it is not looked at. Per (dimension, direction) the accounts are kept sorted by trigger, so
+a step only advances a pointer past the triggers the current price has crossed. Accounts
+rechecked since the last rebuild keep their new triggers in a small dense table that is
+checked each step; accounts with no safe box (breaching, or with a buffer too thin to
+split) are checked every step; accounts whose balances or positions changed (the ledger's
+touched list) are checked at once. :meth:`IncrementalRisk.detect` returns exactly the
+accounts the full exact scan would name; a differential test checks it on random paths.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from cascadelab.clearing.core import ClearingCore
+from cascadelab.clearing.margin import account_figures, loan_to_value, position_maintenance, tier_of
+from cascadelab.compiled import kernel
+
+I64_MIN = np.iinfo(np.int64).min
+I64_MAX = np.iinfo(np.int64).max
+SHRINK = 1.0 - 1e-9
+"""Floats only estimate the box; every distance is shrunk by this and by one unit, so it stays conservative."""
+
+
+@kernel
+def _box(P, A, bal, i, liq_ltv, lo, hi):
+    """Exact breach of account ``i`` and its safe box (``lo``/``hi`` rows); returns (breach, no_box)."""
+    n_perps = A.size.shape[0]
+    n_assets = bal.shape[0]
+    quote = P.quote
+    eq, mm, _im, iso_bad = account_figures(P, A, bal, i)
+    has_debt = False
+    for a in range(n_assets):
+        if A.debt[a, i] > 0:
+            has_debt = True
+    ltv_bad = has_debt and loan_to_value(P, A, bal, i) > liq_ltv
+    breach = (mm > 0 and eq < mm) or iso_bad or ltv_bad
+    for d in range(n_perps + n_assets):
+        lo[d] = I64_MIN
+        hi[d] = I64_MAX
+    if breach:
+        return True, True
+    margin = 8.0 + 2.0 * (n_perps + n_assets)  # money units for every rounding in the exact figures
+    # cross: equity - maintenance
+    if mm > 0:
+        m = 0
+        for k in range(n_perps):
+            if A.size[k, i] != 0 and not A.isolated[k, i]:
+                m += 1
+        for a in range(n_assets):
+            if a != quote:
+                if bal[a, i] != 0:
+                    m += 1
+                if A.debt[a, i] > 0:
+                    m += 1
+        share = (float(eq - mm) - margin) / m
+        if share <= 0:
+            return False, True
+        for k in range(n_perps):
+            q = A.size[k, i]
+            if q != 0 and not A.isolated[k, i]:
+                if not _perp_side(P, k, q, share, lo, hi):
+                    return False, True
+        for a in range(n_assets):
+            if a == quote:
+                continue
+            b = bal[a, i]
+            if b > 0 and not _bound(lo, hi, n_perps + a, P.price[a], b * (P.ratio[a] / 1e14), share, -1):
+                return False, True
+            if b < 0 and not _bound(lo, hi, n_perps + a, P.price[a], -b / 1e8, share, 1):
+                return False, True
+            d = A.debt[a, i]
+            if d > 0 and not _bound(lo, hi, n_perps + a, P.price[a], d / 1e8, share, 1):
+                return False, True
+    # each isolated position: its margin + uPnL - its maintenance
+    for k in range(n_perps):
+        q = A.size[k, i]
+        if q == 0 or not A.isolated[k, i]:
+            continue
+        val = q * P.marks[k] * P.unit[k]
+        notional = val if val >= 0 else -val
+        mk = position_maintenance(P, k, notional)
+        share = float(A.iso_margin[k, i] + val - A.cost[k, i] - mk) - margin
+        if share <= 0 or not _perp_side(P, k, q, share, lo, hi):
+            return False, True
+    # loan-to-value: (limit + 1) x collateral - debts x 1e6 (money x 1e6)
+    if has_debt:
+        coll = 0.0
+        owed = 0.0
+        m = 0
+        for a in range(n_assets):
+            if bal[a, i] > 0:
+                coll += bal[a, i] * (P.price[a] / 1e8) * (P.ratio[a] / 1e6)
+                if a != quote:
+                    m += 1
+            if A.debt[a, i] > 0:
+                owed += A.debt[a, i] * (P.price[a] / 1e8)
+                if a != quote:
+                    m += 1
+        room = (liq_ltv + 1) * coll - 1e6 * owed - 1e6 * margin - 1e-6 * (liq_ltv * coll + 1e6 * owed)
+        if room <= 0:
+            return False, True
+        if m > 0:
+            share = room / m
+            for a in range(n_assets):
+                if a == quote:
+                    continue
+                b = bal[a, i]
+                if b > 0 and not _bound(lo, hi, n_perps + a, P.price[a], (liq_ltv + 1) * b * (P.ratio[a] / 1e14), share, -1):
+                    return False, True
+                d = A.debt[a, i]
+                if d > 0 and not _bound(lo, hi, n_perps + a, P.price[a], 1e6 * d / 1e8, share, 1):
+                    return False, True
+    return False, False
+
+
+@kernel
+def _perp_side(P, k, q, share, lo, hi):
+    """Bound mark ``k`` for a position of ``q`` lots given its share of a buffer; False if there is no room."""
+    mark = P.marks[k]
+    if q > 0:
+        return _bound(lo, hi, k, mark, q * float(P.unit[k]), share, -1)
+    notional2 = -2 * q * mark * P.unit[k]
+    slope = -q * float(P.unit[k]) * (1.0 + P.mmr[k, tier_of(P, k, notional2)] / 1e6)
+    ok = _bound(lo, hi, k, mark, slope, share, 1)
+    if ok and hi[k] > 2 * mark:
+        hi[k] = 2 * mark
+    return ok
+
+
+@kernel
+def _bound(lo, hi, d, p0, slope, share, direction):
+    """Tighten dimension ``d``'s trigger on ``direction`` (-1 down, +1 up); False when the room is under one unit."""
+    if slope <= 0:
+        return True
+    dist = np.floor(share / slope * SHRINK) - 1.0
+    if dist < 1.0:
+        return False
+    step = np.int64(min(dist, 4e18))
+    if direction < 0:
+        t = p0 - step
+        if t > lo[d]:
+            lo[d] = t
+    else:
+        t = p0 + step if p0 < I64_MAX - step else I64_MAX
+        if t < hi[d]:
+            hi[d] = t
+    return True
+
+
+@njit(cache=True, parallel=True)
+def boxes(P, A, bal, ids, liq_ltv, lo, hi, breach, no_box):
+    """:func:`_box` for every account in ``ids`` (in parallel): exact breach, no-box flag, trigger rows."""
+    for j in prange(ids.shape[0]):
+        b, nb = _box(P, A, bal, ids[j], liq_ltv, lo[j], hi[j])
+        breach[j] = b
+        no_box[j] = nb
+
+
+class IncrementalRisk:
+    """Names the accounts below maintenance (or above the liquidation LTV) each step, looking only where needed."""
+
+    def __init__(self, core: ClearingCore, rebuild_share: float = 0.05) -> None:
+        self.core = core
+        self.rebuild_share = rebuild_share
+        self.stale = True
+        self.stats = {"rebuilds": 0, "checked": 0, "steps": 0}
+
+    @property
+    def dims(self) -> int:
+        """Price dimensions: every perpetual's mark, then every asset's price."""
+        return len(self.core.perps) + len(self.core.assets)
+
+    def prices(self) -> np.ndarray:
+        """The current value of every dimension."""
+        return np.concatenate([self.core.marks, self.core.asset_price]).astype(np.int64)
+
+    def _boxes(self, ids: np.ndarray) -> tuple[np.ndarray, ...]:
+        c = self.core
+        n, d = len(ids), self.dims
+        lo, hi = np.empty((n, d), np.int64), np.empty((n, d), np.int64)
+        breach, no_box = np.zeros(n, np.bool_), np.zeros(n, np.bool_)
+        if n:
+            boxes(c.params, c.accounts.arrays, c.ledger.balances, ids, int(c.loan_terms.liquidation_ltv), lo, hi, breach, no_box)
+        return lo, hi, breach, no_box
+
+    def rebuild(self) -> np.ndarray:
+        """Check every account with a position or a debt exactly and sort their triggers; returns those breaching."""
+        c = self.core
+        n = c.accounts.n
+        acc = c.accounts.arrays
+        c.ledger.take_touched()
+        exposed = acc.size[:, :n].any(axis=0) | acc.debt[:, :n].any(axis=0)
+        ids = np.flatnonzero(exposed).astype(np.int64)
+        lo, hi, breach, no_box = self._boxes(ids)
+        self.lo_sorted, self.hi_sorted = [], []
+        for d in range(self.dims):
+            has = lo[:, d] > I64_MIN
+            order = np.argsort(-lo[has, d], kind="stable")  # highest lower trigger first: first to be crossed
+            self.lo_sorted.append((lo[has, d][order], ids[has][order]))
+            has = hi[:, d] < I64_MAX
+            order = np.argsort(hi[has, d], kind="stable")
+            self.hi_sorted.append((hi[has, d][order], ids[has][order]))
+        self.lo_ptr = np.zeros(self.dims, np.int64)
+        self.hi_ptr = np.zeros(self.dims, np.int64)
+        self.rechecked = np.zeros(n, np.bool_)
+        self.row = np.full(n, -1, np.int64)
+        self.r_acct = np.zeros(0, np.int64)
+        self.r_lo = np.zeros((0, self.dims), np.int64)
+        self.r_hi = np.zeros((0, self.dims), np.int64)
+        self.always = ids[no_box]
+        self.n_built = n
+        self.stale = False
+        self.stats["rebuilds"] += 1
+        self.stats["checked"] += len(ids)
+        return ids[breach]
+
+    def detect(self) -> np.ndarray:
+        """Accounts breaching now (ascending), found exactly while checking only those that may have crossed."""
+        c = self.core
+        n = c.accounts.n
+        self.stats["steps"] += 1
+        touched = c.ledger.take_touched() if not self.stale else None
+        if self.stale or touched is None or n != self.n_built or len(self.r_acct) > max(1024, self.rebuild_share * n):
+            return self.rebuild()
+        cur = self.prices()
+        parts = [touched[touched < n], self.always]
+        for d in range(self.dims):
+            trig, acct = self.lo_sorted[d]
+            pos = int(np.searchsorted(-trig, -cur[d], side="right"))  # entries with trigger >= price
+            if pos > self.lo_ptr[d]:
+                hit = acct[self.lo_ptr[d] : pos]
+                parts.append(hit[~self.rechecked[hit]])
+                self.lo_ptr[d] = pos
+            trig, acct = self.hi_sorted[d]
+            pos = int(np.searchsorted(trig, cur[d], side="right"))  # entries with trigger <= price
+            if pos > self.hi_ptr[d]:
+                hit = acct[self.hi_ptr[d] : pos]
+                parts.append(hit[~self.rechecked[hit]])
+                self.hi_ptr[d] = pos
+        if len(self.r_acct):
+            crossed = (self.r_lo >= cur).any(axis=1) | (self.r_hi <= cur).any(axis=1)
+            parts.append(self.r_acct[crossed])
+        ids = np.unique(np.concatenate(parts)).astype(np.int64)
+        if len(ids) == 0:
+            return ids
+        lo, hi, breach, no_box = self._boxes(ids)
+        self.stats["checked"] += len(ids)
+        self._remember(ids, lo, hi, no_box)
+        return ids[breach]
+
+    def _remember(self, ids: np.ndarray, lo: np.ndarray, hi: np.ndarray, no_box: np.ndarray) -> None:
+        """Rechecked accounts keep their new boxes in the dense table; those without a box are checked every step."""
+        self.rechecked[ids] = True
+        new = ids[self.row[ids] < 0]
+        if len(new):
+            self.row[new] = np.arange(len(self.r_acct), len(self.r_acct) + len(new))
+            self.r_acct = np.concatenate([self.r_acct, new])
+            self.r_lo = np.concatenate([self.r_lo, np.empty((len(new), self.dims), np.int64)])
+            self.r_hi = np.concatenate([self.r_hi, np.empty((len(new), self.dims), np.int64)])
+        rows = self.row[ids]
+        self.r_lo[rows] = np.where(no_box[:, None], I64_MIN, lo)
+        self.r_hi[rows] = np.where(no_box[:, None], I64_MAX, hi)
+        keep = np.setdiff1d(self.always, ids)
+        self.always = np.union1d(keep, ids[no_box]).astype(np.int64)
