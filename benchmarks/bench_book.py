@@ -12,8 +12,7 @@ from collections import Counter
 
 import numpy as np
 
-from cascadelab.book import OrderBook, Status
-from cascadelab.book.codes import Op
+from cascadelab.book import Op, OrderBook, Status
 from cascadelab.book.streams import random_ops
 
 
@@ -27,8 +26,8 @@ def run(n: int = 1_000_000, seed: int = 42, repeats: int = 3) -> dict[str, float
         t0 = time.perf_counter()
         res = book.submit(ops)
         best = min(best, time.perf_counter() - t0)
-    kinds = Counter(Op(k).name for k in ops[:, 0].tolist())
-    ok = int((res.results[:, 0] == Status.OK).sum())
+    kinds = Counter(Op(k).name for k in ops["kind"].tolist())
+    ok = int((res.results["status"] == Status.OK).sum())
     print(f"book: {n:,} ops ({', '.join(f'{k.lower()} {v:,}' for k, v in kinds.most_common())})")
     print(f"book: accepted {ok:,}, fills {len(res.fills):,}, cancels {len(res.cancels):,}, resting at end {book.order_count:,}")
     print(f"book: {best:.3f} s best of {repeats} -> {n / best:,.0f} operations/s (one core)")

@@ -1,4 +1,4 @@
-"""Margin scan: 1,000,000 accounts x 5 perpetuals with 8 collateral assets.
+"""Margin scan: 1,000,000 accounts x 6 perpetuals with 8 collateral assets, beside the memory-bandwidth floor.
 
 One scan computes, exactly in integers, every account's cross margin balance (haircut
 multi-asset collateral minus debts plus unrealized PnL), maintenance and initial margin
@@ -16,7 +16,8 @@ import numba
 import numpy as np
 
 from cascadelab.clearing.collateral import CollateralAsset, fixed, from_book, redemption
-from cascadelab.clearing.house import ClearingHouse, PerpSpec
+from cascadelab.clearing.core import PerpSpec
+from cascadelab.clearing.house import ClearingHouse
 from cascadelab.clearing.margin import MarginTiers
 from cascadelab.instruments import perpetual
 
@@ -26,6 +27,7 @@ PERPS = [
     ("SOLUSDT", "0.001", "0.01", 200_000),
     ("DOGEUSDT", "0.00001", "1", 20_000),
     ("ALTUSDT", "0.0001", "1", 5_000),
+    ("ALT2USDT", "0.0001", "1", 2_000),
 ]
 ASSETS = [
     ("USDT", "1", fixed("1")),
@@ -61,6 +63,8 @@ def build(n: int, seed: int = 0) -> ClearingHouse:
     perps = [PerpSpec(perpetual(s, t, lot), tiers) for s, t, lot, _ in PERPS]
     ch = ClearingHouse(perps, [], [CollateralAsset.of(c, r, v) for c, r, v in ASSETS], journal=False, capacity=n)
     ch.open_accounts(n)
+    for k, (_, _, _, px) in enumerate(PERPS):
+        ch.marks[k] = px  # (prices are expressed directly in ticks here)
     rng = np.random.default_rng(seed)
     acc = ch.accounts
     lev = 1 + 49 * rng.random(n) ** 2
@@ -91,7 +95,7 @@ def build(n: int, seed: int = 0) -> ClearingHouse:
     borrowers = rng.random(n) < 0.05
     acc.debt[0] = np.where(borrowers, (need * 0.2).astype(np.int64), 0)
     ch.ledger.balances[0] += acc.debt[0]  # the borrowed USDT is held
-    ch.principal["USDT"] = int(acc.debt[0].sum())
+    ch.lending.principal["USDT"] = int(acc.debt[0].sum())
     for code, price in PRICES.items():
         ch.set_asset_price(code, Fraction(price))
     return ch
