@@ -301,10 +301,11 @@ PRESCREEN_BLOCK = 2048
 
 @njit(cache=True, parallel=True, fastmath=True)
 def margin_prescreen(
-    size, cost, mark, unit, mmr, cum, isolated, iso_margin, bal, debt, debt_assets, price, ratio, quote, equity, maint, suspect
+    n_acc, size, cost, mark, unit, mmr, cum, isolated, iso_margin, bal, debt, debt_assets, price, ratio, quote, equity, maint, suspect
 ):
     """Float estimates of equity and maintenance for every account, and which need an exact look.
 
+    Accounts ``0..n_acc-1`` of capacity-wide (C-contiguous) columns are priced.
     ``suspect[i]`` is set when the account is below maintenance or within
     :data:`PRESCREEN_BAND` of it (cross or any isolated position); only those need
     :func:`margin_exact`. Accounts are processed in blocks with the account loop innermost
@@ -314,7 +315,7 @@ def margin_prescreen(
     lines ``notional x MMR_t - cum_t``, which equals the tiered formula because MM is
     continuous and convex in the notional. Only assets in ``debt_assets`` are read for debts.
     """
-    n_inst, n_acc = size.shape
+    n_inst = size.shape[0]
     n_assets = bal.shape[0]
     pf = price.astype(np.float64) / MONEY_SCALE
     hf = pf * ratio / RATE_SCALE

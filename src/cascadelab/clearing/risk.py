@@ -175,6 +175,19 @@ def boxes(P, A, bal, ids, liq_ltv, lo, hi, breach, no_box):
         no_box[j] = nb
 
 
+@kernel
+def boxes_serial(P, A, bal, ids, liq_ltv, lo, hi, breach, no_box):
+    """:func:`boxes` on one thread: for the few accounts of a quiet step, waking threads costs more than the work."""
+    for j in range(ids.shape[0]):
+        b, nb = _box(P, A, bal, ids[j], liq_ltv, lo[j], hi[j])
+        breach[j] = b
+        no_box[j] = nb
+
+
+PARALLEL_FROM = 4096
+"""Batches of at least this many accounts are boxed on every thread."""
+
+
 class IncrementalRisk:
     """Names the accounts below maintenance (or above the liquidation LTV) each step, looking only where needed."""
 
@@ -199,7 +212,8 @@ class IncrementalRisk:
         lo, hi = np.empty((n, d), np.int64), np.empty((n, d), np.int64)
         breach, no_box = np.zeros(n, np.bool_), np.zeros(n, np.bool_)
         if n:
-            boxes(c.params, c.accounts.arrays, c.ledger.balances, ids, int(c.loan_terms.liquidation_ltv), lo, hi, breach, no_box)
+            f = boxes if n >= PARALLEL_FROM else boxes_serial
+            f(c.params, c.accounts.arrays, c.ledger.balances, ids, int(c.loan_terms.liquidation_ltv), lo, hi, breach, no_box)
         return lo, hi, breach, no_box
 
     def rebuild(self) -> np.ndarray:
@@ -215,7 +229,7 @@ class IncrementalRisk:
         for d in range(self.dims):
             has = lo[:, d] > I64_MIN
             order = np.argsort(-lo[has, d], kind="stable")  # highest lower trigger first: first to be crossed
-            self.lo_sorted.append((lo[has, d][order], ids[has][order]))
+            self.lo_sorted.append((-lo[has, d][order], ids[has][order]))  # kept negated: ascending
             has = hi[:, d] < I64_MAX
             order = np.argsort(hi[has, d], kind="stable")
             self.hi_sorted.append((hi[has, d][order], ids[has][order]))
@@ -223,9 +237,10 @@ class IncrementalRisk:
         self.hi_ptr = np.zeros(self.dims, np.int64)
         self.rechecked = np.zeros(n, np.bool_)
         self.row = np.full(n, -1, np.int64)
-        self.r_acct = np.zeros(0, np.int64)
-        self.r_lo = np.zeros((0, self.dims), np.int64)
-        self.r_hi = np.zeros((0, self.dims), np.int64)
+        self.n_r = 0
+        self._r_acct = np.zeros(256, np.int64)
+        self._r_lo = np.zeros((256, self.dims), np.int64)
+        self._r_hi = np.zeros((256, self.dims), np.int64)
         self.always = ids[no_box]
         self.n_built = n
         self.stale = False
@@ -239,13 +254,13 @@ class IncrementalRisk:
         n = c.accounts.n
         self.stats["steps"] += 1
         touched = c.ledger.take_touched() if not self.stale else None
-        if self.stale or touched is None or n != self.n_built or len(self.r_acct) > max(1024, self.rebuild_share * n):
+        if self.stale or touched is None or n != self.n_built or self.n_r > max(1024, self.rebuild_share * n):
             return self.rebuild()
         cur = self.prices()
         parts = [touched[touched < n], self.always]
         for d in range(self.dims):
-            trig, acct = self.lo_sorted[d]
-            pos = int(np.searchsorted(-trig, -cur[d], side="right"))  # entries with trigger >= price
+            neg_trig, acct = self.lo_sorted[d]
+            pos = int(np.searchsorted(neg_trig, -cur[d], side="right"))  # entries with trigger >= price
             if pos > self.lo_ptr[d]:
                 hit = acct[self.lo_ptr[d] : pos]
                 parts.append(hit[~self.rechecked[hit]])
@@ -256,9 +271,10 @@ class IncrementalRisk:
                 hit = acct[self.hi_ptr[d] : pos]
                 parts.append(hit[~self.rechecked[hit]])
                 self.hi_ptr[d] = pos
-        if len(self.r_acct):
-            crossed = (self.r_lo >= cur).any(axis=1) | (self.r_hi <= cur).any(axis=1)
-            parts.append(self.r_acct[crossed])
+        if self.n_r:
+            r = self.n_r
+            crossed = (self._r_lo[:r] >= cur).any(axis=1) | (self._r_hi[:r] <= cur).any(axis=1)
+            parts.append(self._r_acct[:r][crossed])
         ids = np.unique(np.concatenate(parts)).astype(np.int64)
         if len(ids) == 0:
             return ids
@@ -267,17 +283,30 @@ class IncrementalRisk:
         self._remember(ids, lo, hi, no_box)
         return ids[breach]
 
+    @property
+    def r_acct(self) -> np.ndarray:
+        """Accounts rechecked since the last rebuild (their boxes live in the dense table)."""
+        return self._r_acct[: self.n_r]
+
     def _remember(self, ids: np.ndarray, lo: np.ndarray, hi: np.ndarray, no_box: np.ndarray) -> None:
         """Rechecked accounts keep their new boxes in the dense table; those without a box are checked every step."""
         self.rechecked[ids] = True
         new = ids[self.row[ids] < 0]
         if len(new):
-            self.row[new] = np.arange(len(self.r_acct), len(self.r_acct) + len(new))
-            self.r_acct = np.concatenate([self.r_acct, new])
-            self.r_lo = np.concatenate([self.r_lo, np.empty((len(new), self.dims), np.int64)])
-            self.r_hi = np.concatenate([self.r_hi, np.empty((len(new), self.dims), np.int64)])
+            need = self.n_r + len(new)
+            if need > self._r_acct.shape[0]:
+                cap = max(need, 2 * self._r_acct.shape[0])
+                for name in ("_r_acct", "_r_lo", "_r_hi"):
+                    old = getattr(self, name)
+                    grown = np.zeros((cap, *old.shape[1:]), np.int64)
+                    grown[: self.n_r] = old[: self.n_r]
+                    setattr(self, name, grown)
+            self.row[new] = np.arange(self.n_r, need)
+            self._r_acct[self.n_r : need] = new
+            self.n_r = need
         rows = self.row[ids]
-        self.r_lo[rows] = np.where(no_box[:, None], I64_MIN, lo)
-        self.r_hi[rows] = np.where(no_box[:, None], I64_MAX, hi)
-        keep = np.setdiff1d(self.always, ids)
-        self.always = np.union1d(keep, ids[no_box]).astype(np.int64)
+        self._r_lo[rows] = np.where(no_box[:, None], I64_MIN, lo)
+        self._r_hi[rows] = np.where(no_box[:, None], I64_MAX, hi)
+        if no_box.any() or len(self.always):
+            keep = self.always[~np.isin(self.always, ids)] if len(self.always) else self.always
+            self.always = np.sort(np.concatenate([keep, ids[no_box]])).astype(np.int64)

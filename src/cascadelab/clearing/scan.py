@@ -138,8 +138,8 @@ class Margins:
         lent = np.array(self._lent_assets(), np.int64)
         t0 = time.perf_counter()
         margin_prescreen(
-            acc.size[:, :n], acc.cost[:, :n], P.marks, P.unit, P.mmr, P.cum, acc.isolated[:, :n], acc.iso_margin[:, :n],
-            c.ledger.balances[:, :n], acc.debt[:, :n], lent, P.price, P.ratio, P.quote, eq, mm, suspect,
+            n, acc.size, acc.cost, P.marks, P.unit, P.mmr, P.cum, acc.isolated, acc.iso_margin, c.ledger.balances, acc.debt,
+            lent, P.price, P.ratio, P.quote, eq, mm, suspect,
         )  # fmt: skip
         elapsed = time.perf_counter() - t0
         ids = np.flatnonzero(suspect)
