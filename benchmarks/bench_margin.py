@@ -54,7 +54,13 @@ def build(n: int, seed: int = 0, capacity: int | None = None) -> ClearingHouse:
     leverage; collateral is spread over one to three assets; 5% of accounts borrowed USDT.
     """
     tiers = MarginTiers.from_table(
-        [("50000", "0.004", 125), ("600000", "0.005", 100), ("3000000", "0.0065", 75), ("12000000", "0.01", 50), (None, "0.02", 25)]
+        [
+            ("50000", "0.004", 125),
+            ("600000", "0.005", 100),
+            ("3000000", "0.0065", 75),
+            ("12000000", "0.01", 50),
+            (None, "0.02", 25),
+        ]
     )
     perps = [PerpSpec(perpetual(s, t, lot), tiers) for s, t, lot, _ in PERPS]
     ch = ClearingHouse(perps, [], [CollateralAsset.of(c, r, v) for c, r, v in ASSETS], journal=False, capacity=capacity or n)

@@ -9,6 +9,7 @@ and on quiet paths it must look at far fewer accounts than the full scan.
 
 from __future__ import annotations
 
+import contextlib
 from fractions import Fraction
 
 import numpy as np
@@ -25,7 +26,9 @@ from cascadelab.records import BOOK_FILL
 
 def market(seed: int, n: int) -> tuple[ClearingHouse, np.random.Generator]:
     rng = np.random.default_rng(seed)
-    tiers = MarginTiers.from_table([("50000", "0.004", 125), ("600000", "0.005", 100), ("3000000", "0.01", 50), (None, "0.05", 10)])
+    tiers = MarginTiers.from_table(
+        [("50000", "0.004", 125), ("600000", "0.005", 100), ("3000000", "0.01", 50), (None, "0.05", 10)]
+    )
     alt = MarginTiers.from_table([("5000", "0.01", 50), ("25000", "0.025", 20), (None, "0.1", 5)])
     perps = [
         PerpSpec(perpetual("BTCUSDT", "0.1", "0.001"), tiers),
@@ -54,10 +57,8 @@ def market(seed: int, n: int) -> tuple[ClearingHouse, np.random.Generator]:
             ch.accounts.leverage[k, i] = int(rng.integers(1, 51))
         if rng.random() < 0.15 and ch.ledger.balance(i, "ETH") + ch.ledger.balance(i, "SOL") > 0:
             value = ch.ledger.balance(i, "ETH") * 4000 + ch.ledger.balance(i, "SOL") * 200
-            try:
+            with contextlib.suppress(ValueError):
                 ch.borrow(i, "USDT", int(value * rng.uniform(0.3, 0.65)))
-            except ValueError:
-                pass
     maker = int(ids[0])
     ch.deposit(maker, "USDT", 10**17)
     for i in ids[1:].tolist():
@@ -108,10 +109,8 @@ def churn(ch: ClearingHouse, rng: np.random.Generator) -> None:
         elif r < 0.85 and ch.ledger.balance(i, "ETH") > 0:
             ch.ledger.withdraw(i, "ETH", ch.ledger.balance(i, "ETH") // 2)  # collateral leaves (no checks: stress the detector)
         else:
-            try:
+            with contextlib.suppress(ValueError):
                 ch.borrow(i, "USDT", int(10 ** rng.uniform(8, 10)))
-            except ValueError:
-                pass
     if rng.random() < 0.05:
         k = int(rng.integers(0, 3))
         ch.pay_funding(ch.perps[k].instrument.symbol, int(rng.integers(-100_000, 100_000)), int(ch.marks[k]))

@@ -1,11 +1,14 @@
 """cascadelab: a simulator of crypto derivatives exchanges under stress.
 
-Threads: compiled parallel kernels (the margin scan, the incremental risk rebuild) run on
-Numba's OpenMP layer with ``OMP_WAIT_POLICY=PASSIVE`` set here, before any kernel starts its
-threads, unless the environment already chooses. With OpenMP's default active wait, a
-kernel call costs about four times as much whenever another process keeps the other core
-busy (its threads spin for the core instead of sleeping); passive waiting makes the cost the
-same either way. ``make bench`` measures it (benchmarks/bench_threads.py).
+Threads: compiled parallel kernels (the margin scan, exact margins of many accounts, the
+incremental risk rebuild) run on Numba's OpenMP layer with ``OMP_WAIT_POLICY=PASSIVE`` and
+``KMP_BLOCKTIME=0`` set here, before any kernel starts its threads, unless the environment
+already chooses. Idle worker threads then sleep at once instead of spinning, so they never
+take a core from the simulation's own thread or a neighbour, and a woken worker does not
+wait behind a spinning one. ``make bench`` (benchmarks/bench_threads.py) times two kernels
+with the other core idle and busy under this set-up, OpenMP's default wait and Numba's
+workqueue layer: under this set-up a short kernel costs the same either way, and a long
+one costs, with the other core busy, what one thread alone costs (no time lost waiting).
 """
 
 import os as _os

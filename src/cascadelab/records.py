@@ -183,6 +183,7 @@ class FillKind(IntEnum):
     UNWIND = 2  # the venue's liquidator selling what it took over
     TAKEOVER = 3  # a position moved to the liquidator at the mark (no book)
     ADL = 4  # a position closed against a bankrupt one by auto-deleveraging (no book)
+    AUCTION = 5  # the opening auction that books a population's positions before a run (no fee)
 
 
 ORDER_REQUEST = _dtype(

@@ -25,14 +25,14 @@ from cascadelab.clearing.accounts import AccountState, MarginMode
 from cascadelab.clearing.collateral import CollateralAsset
 from cascadelab.clearing.core import ClearingCore, ClearingError, LoanTerms, PerpSpec
 from cascadelab.clearing.funding import Funding
-from cascadelab.clearing.ledger import ConservationError
+from cascadelab.clearing.ledger import OUTSIDE, ConservationError
 from cascadelab.clearing.lending import Lending
 from cascadelab.clearing.margin import ScanResult
 from cascadelab.clearing.risk import IncrementalRisk
 from cascadelab.clearing.scan import AccountMargin, Margins
-from cascadelab.clearing.settlement import Settlement
+from cascadelab.clearing.settlement import Settlement, settle_auction
 from cascadelab.instruments import Instrument
-from cascadelab.records import FillKind
+from cascadelab.records import FILL, FillKind, Kind
 from cascadelab.units import MONEY_SCALE
 
 
@@ -160,6 +160,93 @@ class ClearingHouse:
                 f"account {i}: a deposit of {amount} {asset} would exceed the largest balance an account can hold"
             )
         self.ledger.deposit(i, asset, int(amount), ts)
+
+    def deposit_many(self, ids: np.ndarray, asset: str, amounts: np.ndarray, ts: int = 0) -> None:
+        """Vectorized :meth:`deposit`: account ``ids[j]`` receives ``amounts[j]`` (> 0) of ``asset`` from outside."""
+        ids = self._trader_ids(ids, "ids")
+        amounts = np.asarray(amounts, np.int64).reshape(-1)
+        if amounts.shape != ids.shape:
+            raise ClearingError(f"deposit_many: {len(ids)} accounts but {len(amounts)} amounts")
+        if len(amounts) and int(amounts.min()) <= 0:
+            raise ClearingError(f"deposit amounts must be > 0, got {int(amounts.min())}")
+        a = self.ledger.asset(asset)
+        if len(np.unique(ids)) != len(ids):
+            raise ClearingError("deposit_many: an account appears twice; sum its deposits first")
+        room = np.iinfo(np.int64).max - self.ledger.balances[a, ids]
+        if (amounts > room).any():
+            j = int(np.flatnonzero(amounts > room)[0])
+            raise ClearingError(f"account {int(ids[j])}: a deposit of {int(amounts[j])} {asset} would exceed the largest balance")
+        self.ledger.transfer_many(asset, np.full(len(ids), OUTSIDE, np.int64), ids, amounts, Kind.DEPOSIT, ts)
+
+    def configure_positions(self, symbol: str, ids: np.ndarray, leverage: np.ndarray, isolated: np.ndarray) -> None:
+        """Set leverage and margin mode of many flat positions at once (the vectorized setters)."""
+        k = self.core.perp(symbol)
+        ids = self._trader_ids(ids, "ids")
+        lev = np.broadcast_to(np.asarray(leverage, np.int64), ids.shape)
+        iso = np.broadcast_to(np.asarray(isolated, np.bool_), ids.shape)
+        if (self.accounts.size[k, ids] != 0).any():
+            raise ClearingError(f"{symbol}: leverage and margin mode can be set in bulk only on flat positions")
+        cap = int(self.perps[k].tiers.max_leverage[0])
+        if len(lev) and (int(lev.min()) < 1 or int(lev.max()) > cap):
+            raise ClearingError(f"{symbol}: leverage must be within 1..{cap}, got {int(lev.min())}..{int(lev.max())}")
+        self.accounts.leverage[k, ids] = lev
+        self.accounts.isolated[k, ids] = iso
+        self.accounts.iso_margin[k, ids] = 0
+        self.ledger.note(ids)
+
+    def opening_auction(self, symbol: str, ids: np.ndarray, sizes: np.ndarray, price: int, ts: int = 0) -> np.ndarray:
+        """Open positions for many accounts at once by one crossing at ``price`` ticks; returns the FILL records.
+
+        A documented, ledger-exact stand-in for the order flow that built a market's open
+        interest before a run starts: ``sizes`` (signed lots, one per account, summing to zero)
+        are crossed at one price, buyers against sellers in account order, each pair a fill
+        settled exactly as a trade (cost basis, settlement pool, isolated margin) but with no
+        fee (kind ``FillKind.AUCTION``). Margin is not checked here: the caller sizes positions
+        within its accounts' leverage; :meth:`exact_margins` tells it where each stands.
+        """
+        k = self.core.perp(symbol)
+        ids = self._trader_ids(ids, "ids")
+        q = np.asarray(sizes, np.int64).reshape(-1)
+        if q.shape != ids.shape:
+            raise ClearingError(f"opening_auction: {len(ids)} accounts but {len(q)} sizes")
+        if len(np.unique(ids)) != len(ids):
+            raise ClearingError("opening_auction: an account appears twice")
+        if exact_sum(q) != 0:
+            raise ClearingError(f"opening_auction: sizes must sum to zero (bought = sold), got {exact_sum(q)}")
+        if int(price) <= 0:
+            raise ClearingError(f"opening_auction: price must be > 0 ticks, got {price}")
+        if (self.accounts.state[ids] != AccountState.NORMAL).any():
+            raise ClearingError("opening_auction: every account must be NORMAL")
+        unit = int(self.units[k])
+        if len(q) and int(np.abs(q).max()) > np.iinfo(np.int64).max // (int(price) * unit):
+            raise ClearingError("opening_auction: a position's notional would overflow int64 money units")
+        order = np.argsort(ids, kind="stable")
+        ids, q = ids[order], q[order]
+        buy, sell = q > 0, q < 0
+        nb, ns = int(buy.sum()), int(sell.sum())
+        out_b, out_s, out_q = (np.zeros(nb + ns, np.int64) for _ in range(3))
+        self.ledger.ensure_journal_room(4 * (nb + ns) + 4)
+        n = settle_auction(self.ledger.arrays, self.accounts.arrays, unit, k, int(self.settlement.pools[k]), self.q,
+                           np.int64(ts), ids[buy], q[buy], ids[sell], -q[sell], int(price), out_b, out_s, out_q)  # fmt: skip
+        fills = np.zeros(n, FILL)
+        fills["ts"] = ts
+        fills["maker_account"] = out_s[:n]
+        fills["taker_account"] = out_b[:n]
+        fills["price"] = price
+        fills["qty"] = out_q[:n]
+        fills["instrument"] = k
+        fills["aggressor"] = 1
+        fills["kind"] = FillKind.AUCTION
+        return fills
+
+    def _trader_ids(self, ids: np.ndarray, name: str) -> np.ndarray:
+        ids = np.ascontiguousarray(np.asarray(ids).reshape(-1))
+        if ids.dtype.kind not in "iu":
+            raise ClearingError(f"{name}: account ids must be integers, got {ids.dtype}")
+        ids = ids.astype(np.int64)
+        if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= self.accounts.n):
+            raise ClearingError(f"{name}: account ids must be within 0..{self.accounts.n - 1}")
+        return ids
 
     def withdraw(self, i: int, asset: str, amount: int, ts: int = 0) -> None:
         """Pay out to outside, only if the account stays above every requirement."""

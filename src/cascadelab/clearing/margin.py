@@ -301,7 +301,24 @@ PRESCREEN_BLOCK = 2048
 
 @njit(cache=True, parallel=True, fastmath=True)
 def margin_prescreen(
-    n_acc, size, cost, mark, unit, mmr, cum, isolated, iso_margin, bal, debt, debt_assets, price, ratio, quote, equity, maint, suspect
+    n_acc,
+    size,
+    cost,
+    mark,
+    unit,
+    mmr,
+    cum,
+    isolated,
+    iso_margin,
+    bal,
+    debt,
+    debt_assets,
+    price,
+    ratio,
+    quote,
+    equity,
+    maint,
+    suspect,
 ):
     """Float estimates of equity and maintenance for every account, and which need an exact look.
 

@@ -76,9 +76,8 @@ def _box(P, A, bal, i, liq_ltv, lo, hi):
             return False, True
         for k in range(n_perps):
             q = A.size[k, i]
-            if q != 0 and not A.isolated[k, i]:
-                if not _perp_side(P, k, q, share, lo, hi):
-                    return False, True
+            if q != 0 and not A.isolated[k, i] and not _perp_side(P, k, q, share, lo, hi):
+                return False, True
         for a in range(n_assets):
             if a == quote:
                 continue

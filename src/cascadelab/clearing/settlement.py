@@ -106,6 +106,37 @@ def settle_spot_fill(L, quote, base, lot_units, unit, ts, maker, taker, aggresso
     _signed_transfer(L, ts, quote, taker, FEE_POOL, tf, 3)
 
 
+@kernel
+def settle_auction(L, A, unit, k, pool, quote, ts, buyers, buy_qty, sellers, sell_qty, price, out_buyer, out_seller, out_qty):
+    """Cross every buyer with every seller at one price, in account order, with no fees; returns the fill count.
+
+    Buyers and sellers are paired greedily (the first buyer against the first sellers until
+    it is filled, and so on), each pair one fill settled by :func:`settle_perp_fill` with the
+    seller as maker. The total bought must equal the total sold.
+    """
+    i = 0
+    j = 0
+    n = 0
+    rb = buy_qty[0] if buyers.shape[0] else 0
+    rs = sell_qty[0] if sellers.shape[0] else 0
+    while i < buyers.shape[0] and j < sellers.shape[0]:
+        q = min(rb, rs)
+        settle_perp_fill(L, A, unit, k, pool, quote, ts, sellers[j], buyers[i], 1, price, q, 0, 0)
+        out_buyer[n] = buyers[i]
+        out_seller[n] = sellers[j]
+        out_qty[n] = q
+        n += 1
+        rb -= q
+        rs -= q
+        if rb == 0:
+            i += 1
+            rb = buy_qty[i] if i < buyers.shape[0] else 0
+        if rs == 0:
+            j += 1
+            rs = sell_qty[j] if j < sellers.shape[0] else 0
+    return n
+
+
 # --- the plain-Python reference ------------------------------------------------------------
 class ReferenceSettlement:
     """The same settlement, one fill at a time in plain Python integers (the reference)."""

@@ -28,6 +28,7 @@ from cascadelab.records import (
     Op,
     Why,
 )
+from cascadelab.timing import PhaseClock
 from cascadelab.units import SECOND_NS
 
 CREDIT_SCALE = SECOND_NS
@@ -109,6 +110,7 @@ class EngineBase:
         self.swept = np.zeros(len(ch.perps), np.int64)
         self.unwind_fees = np.zeros(len(ch.perps), np.int64)
         self.event_log: list[np.ndarray] = []
+        self.clock = PhaseClock()  # wall time per phase of step(), summed over steps
         self.adl_queues: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         """The ADL queues scored in the last step: (perpetual, side) -> (accounts, |sizes|, profitable), in snapshot order."""
 
@@ -177,6 +179,7 @@ class EngineBase:
         self.prev_marks = self.ch.marks.copy()
         self._record_funds(now)
         out = ev.array()
+        self.clock.lap("unwind")
         if len(out):
             self.event_log.append(out)
         return out

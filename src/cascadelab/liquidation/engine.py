@@ -113,6 +113,7 @@ class LiquidationEngine(EngineBase):
             grown = np.full(max(n, 2 * self.cooldown.shape[0]), -1, np.int64)
             grown[: self.cooldown.shape[0]] = self.cooldown
             self.cooldown = grown
+        self.clock.start()
         # A. evaluate
         self.adl_queues = {}
         ids = self.candidates()
@@ -129,6 +130,7 @@ class LiquidationEngine(EngineBase):
                           reason=np.where(start, why, Why.NONE)[sel]))  # fmt: skip
         work, started = ids[breach], ids[start]
         w_eq, w_mm, w_cross, w_ltv = eq[breach], mm[breach], cross[breach], ltvb[breach]
+        self.clock.lap("detect")
         # B. cancel the open orders of accounts that just started
         if len(started):
             mask = np.zeros(n, np.bool_)
@@ -136,6 +138,7 @@ class LiquidationEngine(EngineBase):
             cancels = self.venue.cancel_accounts(mask, CancelReason.LIQUIDATION, now)
             counts = np.bincount(cancels["account"], minlength=n)[started] if len(cancels) else np.zeros(len(started), np.int64)
             ev.extend(records(now, Ev.ORDERS_CANCELLED, started[counts > 0], qty=counts[counts > 0]))
+        self.clock.lap("cancel orders")
         # C. plan tier 1
         style = cfg.style
         W = len(work)
@@ -170,10 +173,12 @@ class LiquidationEngine(EngineBase):
             chosen = np.argmax(np.where(cross_pos, notional, -1), axis=0)
             cross_order[chosen, np.arange(W)] = w_cross & cross_pos[chosen, np.arange(W)]
         orders = self._orders(style, work, size, iso_order, cross_order, ieq, pmm, w_eq, w_mm, notional, mmr, cooling)
+        self.clock.lap("plan")
         # D. send every liquidation order as one batch
         fills = self._send(ev, orders, now)
         if isinstance(style, MarketChunks) and len(orders[0]):
             self.cooldown[orders[1][orders[5]]] = now + style.cooldown_ns
+        self.clock.lap("book orders")
         # E. clearance fees, then the style decides who is taken over now
         self._clearance_fees(ev, fills, now)
         rest = cross_take == 0
@@ -191,8 +196,10 @@ class LiquidationEngine(EngineBase):
             after = self._after_book(style, eq2, mm2, cross2)
             c2 = np.where((c2 == 0) & cross2, after, c2)
             cross_take[rest] = c2
+        self.clock.lap("assess")
         # F. takeovers
         self._takeovers(ev, work, cross_take, iso_take, now)
+        self.clock.lap("takeovers+ADL")
         # G. compliant again
         still = work[acc.state[work] == LIQUIDATING]
         if len(still):
@@ -200,6 +207,7 @@ class LiquidationEngine(EngineBase):
             ok = ~(cross3 | isob3 | ltv3)
             acc.state[still[ok]] = NORMAL
             ev.extend(records(now, Ev.COMPLIANT, still[ok], amount=eq3[ok], pnl=mm3[ok]))
+        self.clock.lap("compliant")
         return self._finish(ev, now)
 
     # --- tier 1 ------------------------------------------------------------------------------------------
@@ -358,6 +366,7 @@ class LiquidationEngine(EngineBase):
             np.zeros(max(len(self.fund_accounts), 1), np.int64),
             (np.zeros(max(n_slot, 1), np.int64), *adl.scratch(max(n_slot, 1))),
             np.zeros(max(n_slot, 1), np.int64),
+            np.zeros(4 * max(P, 1), np.int64),
         )
         room_events = n_slot + 8 * P + 2 * A + 16
         room_fills = n_slot + P + 4

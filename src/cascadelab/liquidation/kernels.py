@@ -19,7 +19,7 @@ from cascadelab.clearing.ledger import SOCIALIZED_LOSS, journal_room, journal_tr
 from cascadelab.clearing.margin import account_figures, collateral_value, loan_to_value, position_maintenance, tier_of
 from cascadelab.clearing.settlement import settle_perp_fill
 from cascadelab.compiled import kernel
-from cascadelab.liquidation.adl import allocate_kernel
+from cascadelab.liquidation.adl import RULE_RANKED, allocate_kernel
 
 # event kinds, reasons, journal kinds, fill kinds and states as plain ints (records.Ev / Why / Kind / FillKind)
 EV_TAKEOVER, EV_COLLATERAL, EV_DEBT, EV_FUND_IN, EV_FUND_OUT = 7, 8, 9, 10, 11
@@ -96,6 +96,7 @@ class Scratch(NamedTuple):
     committed: np.ndarray  # per fund
     alloc: tuple  # allocate_kernel scratch: cuts, members, w, tb, out, rem, idx, lev (as long as the largest slot)
     remaining: np.ndarray
+    cursor: np.ndarray  # per ADL slot and group (profitable, losing): first entry not known to be exhausted
 
 
 # --- vectorized figures ----------------------------------------------------------------------------
@@ -236,12 +237,86 @@ def _adl_price(E, k, side, lots, unit, share, mark):
 
 
 @kernel
+def _ranked_cuts(A, R, S, k, side, o0, m, slot, lots):
+    """Cuts of the ranked rule, walked from each group's cursor; returns how many (t, cut) pairs, in ADL order.
+
+    The same greedy allocation as :func:`~cascadelab.liquidation.adl.allocate_kernel` for
+    ranked rules (profitable candidates first, each group in ADL order), but amortised over
+    the step: a candidate stays exhausted once skipped (ADL only shrinks positions and
+    candidates are not liquidated in the step that scored them), so each group keeps a
+    cursor past its exhausted and non-member entries and a deficit costs only what it takes.
+    Pairs go to ``S.alloc[1:3]`` (group 0) and ``S.alloc[3:5]`` (group 1), then merge by ADL position.
+    """
+    _cuts, t0s, c0s, t1s, c1s, _rem, _idx, _lev = S.alloc
+    left = lots
+    n0 = 0
+    n1 = 0
+    for g in range(2):
+        want = g == 0
+        t = S.cursor[2 * slot + g]
+        while t < m and left > 0:
+            x = R.order[o0 + t]
+            if R.profitable[o0 + x] == want:
+                c = R.account[o0 + x]
+                q = A.size[k, c]
+                ok = A.state[c] == ST_NORMAL and ((q > 0) if -side > 0 else (q < 0))
+                r = abs(q) if ok else 0
+                if r > 0:
+                    cut = min(r, left)
+                    left -= cut
+                    if g == 0:
+                        t0s[n0] = t
+                        c0s[n0] = cut
+                        n0 += 1
+                    else:
+                        t1s[n1] = t
+                        c1s[n1] = cut
+                        n1 += 1
+                    if cut < r:
+                        break
+            t += 1
+        S.cursor[2 * slot + g] = t
+    return n0, n1
+
+
+@kernel
+def _close_one(L, A, P, E, R, out, ts, i, k, side, price, pool, o0, t, cut):
+    x = R.order[o0 + t]
+    c = R.account[o0 + x]
+    n = out.meta[2]
+    out.closed[n, 0] = k
+    out.closed[n, 1] = c
+    out.meta[2] = n + 1
+    before = A.size[k, c] * P.marks[k] * P.unit[k] - A.cost[k, c]
+    pm = _synthetic(L, A, P, out, ts, k, c, i, -side, price, cut, FK_ADL, pool)
+    _event(
+        out, ts, EV_ADL_CLOSE, c, k, side, cut, price, before, pm, 0, R.score[o0 + x], R.rank[o0 + x], E.trigger_reason, -1, -1
+    )
+
+
+@kernel
 def _adl(L, A, P, E, R, S, out, ts, i, k, side, lots, price, pool):
-    """Close ``lots`` of account ``i``'s position in ``k`` against the ranked opposite positions at ``price``."""
+    """Close ``lots`` of account ``i``'s position in ``k`` against the ranked opposite positions at ``price``.
+
+    Closes are written in ADL order (the order of the step's ranking).
+    """
     slot = 2 * k + (0 if -side > 0 else 1)
     o0 = R.off[slot]
     m = R.off[slot + 1] - o0
     if m == 0:
+        return
+    if E.rule == RULE_RANKED:
+        n0, n1 = _ranked_cuts(A, R, S, k, side, o0, m, slot, lots)
+        _cuts, t0s, c0s, t1s, c1s, _rem, _idx, _lev = S.alloc
+        a = 0
+        b = 0
+        while a < n0 or b < n1:
+            if b >= n1 or (a < n0 and t0s[a] < t1s[b]):
+                _close_one(L, A, P, E, R, out, ts, i, k, side, price, pool, o0, t0s[a], c0s[a])
+                a += 1
+            else:
+                _close_one(L, A, P, E, R, out, ts, i, k, side, price, pool, o0, t1s[b], c1s[b])
+                b += 1
         return
     for x in range(m):
         c = R.account[o0 + x]
@@ -255,33 +330,8 @@ def _adl(L, A, P, E, R, S, out, ts, i, k, side, lots, price, pool):
     )  # fmt: skip
     for t in range(m):
         x = R.order[o0 + t]
-        if cuts[x] <= 0:
-            continue
-        c = R.account[o0 + x]
-        n = out.meta[2]
-        out.closed[n, 0] = k
-        out.closed[n, 1] = c
-        out.meta[2] = n + 1
-        before = A.size[k, c] * P.marks[k] * P.unit[k] - A.cost[k, c]
-        pm = _synthetic(L, A, P, out, ts, k, c, i, -side, price, cuts[x], FK_ADL, pool)
-        _event(
-            out,
-            ts,
-            EV_ADL_CLOSE,
-            c,
-            k,
-            side,
-            cuts[x],
-            price,
-            before,
-            pm,
-            0,
-            R.score[o0 + x],
-            R.rank[o0 + x],
-            E.trigger_reason,
-            -1,
-            -1,
-        )
+        if cuts[x] > 0:
+            _close_one(L, A, P, E, R, out, ts, i, k, side, price, pool, o0, t, cuts[x])
 
 
 @kernel

@@ -88,6 +88,7 @@ class ReferenceEngine(EngineBase):
     # --- the step --------------------------------------------------------------------------------------
     def step(self, now: int) -> np.ndarray:
         """Run one risk cycle at ``now`` (after prices and order entry); returns the step's LIQ_EVENT records."""
+        self.clock.start()
         ch = self.ch
         ev = Events(now)
         state = ch.accounts.state

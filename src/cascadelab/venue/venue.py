@@ -46,6 +46,7 @@ from cascadelab.records import (
     Op,
     Reject,
 )
+from cascadelab.timing import PhaseClock
 from cascadelab.units import MONEY_SCALE, UnitError
 from cascadelab.venue import entry as E
 
@@ -150,6 +151,7 @@ class Venue:
         self._res = np.zeros(1, BOOK_RESULT)
         self.fill_log: list[np.ndarray] = []
         self.cancel_log: list[np.ndarray] = []
+        self.clock = PhaseClock()  # wall time per phase of step(), summed over steps
 
     def _instrument_arrays(self) -> E.InstrumentArrays:
         core = self.clearing.core
@@ -498,12 +500,18 @@ class Venue:
         """One venue step: prices and funding, then order entry (``reqs``), then risk and liquidation."""
         if now_ns < self.now_ns:
             raise VenueError(f"time runs forward: step at {now_ns} ns after {self.now_ns} ns")
+        clock = self.clock
+        clock.start()
         self.update_prices(now_ns)
+        clock.lap("prices+funding")
         f0, c0 = len(self.fill_log), len(self.cancel_log)
         acks = self.submit_batch(reqs).acks if reqs is not None and len(reqs) else np.zeros(0, ACK)
+        clock.lap("order entry")
         events = self.risk.step(now_ns) if self.risk is not None else np.zeros(0, LIQ_EVENT)
+        clock.lap("risk+liquidation")
         if self.debug:
             self.clearing.check()
+            clock.lap("conservation check")
         return StepReport(now_ns, acks, _cat(self.fill_log[f0:], FILL), _cat(self.cancel_log[c0:], CANCEL), events)
 
     def account_state(self, i: int) -> AccountState:
