@@ -352,9 +352,32 @@ def empty(dtype: np.dtype, n: int = 0) -> np.ndarray:
     return np.zeros(n, dtype)
 
 
-def frame(records: np.ndarray) -> pl.DataFrame:
-    """A record array as a Polars frame, one column per field (enum codes stay integers)."""
-    return pl.from_numpy(np.ascontiguousarray(records))
+def _labels() -> dict[np.dtype, dict[str, type[IntEnum]]]:
+    return {
+        ORDER_REQUEST: {"kind": Op},
+        ACK: {"reason": Reject},
+        FILL: {"kind": FillKind},
+        CANCEL: {"reason": CancelReason},
+        JOURNAL: {"kind": Kind},
+        LIQ_EVENT: {"kind": Ev, "reason": Why},
+    }
+
+
+def frame(records: np.ndarray, labels: bool = False) -> pl.DataFrame:
+    """A record array as a Polars frame, one column per field.
+
+    Enum codes stay integers unless ``labels``: then the code fields of the venue's record
+    types (``kind`` of events, fills, requests and journal entries, ``reason`` of acks,
+    cancels and events) become their names as Polars Enum columns, for reading.
+    """
+    df = pl.from_numpy(np.ascontiguousarray(records))
+    if not labels:
+        return df
+    for name, enum in _labels().get(records.dtype, {}).items():
+        names = [m.name for m in enum]
+        lookup = {int(m): m.name for m in enum}
+        df = df.with_columns(pl.col(name).replace_strict(lookup, default=None, return_dtype=pl.Enum(names)))
+    return df
 
 
 __all__ = [

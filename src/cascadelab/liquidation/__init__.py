@@ -22,4 +22,11 @@ def engine_class(name: str) -> type:
     raise ValueError(f"engine must be 'batched' or 'reference', got {name!r}")
 
 
-__all__ = ["LiquidationConfig", "ReferenceEngine", "config_from_params", "engine_class"]
+def __getattr__(name: str) -> type:
+    """``LiquidationEngine`` on demand (it imports the venue's compiled paths)."""
+    if name == "LiquidationEngine":
+        return engine_class("batched")
+    raise AttributeError(name)
+
+
+__all__ = ["LiquidationConfig", "LiquidationEngine", "ReferenceEngine", "config_from_params", "engine_class"]
