@@ -173,6 +173,8 @@ class Reject(IntEnum):
     UNKNOWN_ORDER = 18
     INVALID_REQUEST = 19  # unknown request type, time in force or self-trade mode
     VENUE_UNAVAILABLE = 20  # order entry is down for this account (an outage)
+    UNKNOWN_ASSET = 21
+    LTV_LIMIT = 22  # a loan or withdrawal would lift the loan-to-value above the initial LTV
 
 
 class FillKind(IntEnum):
@@ -251,6 +253,42 @@ CANCEL = _dtype(
     ]
 )
 """Quantity that left a venue book without trading."""
+
+
+class AccountOp(IntEnum):
+    """Kinds of account request: money in and out of the venue, loans."""
+
+    DEPOSIT = 0  # from the client's wallet outside the venue (e.g. a margin top-up)
+    WITHDRAW = 1  # to the client's wallet outside the venue
+    BORROW = 2  # from the venue's lending pool, within the initial LTV
+    REPAY = 3  # to the lending pool, at most the debt
+
+
+ACCOUNT_REQUEST = _dtype(
+    [
+        ("ts", i8),  # client time stamp (ns); processed in time order with the order requests
+        ("account", i8),
+        ("amount", i8),  # money units of the asset (> 0)
+        ("asset", i2),  # the clearing house's asset index
+        ("kind", i1),  # AccountOp
+    ]
+)
+"""A request to move money in or out of an account, or to borrow or repay."""
+
+ACCOUNT_ACK = _dtype([("ts", i8), ("request", i8), ("account", i8), ("amount", i8), ("reason", i2)])
+"""The venue's answer to one account request: the amount done (a repayment is capped at the debt) or a Reject."""
+
+
+class AccountType(IntEnum):
+    """Who holds an account (recorded with every event, never read by the venue)."""
+
+    VENUE = 0  # the liquidator and other venue accounts
+    RETAIL = 1
+    LOOPER = 2
+    FUND = 3
+    MARKET_MAKER = 4
+    ARBITRAGEUR = 5
+    NOISE = 6
 
 
 # --- the ledger -----------------------------------------------------------------------------
@@ -356,6 +394,8 @@ def _labels() -> dict[np.dtype, dict[str, type[IntEnum]]]:
     return {
         ORDER_REQUEST: {"kind": Op},
         ACK: {"reason": Reject},
+        ACCOUNT_REQUEST: {"kind": AccountOp},
+        ACCOUNT_ACK: {"reason": Reject},
         FILL: {"kind": FillKind},
         CANCEL: {"reason": CancelReason},
         JOURNAL: {"kind": Kind},
@@ -381,6 +421,8 @@ def frame(records: np.ndarray, labels: bool = False) -> pl.DataFrame:
 
 
 __all__ = [
+    "ACCOUNT_ACK",
+    "ACCOUNT_REQUEST",
     "ACK",
     "BOOK_CANCEL",
     "BOOK_FILL",
@@ -397,6 +439,8 @@ __all__ = [
     "ORDER_REQUEST",
     "STP",
     "TIF",
+    "AccountOp",
+    "AccountType",
     "CancelReason",
     "Ev",
     "FillKind",

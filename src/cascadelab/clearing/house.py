@@ -32,7 +32,7 @@ from cascadelab.clearing.risk import IncrementalRisk
 from cascadelab.clearing.scan import AccountMargin, Margins
 from cascadelab.clearing.settlement import Settlement, settle_auction
 from cascadelab.instruments import Instrument
-from cascadelab.records import FILL, FillKind, Kind
+from cascadelab.records import FILL, FillKind, Kind, Reject
 from cascadelab.units import MONEY_SCALE
 
 
@@ -248,23 +248,40 @@ class ClearingHouse:
             raise ClearingError(f"{name}: account ids must be within 0..{self.accounts.n - 1}")
         return ids
 
-    def withdraw(self, i: int, asset: str, amount: int, ts: int = 0) -> None:
-        """Pay out to outside, only if the account stays above every requirement."""
+    def withdrawal_refusal(self, i: int, asset: str, amount: int) -> Reject:
+        """Why a withdrawal of ``amount`` would be refused (``Reject.OK``: it is allowed).
+
+        It must leave the account NORMAL-state, within its free balance (isolated margin is
+        earmarked), with available margin >= 0 and the loan-to-value within the initial LTV.
+        """
         i = self.core.acct(i)
         if amount <= 0:
-            raise ClearingError("withdrawal amount must be > 0")
+            return Reject.INVALID_QUANTITY
         if self.accounts.state[i] != AccountState.NORMAL:
-            raise ClearingError(f"account {i} is {AccountState(self.accounts.state[i]).name}: withdrawals are blocked")
+            return Reject.ACCOUNT_NOT_NORMAL
         a = self.ledger.asset(asset)
         free = int(self.ledger.balances[a, i]) - (self.accounts.iso_total(i) if a == self.q else 0)
         if amount > free:
-            raise ClearingError(f"account {i}: withdrawal of {amount} {asset} exceeds the free balance {free}")
-        after = self.margins.account_margin(i, balance_delta=(a, -amount))
-        if after.available < 0:
-            raise ClearingError(f"account {i}: withdrawal would leave available margin {after.available} < 0")
+            return Reject.INSUFFICIENT_BALANCE
+        if self.margins.account_margin(i, balance_delta=(a, -amount)).available < 0:
+            return Reject.INSUFFICIENT_MARGIN
         if self.lending.ltv(i, balance_delta=(a, -amount)) > self.loan_terms.initial_ltv:
-            raise ClearingError(f"account {i}: withdrawal would lift the loan-to-value above the initial LTV")
-        self.ledger.withdraw(i, asset, amount, ts)
+            return Reject.LTV_LIMIT
+        return Reject.OK
+
+    def withdraw(self, i: int, asset: str, amount: int, ts: int = 0) -> None:
+        """Pay out to outside, only if the account stays above every requirement (see :meth:`withdrawal_refusal`)."""
+        why = self.withdrawal_refusal(i, asset, amount)
+        if why != Reject.OK:
+            explain = {
+                Reject.INVALID_QUANTITY: "the amount must be > 0",
+                Reject.ACCOUNT_NOT_NORMAL: f"the account is {AccountState(self.accounts.state[i]).name}: withdrawals are blocked",
+                Reject.INSUFFICIENT_BALANCE: "it exceeds the free balance (isolated margin is earmarked)",
+                Reject.INSUFFICIENT_MARGIN: "it would leave available margin < 0",
+                Reject.LTV_LIMIT: "it would lift the loan-to-value above the initial LTV",
+            }[why]
+            raise ClearingError(f"account {i}: withdrawal of {amount} {asset} refused ({why.name}): {explain}")
+        self.ledger.withdraw(int(i), asset, amount, ts)
 
     def set_leverage(self, i: int, symbol: str, leverage: int) -> None:
         """Set the leverage of one position (at most the tier maximum for its notional)."""

@@ -65,6 +65,7 @@ class VenueProfile:
     tiers: dict[str, Sourced[MarginTiers]]
     mark_rule: Sourced[str]
     liquidation: dict[str, Sourced[object]] = field(default_factory=dict)
+    price_interval_ns: Sourced[int] = Sourced(SECOND_NS, ASSUMPTION + " (index and mark recomputed once per second)")
 
     def tiers_for(self, base: str) -> MarginTiers:
         """Margin tiers for a base asset (BTC, ETH, SOL, DOGE; anything else gets the altcoin table)."""
@@ -85,6 +86,7 @@ class VenueProfile:
             ("maker_fee", str(self.maker_fee.value), self.maker_fee.source),
             ("taker_fee", str(self.taker_fee.value), self.taker_fee.source),
             ("mark_rule", self.mark_rule.value, self.mark_rule.source),
+            ("price_interval_ns", str(self.price_interval_ns.value), self.price_interval_ns.source),
         ]
         for base, t in self.tiers.items():
             first = t.value
@@ -182,6 +184,7 @@ def _hyperliquid() -> VenueProfile:
             "liquidator_orders_per_s": Sourced(50, ASSUMPTION),
             "liquidator_notional_per_s": Sourced(money_to_units("5000000"), ASSUMPTION),
         },
+        Sourced(3 * SECOND_NS, SRC_HL_DOCS + ": oracle prices are published every 3 seconds"),
     )
 
 
@@ -316,6 +319,7 @@ def build(
     coll = collateral or [CollateralAsset.of("USDT", "1", fixed("1"))]
     ch = ClearingHouse(specs, spots or [], coll, journal=journal)
     venue = Venue(ch, debug=debug)
+    venue.price_interval_ns = int(p.price_interval_ns.value)
     for spec in specs:
         venue.add_perp_market(spec.instrument.symbol, {"external": Fraction(1)}, rule=p.mark_rule.value)
     venue.attach_risk(engine_class(engine)(venue, p.liquidation_config(**liquidation_overrides)))

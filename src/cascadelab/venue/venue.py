@@ -25,12 +25,15 @@ from cascadelab.book import BookSet
 from cascadelab.book import kernels as BK
 from cascadelab.clearing.accounts import AccountState
 from cascadelab.clearing.collateral import price_units
+from cascadelab.clearing.core import ClearingError
 from cascadelab.clearing.house import ClearingHouse
 from cascadelab.instruments import Instrument, InstrumentKind
 from cascadelab.prices.funding import FundingClock, FundingRule, impact_price, premium_index, rate_units
 from cascadelab.prices.index import IndexPrice
 from cascadelab.prices.mark import MarkRule, mark_rule
 from cascadelab.records import (
+    ACCOUNT_ACK,
+    ACCOUNT_REQUEST,
     ACK,
     BOOK_RESULT,
     CANCEL,
@@ -42,6 +45,7 @@ from cascadelab.records import (
     ORDER_REQUEST,
     STP,
     TIF,
+    AccountOp,
     CancelReason,
     Op,
     Reject,
@@ -90,6 +94,8 @@ class StepReport:
     fills: np.ndarray
     cancels: np.ndarray
     events: np.ndarray
+    account_acks: np.ndarray = field(default_factory=lambda: np.zeros(0, ACCOUNT_ACK))
+    prices_updated: bool = True
 
 
 @dataclass
@@ -143,6 +149,8 @@ class Venue:
         self.markets: dict[str, PerpMarket] = {}
         self.asset_indices: dict[str, IndexPrice] = {}
         self.now_ns = 0
+        self.price_interval_ns = 0  # 0: prices every step; else on the grid of this interval (profiles set it)
+        self._next_prices_ns = 0
         self.risk: RiskEngine | None = None
         self._fills = np.zeros(1 << 12, FILL)
         self._cancels = np.zeros(1 << 12, CANCEL)
@@ -496,23 +504,154 @@ class Venue:
         """The risk engine that :meth:`step` runs after order entry."""
         self.risk = engine
 
-    def step(self, now_ns: int, reqs: np.ndarray | None = None) -> StepReport:
-        """One venue step: prices and funding, then order entry (``reqs``), then risk and liquidation."""
+    def step(self, now_ns: int, reqs: np.ndarray | None = None, account_reqs: np.ndarray | None = None) -> StepReport:
+        """One venue step: prices and funding (when due), then requests in time order, then risk and liquidation.
+
+        ``reqs`` (ORDER_REQUEST) and ``account_reqs`` (ACCOUNT_REQUEST) are merged by time
+        stamp, an account request first on a tie. Prices are recomputed when the price grid
+        (``price_interval_ns``) reached a new point since the last step, else kept.
+        """
         if now_ns < self.now_ns:
             raise VenueError(f"time runs forward: step at {now_ns} ns after {self.now_ns} ns")
         clock = self.clock
         clock.start()
-        self.update_prices(now_ns)
+        due = now_ns >= self._next_prices_ns
+        if due:
+            self.update_prices(now_ns)
+            iv = self.price_interval_ns
+            self._next_prices_ns = (now_ns // iv + 1) * iv if iv > 0 else now_ns
+        else:
+            self.now_ns = now_ns
         clock.lap("prices+funding")
         f0, c0 = len(self.fill_log), len(self.cancel_log)
-        acks = self.submit_batch(reqs).acks if reqs is not None and len(reqs) else np.zeros(0, ACK)
+        acks, account_acks = self._entry(reqs, account_reqs)
         clock.lap("order entry")
         events = self.risk.step(now_ns) if self.risk is not None else np.zeros(0, LIQ_EVENT)
         clock.lap("risk+liquidation")
         if self.debug:
             self.clearing.check()
             clock.lap("conservation check")
-        return StepReport(now_ns, acks, _cat(self.fill_log[f0:], FILL), _cat(self.cancel_log[c0:], CANCEL), events)
+        fills, cancels = _cat(self.fill_log[f0:], FILL), _cat(self.cancel_log[c0:], CANCEL)
+        return StepReport(now_ns, acks, fills, cancels, events, account_acks, due)
+
+    def _entry(self, reqs: np.ndarray | None, account_reqs: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Order and account requests merged by time stamp; returns (ACK, ACCOUNT_ACK) in request order."""
+        has_o = reqs is not None and len(reqs) > 0
+        has_a = account_reqs is not None and len(account_reqs) > 0
+        if not has_a:
+            return (self.submit_batch(reqs).acks if has_o else np.zeros(0, ACK)), np.zeros(0, ACCOUNT_ACK)  # type: ignore[arg-type]
+        assert account_reqs is not None
+        if not has_o:
+            return np.zeros(0, ACK), self.submit_account_requests(account_reqs)
+        assert reqs is not None
+        if reqs.dtype != ORDER_REQUEST:
+            raise VenueError(f"requests must be ORDER_REQUEST records, got dtype {reqs.dtype}")
+        if account_reqs.dtype != ACCOUNT_REQUEST:
+            raise VenueError(f"account requests must be ACCOUNT_REQUEST records, got dtype {account_reqs.dtype}")
+        oo = np.argsort(reqs["ts"], kind="stable")
+        ao = np.argsort(account_reqs["ts"], kind="stable")
+        ots, ats = reqs["ts"][oo], account_reqs["ts"][ao]
+        acks, aacks = np.zeros(len(reqs), ACK), np.zeros(len(account_reqs), ACCOUNT_ACK)
+        i = j = 0
+        while i < len(ao) or j < len(oo):
+            if j >= len(oo) or (i < len(ao) and ats[i] <= ots[j]):
+                k = int(np.searchsorted(ats, ots[j], side="right")) if j < len(oo) else len(ao)
+                part = self.submit_account_requests(account_reqs[ao[i:k]])
+                part["request"] = ao[i:k]
+                aacks[ao[i:k]] = part
+                i = k
+            else:
+                k = int(np.searchsorted(ots, ats[i], side="left")) if i < len(ao) else len(oo)
+                part = self.submit_batch(reqs[oo[j:k]]).acks
+                part["request"] = oo[j:k]
+                acks[oo[j:k]] = part
+                j = k
+        return acks, aacks
+
+    # --- account requests ------------------------------------------------------------------------
+    def submit_account_requests(self, reqs: np.ndarray) -> np.ndarray:
+        """Process ACCOUNT_REQUEST records in time order; returns ACCOUNT_ACK records in request order.
+
+        Deposits are the client's top-ups from outside; withdrawals, loans and repayments go
+        through the clearing house's checks. A request is refused (never raised) with a
+        Reject code: unknown account or asset, amount <= 0, the account's access is down
+        (VENUE_UNAVAILABLE, an outage), the account is not NORMAL (deposits are also accepted
+        while it is LIQUIDATING: a client may add margin to save it), balance, margin or LTV.
+        """
+        if reqs.dtype != ACCOUNT_REQUEST:
+            raise VenueError(f"account requests must be ACCOUNT_REQUEST records, got dtype {reqs.dtype}")
+        ch = self.clearing
+        order = np.argsort(reqs["ts"], kind="stable")
+        out = np.zeros(len(reqs), ACCOUNT_ACK)
+        out["request"] = np.arange(len(reqs))
+        out["ts"] = reqs["ts"]
+        out["account"] = reqs["account"]
+        n, na = ch.accounts.n, len(ch.assets)
+        acct, asset, amount, kind = reqs["account"], reqs["asset"].astype(np.int64), reqs["amount"], reqs["kind"]
+        known = (acct >= 0) & (acct < n)
+        safe = np.where(known, acct, 0)
+        state = ch.accounts.state[safe]
+        reason = np.select(
+            [
+                ~known,
+                (asset < 0) | (asset >= na),
+                (kind < 0) | (kind > AccountOp.REPAY),
+                amount <= 0,
+                self.orders.blocked[safe],
+                ~((state == AccountState.NORMAL) | ((state == AccountState.LIQUIDATING) & (kind == AccountOp.DEPOSIT))),
+            ],
+            [Reject.UNKNOWN_ACCOUNT, Reject.UNKNOWN_ASSET, Reject.INVALID_REQUEST, Reject.INVALID_QUANTITY,
+             Reject.VENUE_UNAVAILABLE, Reject.ACCOUNT_NOT_NORMAL],
+            Reject.OK,
+        )  # fmt: skip
+        out["reason"] = reason
+        ok = reason == Reject.OK
+        dep = ok & (kind == AccountOp.DEPOSIT)
+        room = np.iinfo(np.int64).max - ch.ledger.balances[np.where(dep, asset, 0), safe]
+        too_big = dep & (amount > room)
+        out["reason"][too_big] = Reject.INVALID_QUANTITY
+        dep &= ~too_big
+        ok &= ~too_big
+        ts0 = int(reqs["ts"][order[0]]) if len(reqs) else self.now_ns
+        for a in np.unique(asset[dep]).tolist():  # deposits first: none of them depends on the others
+            sel = np.flatnonzero(dep & (asset == a))
+            ids, sums = np.unique(acct[sel], return_inverse=True)
+            total = np.zeros(len(ids), np.int64)
+            np.add.at(total, sums, amount[sel])
+            ch.deposit_many(ids, ch.assets[a], total, ts0)
+            out["amount"][sel] = amount[sel]
+        for r in order[ok[order] & ~dep[order]].tolist():  # the rest, one by one in time order
+            out["amount"][r], out["reason"][r] = self._account_op(int(kind[r]), int(acct[r]), ch.assets[int(asset[r])],
+                                                                  int(amount[r]), int(reqs["ts"][r]))  # fmt: skip
+        return out
+
+    def _account_op(self, kind: int, i: int, asset: str, amount: int, ts: int) -> tuple[int, int]:
+        """(amount done, Reject) of one withdrawal, loan or repayment."""
+        ch = self.clearing
+        a = ch.ledger.asset(asset)
+        if kind == AccountOp.REPAY:
+            amount = min(amount, int(ch.accounts.debt[a, i]))
+            if amount <= 0:
+                return 0, Reject.INVALID_QUANTITY
+            if int(ch.ledger.balances[a, i]) < amount:
+                return 0, Reject.INSUFFICIENT_BALANCE
+            ch.repay(i, asset, amount, ts)
+            return amount, Reject.OK
+        if kind == AccountOp.BORROW:
+            if ch.ledger.balance(ch.lending.pools[asset], a) < amount:
+                return 0, Reject.INSUFFICIENT_BALANCE
+            if ch.ltv(i, balance_delta=(a, amount), debt_delta=(a, amount)) > ch.loan_terms.initial_ltv:
+                return 0, Reject.LTV_LIMIT
+            try:
+                ch.borrow(i, asset, amount, ts)
+            except ClearingError:
+                return 0, Reject.INVALID_QUANTITY
+            return amount, Reject.OK
+        why = ch.withdrawal_refusal(i, asset, amount)
+        if why != Reject.OK:
+            return 0, why
+        ch.withdraw(i, asset, amount, ts)
+        return amount, Reject.OK
 
     def account_state(self, i: int) -> AccountState:
         """Lifecycle state of account ``i``."""
