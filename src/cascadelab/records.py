@@ -240,6 +240,18 @@ FILL = _dtype(
 )
 """One settled trade (or takeover / ADL transfer) at the venue."""
 
+TRADE = _dtype(
+    [
+        ("ts", i8),
+        ("price", i8),  # ticks
+        ("qty", i8),  # lots
+        ("instrument", i4),
+        ("aggressor", i1),  # the taker's side
+        ("kind", i1),  # FillKind (liquidations are public on real venues)
+    ]
+)
+"""One public trade: a fill without its owners (the venue's public tape)."""
+
 CANCEL = _dtype(
     [
         ("ts", i8),
@@ -397,6 +409,7 @@ def _labels() -> dict[np.dtype, dict[str, type[IntEnum]]]:
         ACCOUNT_REQUEST: {"kind": AccountOp},
         ACCOUNT_ACK: {"reason": Reject},
         FILL: {"kind": FillKind},
+        TRADE: {"kind": FillKind},
         CANCEL: {"reason": CancelReason},
         JOURNAL: {"kind": Kind},
         LIQ_EVENT: {"kind": Ev, "reason": Why},
@@ -439,6 +452,7 @@ __all__ = [
     "ORDER_REQUEST",
     "STP",
     "TIF",
+    "TRADE",
     "AccountOp",
     "AccountType",
     "CancelReason",

@@ -936,6 +936,45 @@ def depth_notional(st, bk, bps, out):
         out[1] += p * st.lv_qty[bk, 1, lp]
 
 
+@kernel
+def snapshot(st, n_books, bps, tops, depth):
+    """Top of book and banded depth of every book at once (the public feed's per-step read).
+
+    ``tops[b]`` = (best bid, best ask, last trade), 0 where none; ``depth[b, j, s]`` =
+    tick-lots within ±``bps[j]``/10,000 of the mid on side ``s`` (0 bids, 1 asks), as
+    :func:`depth_notional`.
+    """
+    for b in range(n_books):
+        nb = st.bmeta[b, B_NLV_BID]
+        na = st.bmeta[b, B_NLV_ASK]
+        tops[b, 0] = st.lv_key[b, 0, nb - 1] if nb > 0 else 0
+        tops[b, 1] = -st.lv_key[b, 1, na - 1] if na > 0 else 0
+        tops[b, 2] = st.bmeta[b, B_LAST_PRICE]
+        for j in range(bps.shape[0]):
+            depth[b, j, 0] = 0
+            depth[b, j, 1] = 0
+        if nb == 0 or na == 0:
+            continue
+        mid2 = st.lv_key[b, 0, nb - 1] - st.lv_key[b, 1, na - 1]
+        for j in range(bps.shape[0]):
+            lo = mid2 * (10000 - bps[j])
+            hi = mid2 * (10000 + bps[j])
+            acc = 0
+            for lp in range(nb - 1, -1, -1):
+                p = st.lv_key[b, 0, lp]
+                if p * 20000 < lo:
+                    break
+                acc += p * st.lv_qty[b, 0, lp]
+            depth[b, j, 0] = acc
+            acc = 0
+            for lp in range(na - 1, -1, -1):
+                p = -st.lv_key[b, 1, lp]
+                if p * 20000 > hi:
+                    break
+                acc += p * st.lv_qty[b, 1, lp]
+            depth[b, j, 1] = acc
+
+
 NO_POSITIONS = np.zeros(0, np.int64)
 """``pos`` argument that switches the reduce-only rule off (spot books, replayed data)."""
 
@@ -948,6 +987,7 @@ __all__ = [
     "cancel_owners",
     "cancel_stale_reduce_only",
     "depth_notional",
+    "snapshot",
     "find",
     "has_room",
     "level_at",

@@ -124,19 +124,26 @@ class EngineBase:
         return self.ch.ledger.balance(self.fund_accounts[f], self.ch.q)
 
     def history_peak(self, f: int, now: int) -> int:
-        """Highest recorded balance of fund ``f`` within the drawdown window (the current balance is compared too)."""
-        window = getattr(self.cfg.trigger, "window_ns", 0)
-        return max((b for t, b in self.history[f] if t >= now - window), default=0)
+        """Highest balance fund ``f`` held at a step end within the drawdown window.
+
+        The history keeps only changes (time, new balance), so the entry in force at the
+        window's start counts too.
+        """
+        del now  # the history is pruned to the window at every step end
+        return max(b for _, b in self.history[f])
 
     def fund_peak(self, f: int, now: int) -> int:
         """Highest balance of fund ``f`` within the drawdown window, now included."""
         return max(self.history_peak(f, now), self.fund_balance(f))
 
     def _record_funds(self, now: int) -> None:
+        """Record each fund's balance if it changed; drop what the window no longer needs."""
         window = getattr(self.cfg.trigger, "window_ns", 0)
         for f, hist in enumerate(self.history):
-            hist.append((now, self.fund_balance(f)))
-            while len(hist) > 1 and hist[0][0] < now - window:
+            bal = self.fund_balance(f)
+            if hist[-1][1] != bal:
+                hist.append((now, bal))
+            while len(hist) > 1 and hist[1][0] <= now - window:
                 hist.pop(0)
 
     def _fund_move(self, ev: Events, f: int, account: int, amount: int, kind: Kind, why: Why, instrument: int = -1) -> None:
@@ -172,10 +179,21 @@ class EngineBase:
             mask[[c for kk, c in closed if kk == k]] = True
             self.venue.cancel_accounts(mask, CancelReason.ADL, now, instrument=k)
 
+    def _liquidator_idle(self) -> bool:
+        """The liquidator holds nothing and has no result left to sweep."""
+        ch, liq = self.ch, self.liquidator
+        acc = ch.accounts.arrays
+        if acc.size[:, liq].any() or acc.debt[:, liq].any() or ch.ledger.balances[:, liq].any():
+            return False
+        return not (acc.realized[:, liq] - self.swept - self.unwind_fees).any()
+
     def _finish(self, ev: Events, now: int) -> np.ndarray:
         """Unwind, sweep, remember the marks and fund balances; returns the step's events."""
-        self._unwind(ev, now)
-        self._sweep(ev)
+        if self._liquidator_idle():
+            self._refill(now)  # nothing to unwind or sweep: both would only refill the order budget
+        else:
+            self._unwind(ev, now)
+            self._sweep(ev)
         self.prev_marks = self.ch.marks.copy()
         self._record_funds(now)
         out = ev.array()
@@ -185,12 +203,18 @@ class EngineBase:
         return out
 
     # --- unwinding and sweeping ----------------------------------------------------------------------
-    def _unwind(self, ev: Events, now: int) -> None:
-        """The liquidator sells what it holds, within its order and notional budgets (one batch)."""
-        ch, cfg, liq = self.ch, self.cfg, self.liquidator
+    def _refill(self, now: int) -> int:
+        """Refill the liquidator's order budget for the time since the last step; returns that time (ns)."""
+        cfg = self.cfg
         dt = 0 if self.last_ns is None else now - self.last_ns
         self.last_ns = now
         self.credit = min(self.credit + cfg.liquidator_orders_per_s * dt, CREDIT_SCALE * max(1, cfg.liquidator_orders_per_s))
+        return dt
+
+    def _unwind(self, ev: Events, now: int) -> None:
+        """The liquidator sells what it holds, within its order and notional budgets (one batch)."""
+        ch, cfg, liq = self.ch, self.cfg, self.liquidator
+        dt = self._refill(now)
         budget = cfg.liquidator_notional_per_s * dt // SECOND_NS if cfg.liquidator_notional_per_s else None
         acc = ch.accounts.arrays
         reqs = []

@@ -71,7 +71,10 @@ class LiquidationEngine(EngineBase):
         ch = self.ch
         n = ch.accounts.n
         state = ch.accounts.state[:n]
-        ids = np.union1d(ch.breaching(), np.flatnonzero(state == LIQUIDATING)).astype(np.int64)
+        found, liquidating = ch.breaching(), np.flatnonzero(state == LIQUIDATING)
+        if not len(found) and not len(liquidating):
+            return found.astype(np.int64)
+        ids = np.union1d(found, liquidating).astype(np.int64)
         ids = ids[(ids != self.liquidator) & ((state[ids] == NORMAL) | (state[ids] == LIQUIDATING))]
         return ids
 
@@ -117,6 +120,9 @@ class LiquidationEngine(EngineBase):
         # A. evaluate
         self.adl_queues = {}
         ids = self.candidates()
+        if len(ids) == 0:  # a quiet step: nobody to evaluate
+            self.clock.lap("detect")
+            return self._finish(ev, now)
         eq, mm, cross, isob, ltvb = self._figures(ids)
         breach = cross | isob | ltvb
         st = acc.state[ids].copy()

@@ -53,6 +53,7 @@ from cascadelab.records import (
 from cascadelab.timing import PhaseClock
 from cascadelab.units import MONEY_SCALE, UnitError
 from cascadelab.venue import entry as E
+from cascadelab.venue.feed import MarketData, MarketFeed
 
 
 class VenueError(ValueError):
@@ -160,6 +161,7 @@ class Venue:
         self.fill_log: list[np.ndarray] = []
         self.cancel_log: list[np.ndarray] = []
         self.clock = PhaseClock()  # wall time per phase of step(), summed over steps
+        self.feed = MarketFeed(self)
 
     def _instrument_arrays(self) -> E.InstrumentArrays:
         core = self.clearing.core
@@ -532,7 +534,14 @@ class Venue:
             self.clearing.check()
             clock.lap("conservation check")
         fills, cancels = _cat(self.fill_log[f0:], FILL), _cat(self.cancel_log[c0:], CANCEL)
+        self.feed.refresh(now_ns, fills)
+        clock.lap("market data")
         return StepReport(now_ns, acks, fills, cancels, events, account_acks, due)
+
+    @property
+    def market_data(self) -> MarketData:
+        """The public market data as of the last step (refreshed by :meth:`step`)."""
+        return self.feed.data
 
     def _entry(self, reqs: np.ndarray | None, account_reqs: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Order and account requests merged by time stamp; returns (ACK, ACCOUNT_ACK) in request order."""

@@ -1,0 +1,270 @@
+"""The one interface every market participant implements, and what it may see.
+
+A participant (:class:`Agent`) owns a set of accounts and is *woken* on its own schedule
+(:meth:`Agent.wake_at`), by market data (:meth:`Agent.watch`: price bands it declares; the
+simulation checks every agent's bands with one array test per step, so a quiet market
+costs little), by news, or by records of its own accounts (fills, rejects, liquidation
+events). Woken, it reads an :class:`Observation` (the venue's public market data,
+the external world's public prices and news, and the records of its own accounts since its
+last wake: fills, acks, rejects, cancels, liquidation events) and a :class:`Client` (the
+venue's read-only account endpoint, restricted to its own accounts), and returns
+:class:`Requests`: typed order and account requests. The simulation stamps them with the
+agent's latency (plus jitter from the run's seeded generator) and the venue processes them
+in time order. A rejected request comes back as a reject in a later observation, never as
+an exception. The same interface serves one Python agent and a vectorized population that
+answers for a million accounts with arrays.
+
+Agents never touch the ledger and never read another agent's state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from cascadelab.records import (
+    ACCOUNT_ACK,
+    ACCOUNT_REQUEST,
+    ACK,
+    CANCEL,
+    FILL,
+    LIQ_EVENT,
+    ORDER_REQUEST,
+    STP,
+    TIF,
+    AccountOp,
+    AccountType,
+    Op,
+)
+from cascadelab.venue.feed import MarketData
+
+NEVER = np.iinfo(np.int64).max
+"""``wake_at`` of an agent with no scheduled wake."""
+
+
+@dataclass(frozen=True)
+class News:
+    """A public information event (e.g. the tariff announcement); ``severity`` in 0..1."""
+
+    ts: int
+    name: str
+    severity: float
+
+
+@dataclass
+class External:
+    """Public prices outside the venue: reference price per venue instrument and per asset, and all news so far.
+
+    ``reference[b]`` is the external index of perpetual ``b`` or the outside value of spot
+    pair ``b``'s base (e.g. USDe's redemption value), in quote per base; NaN where none.
+    """
+
+    reference: np.ndarray
+    assets: dict[str, float] = field(default_factory=dict)
+    news: list[News] = field(default_factory=list)
+
+
+@dataclass
+class Observation:
+    """What an agent sees when woken: public data and its own accounts' records since its last wake."""
+
+    now_ns: int
+    market: MarketData
+    external: External
+    news: tuple[News, ...] = ()
+    fills: np.ndarray = field(default_factory=lambda: np.zeros(0, FILL))
+    acks: np.ndarray = field(default_factory=lambda: np.zeros(0, ACK))
+    account_acks: np.ndarray = field(default_factory=lambda: np.zeros(0, ACCOUNT_ACK))
+    cancels: np.ndarray = field(default_factory=lambda: np.zeros(0, CANCEL))
+    liquidations: np.ndarray = field(default_factory=lambda: np.zeros(0, LIQ_EVENT))
+
+    @property
+    def rejects(self) -> np.ndarray:
+        """Acks of refused order requests (reason != OK)."""
+        return self.acks[self.acks["reason"] != 0]
+
+
+class Client:
+    """Read-only account endpoint of one agent: positions, balances, debts and margin of its own accounts.
+
+    Every method answers for ``accounts`` (the agent's accounts, in its order) or for a
+    subset given as positions into that array. Values are exact integers (lots, money units).
+    """
+
+    def __init__(self, venue: object, accounts: np.ndarray) -> None:
+        self._venue = venue
+        self.accounts = np.ascontiguousarray(accounts, np.int64)
+
+    def _ids(self, which: np.ndarray | None) -> np.ndarray:
+        return self.accounts if which is None else self.accounts[which]
+
+    def positions(self, which: np.ndarray | None = None) -> np.ndarray:
+        """Signed position sizes in lots, (perpetuals, accounts)."""
+        return self._venue.clearing.accounts.size[:, self._ids(which)]  # type: ignore[attr-defined]
+
+    def cost(self, which: np.ndarray | None = None) -> np.ndarray:
+        """Open cost basis in money units, (perpetuals, accounts)."""
+        return self._venue.clearing.accounts.cost[:, self._ids(which)]  # type: ignore[attr-defined]
+
+    def balances(self, asset: str, which: np.ndarray | None = None) -> np.ndarray:
+        """Balances of ``asset`` in money units."""
+        ch = self._venue.clearing  # type: ignore[attr-defined]
+        return ch.ledger.balances[ch.ledger.asset(asset), self._ids(which)]
+
+    def debt(self, asset: str, which: np.ndarray | None = None) -> np.ndarray:
+        """Debts in ``asset`` (money units)."""
+        ch = self._venue.clearing  # type: ignore[attr-defined]
+        return ch.accounts.debt[ch.ledger.asset(asset), self._ids(which)]
+
+    def margin(self, which: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exact (equity, maintenance, initial) in money units, as the venue computes them."""
+        eq, mm, im, _ = self._venue.clearing.exact_margins(self._ids(which))  # type: ignore[attr-defined]
+        return eq, mm, im
+
+    def ltv(self, which: np.ndarray | None = None) -> np.ndarray:
+        """Loan-to-value in millionths (0 without debt)."""
+        ch = self._venue.clearing  # type: ignore[attr-defined]
+        return np.array([ch.ltv(int(i)) for i in self._ids(which)], np.int64)
+
+    def state(self, which: np.ndarray | None = None) -> np.ndarray:
+        """Account lifecycle states (AccountState codes)."""
+        return self._venue.clearing.accounts.state[self._ids(which)]  # type: ignore[attr-defined]
+
+    def asset_index(self, asset: str) -> int:
+        """The clearing house's index of ``asset`` (for account requests)."""
+        return int(self._venue.clearing.ledger.asset(asset))  # type: ignore[attr-defined]
+
+    def collateral_price(self, asset: str) -> float:
+        """The venue's current valuation price of ``asset`` (quote per coin, float)."""
+        ch = self._venue.clearing  # type: ignore[attr-defined]
+        return float(ch.asset_price[ch.ledger.asset(asset)]) / 1e8
+
+
+@dataclass
+class Requests:
+    """What an agent sends: order requests and account requests (time stamps are set by the simulation)."""
+
+    orders: np.ndarray = field(default_factory=lambda: np.zeros(0, ORDER_REQUEST))
+    account: np.ndarray = field(default_factory=lambda: np.zeros(0, ACCOUNT_REQUEST))
+
+    def __len__(self) -> int:
+        return len(self.orders) + len(self.account)
+
+    @staticmethod
+    def concat(parts: list[Requests]) -> Requests:
+        """One Requests from many (order preserved)."""
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return Requests()
+        return Requests(np.concatenate([p.orders for p in parts]), np.concatenate([p.account for p in parts]))
+
+
+def orders(
+    account: np.ndarray | int,
+    instrument: np.ndarray | int,
+    side: np.ndarray | int,
+    qty: np.ndarray | int,
+    price: np.ndarray | int = 0,
+    kind: Op | np.ndarray = Op.LIMIT,
+    tif: TIF | np.ndarray = TIF.GTC,
+    flags: np.ndarray | int = 0,
+    order_id: np.ndarray | int = 0,
+) -> np.ndarray:
+    """ORDER_REQUEST rows from broadcast columns (the simulation sets ``ts``); STP cancels the resting order."""
+    values = (account, instrument, side, qty, price, kind, tif, flags, order_id)
+    names = ("account", "instrument", "side", "qty", "price", "kind", "tif", "flags", "order_id")
+    n = max((np.shape(x)[0] for x in values if np.ndim(x)), default=1)
+    out = np.zeros(n, ORDER_REQUEST)
+    for name, col in zip(names, values, strict=True):
+        out[name] = col
+    out["stp"] = STP.CANCEL_RESTING
+    return out
+
+
+def account_requests(account: np.ndarray | int, kind: AccountOp, asset: int, amount: np.ndarray | int) -> np.ndarray:
+    """ACCOUNT_REQUEST rows from broadcast columns (the simulation sets ``ts``)."""
+    a, m = np.broadcast_arrays(np.asarray(account), np.asarray(amount))
+    out = np.zeros(a.shape[0] if a.ndim else 1, ACCOUNT_REQUEST)
+    out["account"] = a
+    out["amount"] = m
+    out["asset"] = asset
+    out["kind"] = kind
+    return out
+
+
+WATCH_VENUE, WATCH_MARK, WATCH_EXTERNAL = 0, 1, 2
+"""Prices a :class:`Watch` can follow: the book's reference (mid, else last, else mark), the mark, the external reference."""
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Wake me when the ``source`` price of ``instrument`` leaves [low, high] (quote per base)."""
+
+    instrument: int
+    source: int
+    low: float
+    high: float
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """A market participant (see the module docstring)."""
+
+    name: str
+    accounts: np.ndarray  # the accounts it acts for
+    account_type: AccountType
+    latency_ns: int  # one-way latency of its requests
+    jitter_ns: int  # uniform extra latency in [0, jitter_ns), drawn per wake from the run's generator
+    wake_on_fills: bool  # woken by fills, rejects, cancels or liquidation events of its own accounts
+    wake_on_news: bool
+
+    def wake_at(self) -> int:
+        """Market time of the next scheduled wake (``NEVER`` for none)."""
+        ...
+
+    def watch(self) -> list[Watch]:
+        """Price bands that wake it when left (read after every wake)."""
+        ...
+
+    def act(self, obs: Observation, client: Client) -> Requests:
+        """Decide: read the observation and the client, return requests."""
+        ...
+
+
+@dataclass
+class Schedule:
+    """A periodic wake: every ``every_ns`` from ``start_ns`` (``wake_at`` / ``advance`` for agents)."""
+
+    every_ns: int
+    next_ns: int = 0
+
+    def due(self, now_ns: int) -> bool:
+        """Whether the schedule has reached ``now_ns``."""
+        return now_ns >= self.next_ns
+
+    def advance(self, now_ns: int) -> None:
+        """Move to the first wake after ``now_ns``."""
+        if self.every_ns <= 0:
+            self.next_ns = NEVER
+            return
+        self.next_ns = (now_ns // self.every_ns + 1) * self.every_ns
+
+
+__all__ = [
+    "NEVER",
+    "WATCH_EXTERNAL",
+    "WATCH_MARK",
+    "WATCH_VENUE",
+    "Agent",
+    "Client",
+    "External",
+    "News",
+    "Observation",
+    "Requests",
+    "Schedule",
+    "Watch",
+    "account_requests",
+    "orders",
+]

@@ -1,0 +1,373 @@
+"""The market maker: Avellaneda–Stoikov quoting with regimes, risk-driven widening, withdrawal and return.
+
+One :class:`MarketMaker` quotes one instrument from one account (a desk quoting several
+books is several makers sharing nothing). Each wake it:
+
+1. updates its volatility estimates (1 s, 1 min, 1 h, 1 day scales) from the fair price it
+   sees: the external reference where there is one (makers price off other venues), else
+   the book's mid;
+2. classifies the regime (intraday = hour scale, inter-day = day scale, BRIEF §2 table),
+   which sets risk aversion γ, level size and level count;
+3. measures its risk: recent loss (mark-to-market equity over a window), inventory against
+   its limit, how one-sided its recent fills were, and the short-scale volatility spike;
+   γ rises with that risk so quotes drift away *before* any hard trigger (WIDENING);
+4. if any trigger fires it cancels bids and asks together in the same step and WITHDRAWS;
+   withdrawn, it watches and re-enters (RETURNING, smaller and wider) only once every
+   measure has fallen below its calm threshold (hysteresis: calm thresholds are below the
+   triggers), then QUOTING again when the regime is no longer crisis;
+5. quotes a ladder around the Avellaneda–Stoikov reservation price
+   r = s − q·γ·σ²·τ with total spread γσ²τ + (2/γ)·ln(1 + γ/k) (price units in basis
+   points of s; q in units of its level size; τ a rolling horizon), levels spaced outward,
+   skipping the side that would push inventory past its limit. Quotes are post-only, so
+   rebates come through the venue's real fee code.
+
+An optional delta hedge keeps a spot holding hedged with a perpetual short (seed 002):
+when the perpetual position drifts from minus the spot holding by more than a band (e.g.
+after ADL closed the short), it re-hedges with an IOC order, unless the book's spread is
+wider than it will pay.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+from cascadelab.agents.base import (
+    NEVER,
+    WATCH_EXTERNAL,
+    WATCH_VENUE,
+    Client,
+    External,
+    Observation,
+    Requests,
+    Schedule,
+    Watch,
+    orders,
+)
+from cascadelab.agents.volatility import MultiScaleVolatility, Regime, regime
+from cascadelab.records import FLAG_REDUCE_ONLY, ORDER_REQUEST, STP, TIF, AccountType, Op
+from cascadelab.units import SECOND_NS
+from cascadelab.venue.feed import MarketData
+
+
+class MakerState(IntEnum):
+    """What a market maker is doing."""
+
+    QUOTING = 0
+    WIDENING = 1  # quoting, but risk has raised γ: quotes drift away
+    WITHDRAWN = 2  # no quotes: a trigger fired
+    RETURNING = 3  # back after calm, smaller and wider
+
+
+class Trigger(IntEnum):
+    """Why a maker withdrew (or widened)."""
+
+    NONE = 0
+    LOSS = 1  # loss over the window above the limit
+    INVENTORY = 2  # inventory at its limit with one-sided flow
+    ONE_SIDED_FILLS = 3  # recent fills one-sided above the threshold
+    VOLATILITY = 4  # short-scale volatility spike
+
+
+@dataclass
+class RegimeStyle:
+    """How a regime quotes: γ multiplier, level size multiplier, level count multiplier."""
+
+    gamma: float
+    size: float
+    levels: float
+
+
+DEFAULT_STYLES = {
+    Regime.STABLE: RegimeStyle(1.0, 1.0, 1.0),  # large size, very tight spread
+    Regime.RANGING: RegimeStyle(2.0, 1.0, 1.5),  # wider spread, large size (averaging ammunition)
+    Regime.TRENDING: RegimeStyle(1.0, 0.4, 1.0),  # tight spread, small size
+    Regime.CRISIS: RegimeStyle(4.0, 0.25, 1.5),  # much wider spread, small size
+}
+
+
+@dataclass
+class MakerParams:
+    """A market maker's parameters (every threshold is a parameter; units in the names)."""
+
+    symbol: str
+    level_notional: float = 50_000.0  # quote notional per level in the stable regime
+    levels: int = 10  # per side in the stable regime
+    level_step_bps: float = 8.0  # distance between levels (grows by 1.25x per level)
+    gamma: float = 0.02  # risk aversion, 1/bps
+    k: float = 0.5  # order-arrival decay, 1/bps
+    horizon_s: float = 60.0  # rolling A–S horizon T − t
+    daily_sigma: float = 0.03  # prior daily volatility
+    min_half_spread_bps: float = 1.0
+    inventory_limit: float = 1_000_000.0  # notional
+    requote_ms: int = 1_000
+    requote_move_bps: float = 3.0  # a fair-price move that wakes it between requotes
+    # triggers (withdraw) and calm thresholds (return): calm < trigger is the hysteresis
+    loss_window_s: float = 60.0
+    loss_limit: float = 50_000.0  # loss over the window (quote units) that withdraws
+    calm_loss: float = 5_000.0  # loss over the window below which it may return
+    one_sided_share: float = 0.85  # fills on one side over the window
+    one_sided_min_fills: int = 10
+    vol_spike_ratio: float = 6.0  # 1 min σ over the prior (the fast scale's spike)
+    calm_vol_ratio: float = 2.5
+    widen_slope: float = 0.5  # γ multiplier per unit of risk score above 1
+    max_gamma_multiplier: float = 50.0
+    return_size: float = 0.5  # size multiplier while RETURNING
+    return_gamma: float = 2.0
+    anchor_external: bool = True  # fair price from the external reference when there is one
+    inventory_target_base: float = 0.0  # spot books: the base holding it aims at
+    hedge_symbol: str | None = None  # a perpetual that hedges a spot holding (seed 002)
+    hedge_asset: str | None = None
+    hedge_band: float = 0.1  # re-hedge when |perp + spot| > band x spot
+    hedge_max_spread_bps: float = 200.0
+    styles: dict[Regime, RegimeStyle] = field(default_factory=lambda: dict(DEFAULT_STYLES))
+
+
+class MarketMaker:
+    """One market maker on one instrument (see the module docstring)."""
+
+    account_type = AccountType.MARKET_MAKER
+
+    def __init__(self, name: str, account: int, params: MakerParams, latency_ns: int = 5_000_000, jitter_ns: int = 5_000_000):
+        self.name = name
+        self.accounts = np.array([account], np.int64)
+        self.p = params
+        self.latency_ns = int(latency_ns)
+        self.jitter_ns = int(jitter_ns)
+        self.schedule = Schedule(params.requote_ms * 1_000_000)
+        self.vol = MultiScaleVolatility(params.daily_sigma)
+        self.state = MakerState.QUOTING
+        self.reason = Trigger.NONE
+        self.regime = Regime.STABLE
+        self.gamma_multiplier = 1.0
+        self.instrument = -1
+        self.quoted_fair = math.nan
+        self.has_quotes = False
+        self.equity_hist: deque[tuple[int, float]] = deque()  # window maxima first (a monotonic queue) and the latest
+        self.fill_hist: deque[tuple[int, int]] = deque()  # (ts, +1 bought / -1 sold)
+        self._buys = 0
+        self._equity_now = 0.0
+        self.inventory = 0.0  # base units (perp position, or spot holding minus target)
+        self.pnl = 0.0  # equity change since the first wake
+        self._equity0: float | None = None
+        self._hedge_k = -1
+        self._fair_source = WATCH_VENUE
+        self.wake_on_fills = False  # fills are read at the next scheduled or price-driven wake
+        self.wake_on_news = True
+
+    # --- the protocol ---------------------------------------------------------------------------
+    def wake_at(self) -> int:
+        """Next scheduled requote."""
+        return self.schedule.next_ns
+
+    def watch(self) -> list[Watch]:
+        """Woken early when its fair price moves by more than ``requote_move_bps`` from the last quotes."""
+        if self.instrument < 0 or not self.has_quotes or not math.isfinite(self.quoted_fair):
+            return []
+        d = self.p.requote_move_bps / 1e4
+        return [Watch(self.instrument, self._fair_source, self.quoted_fair * (1 - d), self.quoted_fair * (1 + d))]
+
+    def act(self, obs: Observation, client: Client) -> Requests:
+        """Update measures, decide the state, and requote (or withdraw)."""
+        p = self.p
+        m = obs.market
+        if self.instrument < 0:
+            self.instrument = m.index(p.symbol)
+            if p.hedge_symbol:
+                self._hedge_k = m.index(p.hedge_symbol)
+        b = self.instrument
+        now = obs.now_ns
+        self.schedule.advance(now)
+        fair = self._fair(m, obs.external)
+        if math.isfinite(fair):
+            self.vol.update(now, fair)
+        self._measure(obs, client, fair)
+        self._decide(now)
+        out = [self._hedge(obs, client)] if p.hedge_symbol else []
+        if self.state == MakerState.WITHDRAWN or not math.isfinite(fair):
+            if self.has_quotes:
+                out.append(Requests(orders(self.accounts[0], b, 0, 0, kind=Op.CANCEL_ALL)))
+                self.has_quotes = False
+            self.quoted_fair = math.nan
+            return Requests.concat(out)
+        out.append(self._quotes(m, fair))
+        self.quoted_fair = fair
+        self.has_quotes = True
+        return Requests.concat(out)
+
+    # --- measures -------------------------------------------------------------------------------
+    def _fair(self, m: MarketData, ext: External) -> float:
+        b = self.instrument
+        ref = float(ext.reference[b]) if b < len(ext.reference) else math.nan
+        if self.p.anchor_external and math.isfinite(ref) and ref > 0:
+            self._fair_source = WATCH_EXTERNAL
+            return ref
+        self._fair_source = WATCH_VENUE
+        return float(m.reference()[b])
+
+    def _measure(self, obs: Observation, client: Client, fair: float) -> None:
+        p, now = self.p, obs.now_ns
+        me = int(self.accounts[0])
+        f = obs.fills
+        f = f[f["instrument"] == self.instrument]
+        if len(f):
+            side = np.where(f["taker_account"] == me, f["aggressor"], -f["aggressor"]).astype(np.int64)
+            for ts, s in zip(f["ts"].tolist(), side.tolist(), strict=True):
+                self.fill_hist.append((ts, s))
+                self._buys += s > 0
+        horizon = int(p.loss_window_s * SECOND_NS)
+        while self.fill_hist and self.fill_hist[0][0] < now - horizon:
+            self._buys -= self.fill_hist.popleft()[1] > 0
+        m = obs.market
+        b = self.instrument
+        lot = float(m.lot[b])
+        if m.is_perp[b]:
+            self.inventory = float(client.positions()[b, 0]) * lot
+        else:
+            self.inventory = float(client.balances(m.base[b])[0]) / 1e8 - p.inventory_target_base
+        eq, _, _ = client.margin()
+        equity = float(eq[0]) / 1e8
+        if self._equity0 is None:
+            self._equity0 = equity
+        self.pnl = equity - self._equity0
+        self._equity_now = equity
+        q = self.equity_hist  # decreasing equity values: the front is the window's maximum
+        while q and q[-1][1] <= equity:
+            q.pop()
+        q.append((now, equity))
+        while q[0][0] < now - horizon:
+            q.popleft()
+        self._fair_now = fair
+
+    def measures(self) -> dict[str, float]:
+        """The maker's current risk measures (observable; what its triggers read)."""
+        loss = self.equity_hist[0][1] - self._equity_now if self.equity_hist else 0.0
+        n = len(self.fill_hist)
+        buys = self._buys
+        share = max(buys, n - buys) / n if n else 0.0
+        fair = getattr(self, "_fair_now", math.nan)
+        inv = abs(self.inventory) * (fair if math.isfinite(fair) else 0.0)
+        return {
+            "loss": loss,
+            "one_sided_share": share,
+            "fills": float(n),
+            "inventory_notional": inv,
+            "vol_ratio": self.vol.ratio(1),
+        }
+
+    def _decide(self, now: int) -> None:
+        p = self.p
+        x = self.measures()
+        self.regime = regime(self.vol.ratio(2), self.vol.ratio(3))
+        fired = Trigger.NONE
+        if x["loss"] > p.loss_limit:
+            fired = Trigger.LOSS
+        elif x["inventory_notional"] >= p.inventory_limit and x["one_sided_share"] >= p.one_sided_share:
+            fired = Trigger.INVENTORY
+        elif x["fills"] >= p.one_sided_min_fills and x["one_sided_share"] >= p.one_sided_share:
+            fired = Trigger.ONE_SIDED_FILLS
+        elif x["vol_ratio"] >= p.vol_spike_ratio:
+            fired = Trigger.VOLATILITY
+        calm = x["loss"] <= p.calm_loss and x["vol_ratio"] <= p.calm_vol_ratio and x["inventory_notional"] < p.inventory_limit
+        if self.state == MakerState.WITHDRAWN:
+            if calm:
+                self.state, self.reason = MakerState.RETURNING, Trigger.NONE
+        elif fired != Trigger.NONE:
+            self.state, self.reason = MakerState.WITHDRAWN, fired
+        elif self.state == MakerState.RETURNING and self.regime != Regime.CRISIS and calm:
+            self.state = MakerState.QUOTING
+        # risk score: how close the measures are to their triggers (1 = at the calm line)
+        score = max(x["vol_ratio"] / p.calm_vol_ratio, x["loss"] / max(p.calm_loss, 1.0), 0.0)
+        self.gamma_multiplier = min(p.max_gamma_multiplier, 1.0 + p.widen_slope * max(0.0, score - 1.0))
+        if self.state in (MakerState.QUOTING, MakerState.WIDENING):
+            self.state = MakerState.WIDENING if self.gamma_multiplier > 1.5 else MakerState.QUOTING
+            if self.state == MakerState.QUOTING:
+                self.reason = Trigger.NONE
+            elif self.reason == Trigger.NONE:
+                self.reason = Trigger.VOLATILITY if x["vol_ratio"] / p.calm_vol_ratio >= score else Trigger.LOSS
+
+    # --- quotes --------------------------------------------------------------------------------------
+    def quote_prices(self, fair: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(bid prices, ask prices, level notionals) of the ladder at ``fair`` (floats, before ticks)."""
+        p = self.p
+        style = p.styles[self.regime]
+        gamma = p.gamma * style.gamma * self.gamma_multiplier
+        size = style.size
+        if self.state == MakerState.RETURNING:
+            gamma *= p.return_gamma
+            size *= p.return_size
+        sigma_bps = self.vol.sigma(1) * 1e4  # per √s, minute scale
+        tau = p.horizon_s
+        risk = gamma * sigma_bps**2 * tau
+        spread = risk + (2.0 / gamma) * math.log1p(gamma / p.k)
+        unit = max(p.level_notional * size / fair, 1e-12)  # base units per level
+        q = self.inventory / unit
+        r_bps = -q * risk
+        half = max(spread / 2.0, p.min_half_spread_bps)
+        n = max(1, round(p.levels * style.levels))
+        steps = p.level_step_bps * (1.25 ** np.arange(n) - 1.0) / 0.25  # cumulative distance of each level
+        bid = fair * (1.0 + (r_bps - half - steps) / 1e4)
+        ask = fair * (1.0 + (r_bps + half + steps) / 1e4)
+        return bid, ask, np.full(n, p.level_notional * size)
+
+    def _quotes(self, m: MarketData, fair: float) -> Requests:
+        b = self.instrument
+        me = self.accounts[0]
+        bid, ask, notional = self.quote_prices(fair)
+        tick, lot = float(m.tick[b]), float(m.lot[b])
+        bid_t = np.floor(bid / tick).astype(np.int64)
+        ask_t = np.ceil(ask / tick).astype(np.int64)
+        lots_b = np.maximum(1, np.floor(notional / (np.maximum(bid_t, 1) * tick * lot))).astype(np.int64)
+        lots_a = np.maximum(1, np.floor(notional / (ask_t * tick * lot))).astype(np.int64)
+        inv_notional = self.inventory * fair
+        keep_b = bid_t > 0
+        keep_a = ask_t > 0
+        if inv_notional >= self.p.inventory_limit:
+            keep_b[:] = False
+        if -inv_notional >= self.p.inventory_limit:
+            keep_a[:] = False
+        nb, na = int(keep_b.sum()), int(keep_a.sum())
+        out = np.zeros(1 + nb + na, ORDER_REQUEST)
+        out["account"] = me
+        out["instrument"] = b
+        out["kind"][0] = Op.CANCEL_ALL
+        out["side"][1:] = np.r_[np.ones(nb, np.int8), -np.ones(na, np.int8)]
+        out["price"][1:] = np.r_[bid_t[keep_b], ask_t[keep_a]]
+        out["qty"][1:] = np.r_[lots_b[keep_b], lots_a[keep_a]]
+        out["tif"][1:] = TIF.POST_ONLY
+        out["stp"][1:] = STP.CANCEL_RESTING
+        return Requests(out)
+
+    # --- the hedge -----------------------------------------------------------------------------------
+    def _hedge(self, obs: Observation, client: Client) -> Requests:
+        p = self.p
+        k = self._hedge_k
+        m = obs.market
+        if k < 0 or not p.hedge_asset:
+            return Requests()
+        spot = float(client.balances(p.hedge_asset)[0]) / 1e8
+        lot = float(m.lot[k])
+        perp = float(client.positions()[k, 0]) * lot
+        gap = perp + spot  # > 0: under-hedged (short too small)
+        if spot <= 0 or abs(gap) <= p.hedge_band * spot:
+            return Requests()
+        spread = float(m.spread_bps()[k])
+        if not math.isfinite(spread) or spread > p.hedge_max_spread_bps:
+            return Requests()  # it will not pay a broken book's spread; it waits
+        lots = int(abs(gap) / lot)
+        if lots <= 0:
+            return Requests()
+        side = -1 if gap > 0 else 1
+        flags = FLAG_REDUCE_ONLY if side > 0 else 0
+        return Requests(orders(self.accounts[0], k, side, lots, kind=Op.MARKET, tif=TIF.IOC, flags=flags))
+
+    def status(self) -> tuple[int, int, float, float]:
+        """(state, reason, inventory in base units, PnL in quote) for the recorder."""
+        return int(self.state), int(self.reason), self.inventory, self.pnl
+
+
+__all__ = ["DEFAULT_STYLES", "NEVER", "MakerParams", "MakerState", "MarketMaker", "RegimeStyle", "Trigger"]

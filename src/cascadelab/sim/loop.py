@@ -1,0 +1,294 @@
+"""The simulation loop: a clock in integer nanoseconds, the world, the agents, the venue, the recorder.
+
+One step of length ``step_ns`` ending at ``t``:
+
+1. the world advances to ``t`` (external prices on its grid, news, outage windows);
+2. requests that have *arrived* by ``t`` (sent at ``s`` with latency ``L``: ``s + L <= t``)
+   go to ``Venue.step(t, ...)``: prices and funding when due, order and account entry in
+   time order, risk and liquidation;
+3. the step's records are routed to the agents that own the accounts;
+4. the recorder reads the state;
+5. agents are woken: by their schedule, by a price band they watch (one array test for
+   all agents), by news, or by records of their own accounts; each reads its observation
+   and returns requests, stamped ``t + latency + jitter`` (jitter from the run's seeded
+   generator, one draw per wake; requests of one wake keep their order).
+
+Requests of agents in an outage window are refused at the venue (``reject``) or delayed.
+A quiet step (nothing due, no band left, no records) costs the venue's quiet step plus a
+few array tests. A hash of every step's records (acks, fills, cancels, liquidation events)
+identifies the run: the same scenario and seed give the same hash on any machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from cascadelab.agents.base import (
+    NEVER,
+    WATCH_EXTERNAL,
+    WATCH_MARK,
+    Agent,
+    Client,
+    News,
+    Observation,
+)
+from cascadelab.records import ACCOUNT_ACK, ACCOUNT_REQUEST, ACK, CANCEL, FILL, LIQ_EVENT, ORDER_REQUEST
+from cascadelab.sim.world import ScriptedWorld
+from cascadelab.timing import PhaseClock
+from cascadelab.venue.venue import StepReport, Venue
+
+
+class Recorder(Protocol):
+    """Reads the state after each step (see :mod:`cascadelab.record`)."""
+
+    def record(self, sim: Simulation, report: StepReport) -> None: ...
+
+
+@dataclass
+class Inbox:
+    """Records of an agent's accounts since its last wake."""
+
+    fills: list[np.ndarray] = field(default_factory=list)
+    acks: list[np.ndarray] = field(default_factory=list)
+    account_acks: list[np.ndarray] = field(default_factory=list)
+    cancels: list[np.ndarray] = field(default_factory=list)
+    events: list[np.ndarray] = field(default_factory=list)
+    news: list[News] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.fills or self.acks or self.account_acks or self.cancels or self.events)
+
+
+def _cat(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
+    if not parts:
+        return np.zeros(0, dtype)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+class Simulation:
+    """Runs agents against one venue in a scripted world (see the module docstring)."""
+
+    def __init__(
+        self,
+        venue: Venue,
+        agents: list[Agent],
+        world: ScriptedWorld,
+        step_ns: int = 100_000_000,
+        seed: int = 0,
+        start_ns: int = 0,
+        recorder: Recorder | None = None,
+    ) -> None:
+        if step_ns <= 0:
+            raise ValueError(f"step_ns must be > 0, got {step_ns}")
+        names = [a.name for a in agents]
+        if len(set(names)) != len(names):
+            raise ValueError(f"agent names must be unique, got duplicates {sorted({n for n in names if names.count(n) > 1})}")
+        self.venue = venue
+        self.agents = agents
+        self.world = world
+        self.step_ns = int(step_ns)
+        self.now_ns = int(start_ns)
+        self.recorder = recorder
+        self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+        n = venue.clearing.accounts.n
+        self.owner = np.full(n, -1, np.int32)
+        for j, a in enumerate(agents):
+            ids = np.asarray(a.accounts, np.int64)
+            if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= n):
+                raise ValueError(f"agent {a.name!r} holds accounts outside 0..{n - 1}")
+            if (self.owner[ids] >= 0).any():
+                raise ValueError(f"agent {a.name!r} shares accounts with another agent")
+            self.owner[ids] = j
+        self.clients = [Client(venue, a.accounts) for a in agents]
+        self.inbox = [Inbox() for _ in agents]
+        self.next_wake = np.array([a.wake_at() for a in agents], np.int64)
+        self.on_news = np.array([bool(getattr(a, "wake_on_news", False)) for a in agents], np.bool_)
+        self.on_fills = np.array([bool(getattr(a, "wake_on_fills", False)) for a in agents], np.bool_)
+        self._watch_rows: list[list[tuple[int, int, int, float, float]]] = [[] for _ in agents]
+        self._watch = np.zeros(0, [("agent", np.int64), ("instrument", np.int64), ("source", np.int64),
+                                   ("low", np.float64), ("high", np.float64)])  # fmt: skip
+        self._pend_o = np.zeros(0, ORDER_REQUEST)
+        self._pend_a = np.zeros(0, ACCOUNT_REQUEST)
+        self.hasher = hashlib.blake2b(digest_size=16)
+        self.clock = PhaseClock()
+        self.steps = 0
+        self._blocked_by: set[str] = set()
+        self.delayed: dict[str, int] = {}
+
+    # --- the step ---------------------------------------------------------------------------------
+    def run(self, until_ns: int, progress: Callable[[int], None] | None = None) -> None:
+        """Step until market time ``until_ns``; ``progress(now_ns)`` after each step."""
+        while self.now_ns + self.step_ns <= until_ns:
+            self.step()
+            if progress is not None:
+                progress(self.now_ns)
+
+    def step(self) -> StepReport:
+        """One step (see the module docstring); returns the venue's report."""
+        clock = self.clock
+        clock.start()
+        t = self.now_ns + self.step_ns
+        news = self.world.advance(t, self.venue)
+        self._outages(t)
+        clock.lap("world")
+        due_o, due_a = self._take_due(t)
+        report = self.venue.step(t, due_o, due_a)
+        for phase, ns in self.venue.clock.totals.items():
+            clock.totals[f"venue: {phase}"] = clock.totals.get(f"venue: {phase}", 0) + ns
+        self.venue.clock.totals.clear()
+        clock.start()
+        self.now_ns = t
+        self._hash(report)
+        self._route(report, news)
+        clock.lap("routing")
+        if self.recorder is not None:
+            self.recorder.record(self, report)
+        clock.lap("recording")
+        self._wake(t, news)
+        clock.lap("agents")
+        self.steps += 1
+        return report
+
+    def _hash(self, r: StepReport) -> None:
+        h = self.hasher
+        h.update(np.int64(r.now_ns).tobytes())
+        for arr in (r.acks, r.account_acks, r.fills, r.cancels, r.events):
+            h.update(np.int64(len(arr)).tobytes())
+            h.update(np.ascontiguousarray(arr).tobytes())
+
+    @property
+    def event_hash(self) -> str:
+        """Hash of every step's records so far (hex)."""
+        return self.hasher.copy().hexdigest()
+
+    def _outages(self, t: int) -> None:
+        active = self.world.outage_state(t)
+        blocked = {name for o in active if o.mode == "reject" for name in o.agents}
+        self.delayed = {name: o.delay_ns for o in active if o.mode == "delay" for name in o.agents}
+        if blocked != self._blocked_by:
+            for a in self.agents:
+                was, now = a.name in self._blocked_by, a.name in blocked
+                if was != now:
+                    self.venue.block_order_entry(a.accounts, now)
+            self._blocked_by = blocked
+
+    def _take_due(self, t: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        out: list[np.ndarray | None] = []
+        for attr in ("_pend_o", "_pend_a"):
+            pend = getattr(self, attr)
+            if not len(pend):
+                out.append(None)
+                continue
+            due = pend["ts"] <= t
+            if due.all():
+                out.append(pend)
+                setattr(self, attr, pend[:0])
+            elif due.any():
+                out.append(pend[due])
+                setattr(self, attr, pend[~due])
+            else:
+                out.append(None)
+        return out[0], out[1]
+
+    def _route(self, r: StepReport, news: list[News]) -> None:
+        owner = self.owner
+        n = len(owner)
+
+        def deliver(arr: np.ndarray, accounts: np.ndarray, slot: str) -> None:
+            if not len(arr):
+                return
+            acc = np.asarray(accounts, np.int64)
+            who = np.where((acc >= 0) & (acc < n), owner[np.clip(acc, 0, n - 1)], -1)
+            for j in np.unique(who[who >= 0]).tolist():
+                getattr(self.inbox[j], slot).append(arr[who == j])
+
+        if len(r.fills):
+            f = r.fills
+            deliver(f, f["maker_account"], "fills")
+            other = f["taker_account"] != f["maker_account"]
+            deliver(f[other], f["taker_account"][other], "fills")
+        deliver(r.acks, r.acks["account"], "acks")
+        deliver(r.account_acks, r.account_acks["account"], "account_acks")
+        deliver(r.cancels, r.cancels["account"], "cancels")
+        deliver(r.events, r.events["account"], "events")
+        if news:
+            for j in np.flatnonzero(self.on_news).tolist():
+                self.inbox[j].news.extend(news)
+
+    # --- waking agents ------------------------------------------------------------------------------
+    def _wake(self, t: int, news: list[News]) -> None:
+        woken = self.next_wake <= t
+        if news:
+            woken |= self.on_news
+        for j in np.flatnonzero(self.on_fills & ~woken).tolist():
+            if self.inbox[j]:
+                woken[j] = True
+        if len(self._watch):
+            w = self._watch
+            price = self._watch_prices(w)
+            left = (price < w["low"]) | (price > w["high"])
+            if left.any():
+                woken[w["agent"][left]] = True
+        idx = np.flatnonzero(woken)
+        if not len(idx):
+            return
+        market = self.venue.market_data
+        ext = self.world.external
+        parts_o, parts_a = [], []
+        watch_changed = False
+        for j in idx.tolist():
+            a = self.agents[j]
+            box = self.inbox[j]
+            obs = Observation(
+                t, market, ext, tuple(box.news),
+                _cat(box.fills, FILL), _cat(box.acks, ACK), _cat(box.account_acks, ACCOUNT_ACK),
+                _cat(box.cancels, CANCEL), _cat(box.events, LIQ_EVENT),
+            )  # fmt: skip
+            self.inbox[j] = Inbox()
+            reqs = a.act(obs, self.clients[j])
+            self.next_wake[j] = a.wake_at()
+            rows = [(j, w.instrument, w.source, w.low, w.high) for w in a.watch()]
+            if rows != self._watch_rows[j]:
+                self._watch_rows[j] = rows
+                watch_changed = True
+            if not len(reqs):
+                continue
+            lat = int(a.latency_ns) + self.delayed.get(a.name, 0)
+            if a.jitter_ns > 0:
+                lat += int(self.rng.integers(0, a.jitter_ns))
+            base = t + lat
+            if len(reqs.orders):
+                o = reqs.orders.copy()
+                o["ts"] = base + np.arange(len(o))
+                parts_o.append(o)
+            if len(reqs.account):
+                acc = reqs.account.copy()
+                acc["ts"] = base + np.arange(len(acc))
+                parts_a.append(acc)
+        if parts_o:
+            self._pend_o = np.concatenate([self._pend_o, *parts_o])
+        if parts_a:
+            self._pend_a = np.concatenate([self._pend_a, *parts_a])
+        if watch_changed:
+            rows = [r for rr in self._watch_rows for r in rr]
+            w = np.zeros(len(rows), self._watch.dtype)
+            for name, col in zip(w.dtype.names, zip(*rows, strict=True), strict=True) if rows else ():
+                w[name] = col
+            self._watch = w
+
+    def _watch_prices(self, w: np.ndarray) -> np.ndarray:
+        m = self.venue.market_data
+        ref = m.reference()
+        mark = np.where(m.mark > 0, m.mark * m.tick, np.nan)
+        ext = self.world.external.reference
+        k = w["instrument"]
+        price = np.where(w["source"] == WATCH_EXTERNAL, ext[k], np.where(w["source"] == WATCH_MARK, mark[k], ref[k]))
+        return np.where(np.isnan(price), w["low"], price)  # an absent price does not wake
+
+
+__all__ = ["NEVER", "Inbox", "Recorder", "Simulation"]
