@@ -224,22 +224,30 @@ def check_invariants(run: Run, events: np.ndarray, marks: np.ndarray, prev_liqui
 
 
 def _check_profitable_first(eng, events: np.ndarray) -> None:
-    """Before a queue's first losing position is closed, every profitable position in it was closed in full."""
+    """Before a queue's first losing position is closed, every profitable position in it was closed in full
+    (or its equity could not pay for another lot at the ADL price); no counterparty gives up more than its equity."""
     closed: dict[tuple[int, int], dict[int, int]] = {}
-    side_of: dict[int, int] = {}
+    used: dict[int, int] = {}
+    ch = eng.ch
     for e in events:
-        if e["kind"] == Ev.ADL_TRIGGER:
-            side_of[int(e["instrument"])] = -int(e["side"])
         if e["kind"] != Ev.ADL_CLOSE:
             continue
-        key = (int(e["instrument"]), -int(e["side"]))
-        accounts, sizes, profitable = eng.adl_queues[key]
+        k = int(e["instrument"])
+        key = (k, -int(e["side"]))
+        accounts, sizes, profitable, equity = eng.adl_queues[key]
+        ell = max(0, int(e["side"]) * (int(e["price"]) - int(ch.marks[k]))) * int(ch.units[k])
         done = closed.setdefault(key, {})
         if e["amount"] <= 0:
-            for a, size, prof in zip(accounts.tolist(), sizes.tolist(), profitable.tolist(), strict=True):
-                if prof:
-                    assert done.get(a, 0) == size, f"a losing position was deleveraged while account {a} kept a profitable one"
-        done[int(e["account"])] = done.get(int(e["account"]), 0) + int(e["qty"])
+            for a, size, prof, eq in zip(accounts.tolist(), sizes.tolist(), profitable.tolist(), equity.tolist(), strict=True):
+                if prof and done.get(a, 0) != size:
+                    assert ell > 0 and eq - used.get(a, 0) < ell, (
+                        f"a losing position was deleveraged while account {a} kept a profitable one it could still close"
+                    )
+        a = int(e["account"])
+        done[a] = done.get(a, 0) + int(e["qty"])
+        used[a] = used.get(a, 0) + int(e["qty"]) * ell
+        i = accounts.tolist().index(a)
+        assert used[a] <= max(0, int(equity[i])), f"ADL took more from account {a} than its equity"
 
 
 def eng_breaching(run: Run, i: int) -> bool:

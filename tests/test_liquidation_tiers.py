@@ -122,13 +122,17 @@ def test_drawdown_trigger_starts_adl_before_the_fund_is_empty(engine: str) -> No
     assert m.events(Ev.ADL_CLOSE)[0]["account"] == s1 and m.fund() == usd("700")
 
 
-def test_hyperliquid_negative_equity_goes_to_adl_at_previous_mark(engine: str) -> None:
+def test_hyperliquid_negative_equity_goes_to_adl_at_previous_mark_capped_at_bankruptcy(engine: str) -> None:
     m = Market(hl_params(), engine)
     gap_down(m)
     closes = m.events(Ev.ADL_CLOSE)
-    assert len(closes) and all(c["price"] == px("100000") for c in closes)  # the mark before the gap
+    # the mark before the gap (100,000) lies beyond the bankruptcy price (97,950): closing there would hand the
+    # bankrupt account 2,050 of the counterparties' money; the price is capped so they give up the 500 deficit only
+    assert len(closes) and all(c["price"] == px("97950") for c in closes)
     assert sum(c["qty"] for c in closes) == 1000  # the whole bankrupt position
     assert m.ch.ledger.balance(SOCIALIZED_LOSS, "USDT") == 0
+    assert m.ch.ledger.balance(m.trader, "USDT") == 0
+    assert not [e for e in m.events(Ev.FUND_IN) if e["account"] == m.trader]  # nothing left over for the vault
 
 
 # --- the cases that put losses on the wrong people (issue 7) -----------------------------------------

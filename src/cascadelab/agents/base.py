@@ -136,6 +136,11 @@ class Client:
         """The clearing house's index of ``asset`` (for account requests)."""
         return int(self._venue.clearing.ledger.asset(asset))  # type: ignore[attr-defined]
 
+    def collateral_ratio(self, asset: str) -> float:
+        """The venue's collateral ratio (haircut) of ``asset``, 0..1 (public)."""
+        ch = self._venue.clearing  # type: ignore[attr-defined]
+        return float(ch.ratio[ch.ledger.asset(asset)]) / 1e6
+
     def collateral_price(self, asset: str) -> float:
         """The venue's current valuation price of ``asset`` (quote per coin, float)."""
         ch = self._venue.clearing  # type: ignore[attr-defined]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -141,6 +141,15 @@ def bankruptcy_price(
 
 
 # --- exact figures ------------------------------------------------------------------------
+def cross_breach(equity: Any, maintenance: Any) -> Any:
+    """The cross-margin liquidation test (ints or arrays): below maintenance with positions, or a negative equity.
+
+    A negative margin balance is a deficit whether or not positions remain (a fill below
+    the bankruptcy price can leave a flat account negative): it must reach the fund.
+    """
+    return ((maintenance > 0) & (equity < maintenance)) | (equity < 0)
+
+
 class MarginParams(NamedTuple):
     """What margin depends on besides the accounts, as arrays for compiled kernels.
 
@@ -409,7 +418,8 @@ def margin_prescreen(
         for j in range(w):
             eo[j] = eq[j]
             mo[j] = mm[j]
-            so[j] = worst[j] <= 0 or (mm[j] > 0 and eq[j] - mm[j] <= PRESCREEN_BAND * mag[j] + 1.0)
+            # exact equity < 0 is within the float error of a float equity below PRESCREEN_BAND x mag (exact when mag is 0)
+            so[j] = worst[j] <= 0 or (mm[j] > 0 and eq[j] - mm[j] <= PRESCREEN_BAND * mag[j] + 1.0) or eq[j] < PRESCREEN_BAND * mag[j]
 
 
 @dataclass
@@ -434,7 +444,7 @@ class ScanResult:
     def below_maintenance(self) -> np.ndarray:
         """Accounts to liquidate (exact): cross balance below cross maintenance, or an isolated breach."""
         out = np.zeros(self.n_accounts, np.bool_)
-        bad = ((self.exact_maintenance > 0) & (self.exact_equity < self.exact_maintenance)) | self.exact_iso_breach
+        bad = cross_breach(self.exact_equity, self.exact_maintenance) | self.exact_iso_breach
         out[self.suspects[bad]] = True
         return out
 

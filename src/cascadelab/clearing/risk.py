@@ -52,25 +52,36 @@ def _box(P, A, bal, i, liq_ltv, lo, hi):
         if A.debt[a, i] > 0:
             has_debt = True
     ltv_bad = has_debt and loan_to_value(P, A, bal, i) > liq_ltv
-    breach = (mm > 0 and eq < mm) or iso_bad or ltv_bad
+    breach = (mm > 0 and eq < mm) or eq < 0 or iso_bad or ltv_bad  # margin.cross_breach
     for d in range(n_perps + n_assets):
         lo[d] = I64_MIN
         hi[d] = I64_MAX
     if breach:
         return True, True
     margin = 8.0 + 2.0 * (n_perps + n_assets)  # money units for every rounding in the exact figures
-    # cross: equity - maintenance
-    if mm > 0:
-        m = 0
-        for k in range(n_perps):
-            if A.size[k, i] != 0 and not A.isolated[k, i]:
+    # cross: equity - maintenance (>= 0 also when there is no maintenance: a negative equity breaches)
+    m = 0
+    risky = 0  # terms that can take the equity below zero as prices move
+    for k in range(n_perps):
+        if A.size[k, i] != 0 and not A.isolated[k, i]:
+            m += 1
+            risky += 1
+    for a in range(n_assets):
+        if a != quote:
+            if bal[a, i] != 0:
                 m += 1
-        for a in range(n_assets):
-            if a != quote:
-                if bal[a, i] != 0:
-                    m += 1
-                if A.debt[a, i] > 0:
-                    m += 1
+                if bal[a, i] < 0:
+                    risky += 1
+            if A.debt[a, i] > 0:
+                m += 1
+                risky += 1
+    iso_sum = 0
+    for k in range(n_perps):
+        if A.isolated[k, i]:
+            iso_sum += A.iso_margin[k, i]
+    if bal[quote, i] - iso_sum - A.debt[quote, i] < 0 and m > 0:
+        risky += 1  # isolated margin or a quote debt beyond the quote balance is backed by other collateral, whose price can fall
+    if mm > 0 or risky > 0:  # else the cross equity stays >= 0 and there is no maintenance to fall below
         share = (float(eq - mm) - margin) / m
         if share <= 0:
             return False, True
@@ -216,12 +227,15 @@ class IncrementalRisk:
         return lo, hi, breach, no_box
 
     def rebuild(self) -> np.ndarray:
-        """Check every account with a position or a debt exactly and sort their triggers; returns those breaching."""
+        """Check every account with a position, a debt or a negative balance exactly and sort their triggers.
+
+        Returns those breaching.
+        """
         c = self.core
         n = c.accounts.n
         acc = c.accounts.arrays
         c.ledger.take_touched()
-        exposed = acc.size[:, :n].any(axis=0) | acc.debt[:, :n].any(axis=0)
+        exposed = acc.size[:, :n].any(axis=0) | acc.debt[:, :n].any(axis=0) | (c.ledger.balances[:, :n] < 0).any(axis=0)
         ids = np.flatnonzero(exposed).astype(np.int64)
         lo, hi, breach, no_box = self._boxes(ids)
         self.lo_sorted, self.hi_sorted = [], []

@@ -18,6 +18,7 @@ from cascadelab.clearing.margin import (
     ScanResult,
     account_figures,
     bankruptcy_price,
+    cross_breach,
     liquidation_price,
     margin_exact,
     margin_prescreen,
@@ -72,7 +73,7 @@ class AccountMargin:
     @property
     def below_maintenance(self) -> bool:
         """Cross margin balance below maintenance, or an isolated position below its own."""
-        cross = self.maintenance > 0 and self.equity < self.maintenance
+        cross = bool(cross_breach(self.equity, self.maintenance))
         return cross or any(p.isolated and p.isolated_margin + p.upnl < p.maintenance for p in self.positions)
 
 

@@ -245,7 +245,7 @@ class EngineBase:
             ev.add(Ev.UNWIND_ORDER, liq, instrument=b, side=-1, qty=lots, reason=Why.COLLATERAL)
         if not reqs:
             return
-        out = self.venue.submit_batch(np.array(reqs, ORDER_REQUEST))
+        out = self.venue.submit_risk_batch(np.array(reqs, ORDER_REQUEST))
         for f in out.fills:
             b = int(f["instrument"])
             ev.add(Ev.UNWIND_FILL, liq, instrument=b, side=int(f["aggressor"]), qty=int(f["qty"]), price=int(f["price"]),

@@ -18,6 +18,7 @@ import numpy as np
 
 from cascadelab.arith import muldiv_each, muldiv_vec
 from cascadelab.clearing.accounts import AccountState
+from cascadelab.clearing.margin import cross_breach
 from cascadelab.liquidation import adl
 from cascadelab.liquidation import kernels as LK
 from cascadelab.liquidation.base import EngineBase, Events
@@ -94,7 +95,7 @@ class LiquidationEngine(EngineBase):
         """(equity, maintenance, cross breach, isolated breach, LTV breach) of ``ids``."""
         eq, mm, _im, isob = self.ch.exact_margins(ids)
         ltvb = self._ltv_bad(ids)
-        return eq, mm, (mm > 0) & (eq < mm), isob, ltvb
+        return eq, mm, cross_breach(eq, mm), isob, ltvb
 
     def _positions(self, ids: np.ndarray) -> tuple[np.ndarray, ...]:
         """Per perpetual x account: (upnl, maintenance, notional, tier MMR)."""
@@ -254,7 +255,7 @@ class LiquidationEngine(EngineBase):
         else:
             assert isinstance(style, BookThenTakeover)
             partial = np.zeros(len(k), np.bool_)
-            step = np.maximum(0, eq_x) // np.maximum(1, absq * unit)
+            step = eq_x // np.maximum(1, absq * unit)  # to the bankruptcy price (beyond the mark when equity < 0)
             price = np.maximum(1, np.where(q > 0, mark - step, mark + step))
             rule = style.partial
             need = (
@@ -284,7 +285,7 @@ class LiquidationEngine(EngineBase):
         reqs["stp"] = STP.NONE
         ev.extend(records(now, Ev.LIQUIDATION_ORDER, acct, instrument=k, side=side, qty=qty, price=price,
                           reason=np.where(partial, Why.PARTIAL_CHUNK, Why.NONE)))  # fmt: skip
-        fills = self.venue.submit_batch(reqs).fills
+        fills = self.venue.submit_risk_batch(reqs).fills
         ev.extend(records(now, Ev.LIQUIDATION_FILL, fills["taker_account"], instrument=fills["instrument"],
                           side=fills["aggressor"],
                           qty=fills["qty"], price=fills["price"], pnl=fills["taker_pnl"]))  # fmt: skip
@@ -373,6 +374,7 @@ class LiquidationEngine(EngineBase):
             (np.zeros(max(n_slot, 1), np.int64), *adl.scratch(max(n_slot, 1))),
             np.zeros(max(n_slot, 1), np.int64),
             np.zeros(4 * max(P, 1), np.int64),
+            np.zeros(max(ch.accounts.n, 1), np.int64),
         )
         room_events = n_slot + 8 * P + 2 * A + 16
         room_fills = n_slot + P + 4
@@ -414,7 +416,7 @@ class LiquidationEngine(EngineBase):
             if s in wanted:
                 k, side = s // 2, 1 if s % 2 == 0 else -1
                 c = self.candidate_arrays(k, side)
-                self.adl_queues[(k, side)] = (c.account, np.abs(c.size), c.upnl > 0)
+                self.adl_queues[(k, side)] = (c.account, np.abs(c.size), c.upnl > 0, c.equity)
                 score = adl.scores(self.cfg.ranking, c)
                 order = adl.order(score, c.account, c.upnl).astype(np.int64)
                 rank = np.empty(len(c), np.int64)

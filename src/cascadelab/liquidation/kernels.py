@@ -97,6 +97,7 @@ class Scratch(NamedTuple):
     alloc: tuple  # allocate_kernel scratch: cuts, members, w, tb, out, rem, idx, lev (as long as the largest slot)
     remaining: np.ndarray
     cursor: np.ndarray  # per ADL slot and group (profitable, losing): first entry not known to be exhausted
+    used: np.ndarray  # per account: equity given up to ADL closes this step (never more than its equity)
 
 
 # --- vectorized figures ----------------------------------------------------------------------------
@@ -233,18 +234,24 @@ def _adl_price(E, k, side, lots, unit, share, mark):
     if E.price_rule == PRICE_MARK:
         return mark
     p = E.prev_marks[k] if E.prev_marks[k] != 0 else mark
-    return max(p, mark) if side > 0 else min(p, mark)
+    shift = ceil_div(share, max(1, lots * unit))
+    if side > 0:
+        return min(max(p, mark), mark + shift)
+    return max(min(p, mark), max(1, mark - shift))
 
 
 @kernel
-def _ranked_cuts(A, R, S, k, side, o0, m, slot, lots):
+def _ranked_cuts(A, R, S, k, side, o0, m, slot, lots, ell):
     """Cuts of the ranked rule, walked from each group's cursor; returns how many (t, cut) pairs, in ADL order.
 
     The same greedy allocation as :func:`~cascadelab.liquidation.adl.allocate_kernel` for
     ranked rules (profitable candidates first, each group in ADL order), but amortised over
-    the step: a candidate stays exhausted once skipped (ADL only shrinks positions and
-    candidates are not liquidated in the step that scored them), so each group keeps a
-    cursor past its exhausted and non-member entries and a deficit costs only what it takes.
+    the step: a candidate stays exhausted once skipped (ADL only shrinks positions, the
+    equity a candidate may still give up only shrinks, and candidates are not liquidated in
+    the step that scored them), so each group keeps a cursor past its exhausted and
+    non-member entries and a deficit costs only what it takes. ``ell`` is what one lot
+    closed at the ADL price costs a candidate against the mark: a candidate absorbs at most
+    what its equity covers.
     Pairs go to ``S.alloc[1:3]`` (group 0) and ``S.alloc[3:5]`` (group 1), then merge by ADL position.
     """
     _cuts, t0s, c0s, t1s, c1s, _rem, _idx, _lev = S.alloc
@@ -261,6 +268,8 @@ def _ranked_cuts(A, R, S, k, side, o0, m, slot, lots):
                 q = A.size[k, c]
                 ok = A.state[c] == ST_NORMAL and ((q > 0) if -side > 0 else (q < 0))
                 r = abs(q) if ok else 0
+                if r > 0 and ell > 0:
+                    r = min(r, max(0, R.equity[o0 + x] - S.used[c]) // ell)
                 if r > 0:
                     cut = min(r, left)
                     left -= cut
@@ -280,9 +289,10 @@ def _ranked_cuts(A, R, S, k, side, o0, m, slot, lots):
 
 
 @kernel
-def _close_one(L, A, P, E, R, out, ts, i, k, side, price, pool, o0, t, cut):
+def _close_one(L, A, P, E, R, S, out, ts, i, k, side, price, pool, o0, t, cut, ell):
     x = R.order[o0 + t]
     c = R.account[o0 + x]
+    S.used[c] += cut * ell
     n = out.meta[2]
     out.closed[n, 0] = k
     out.closed[n, 1] = c
@@ -305,24 +315,28 @@ def _adl(L, A, P, E, R, S, out, ts, i, k, side, lots, price, pool):
     m = R.off[slot + 1] - o0
     if m == 0:
         return
+    ell = max(0, side * (price - P.marks[k])) * P.unit[k]  # what one lot costs a counterparty against the mark
     if E.rule == RULE_RANKED:
-        n0, n1 = _ranked_cuts(A, R, S, k, side, o0, m, slot, lots)
+        n0, n1 = _ranked_cuts(A, R, S, k, side, o0, m, slot, lots, ell)
         _cuts, t0s, c0s, t1s, c1s, _rem, _idx, _lev = S.alloc
         a = 0
         b = 0
         while a < n0 or b < n1:
             if b >= n1 or (a < n0 and t0s[a] < t1s[b]):
-                _close_one(L, A, P, E, R, out, ts, i, k, side, price, pool, o0, t0s[a], c0s[a])
+                _close_one(L, A, P, E, R, S, out, ts, i, k, side, price, pool, o0, t0s[a], c0s[a], ell)
                 a += 1
             else:
-                _close_one(L, A, P, E, R, out, ts, i, k, side, price, pool, o0, t1s[b], c1s[b])
+                _close_one(L, A, P, E, R, S, out, ts, i, k, side, price, pool, o0, t1s[b], c1s[b], ell)
                 b += 1
         return
     for x in range(m):
         c = R.account[o0 + x]
         q = A.size[k, c]
         ok = A.state[c] == ST_NORMAL and ((q > 0) if -side > 0 else (q < 0))
-        S.remaining[x] = abs(q) if ok else 0
+        r = abs(q) if ok else 0
+        if r > 0 and ell > 0:
+            r = min(r, max(0, R.equity[o0 + x] - S.used[c]) // ell)
+        S.remaining[x] = r
     cuts, members, w, tb, o, rem, idx, lev = S.alloc
     allocate_kernel(
         E.rule, R.order[o0 : o0 + m], R.profitable[o0 : o0 + m], S.remaining[:m], R.equity[o0 : o0 + m], R.account[o0 : o0 + m],
@@ -331,7 +345,7 @@ def _adl(L, A, P, E, R, S, out, ts, i, k, side, lots, price, pool):
     for t in range(m):
         x = R.order[o0 + t]
         if cuts[x] > 0:
-            _close_one(L, A, P, E, R, out, ts, i, k, side, price, pool, o0, t, cuts[x])
+            _close_one(L, A, P, E, R, S, out, ts, i, k, side, price, pool, o0, t, cuts[x], ell)
 
 
 @kernel
@@ -453,15 +467,31 @@ def _value_after_close(L, A, P, i, nk, ks, keep_isolated):
 
 
 @kernel
+def _split_weights(A, P, S, i, nk, deficit):
+    """How a takeover's result is split over its positions ``S.ks``: a deficit by each position's loss at the
+    mark (ADL is per coin: a loss is never carried to another coin's counterparties), else by notional."""
+    total = 0
+    for t in range(nk):
+        k = S.ks[t]
+        loss = A.cost[k, i] - A.size[k, i] * P.marks[k] * P.unit[k]
+        S.weights[t] = max(0, loss) if deficit else abs(A.size[k, i]) * P.marks[k] * P.unit[k]
+        total += S.weights[t]
+    if deficit and total == 0:
+        for t in range(nk):
+            k = S.ks[t]
+            S.weights[t] = abs(A.size[k, i]) * P.marks[k] * P.unit[k]
+
+
+@kernel
 def _takeover(L, A, P, E, R, S, out, ts, i, all_positions, why, pools, n_funds, cooldown):
     n_inst = A.size.shape[0]
     nk = 0
     for k in range(n_inst):
         if A.size[k, i] != 0 and (all_positions or not A.isolated[k, i]):
             S.ks[nk] = k
-            S.weights[nk] = abs(A.size[k, i]) * P.marks[k] * P.unit[k]
             nk += 1
     value = _value_after_close(L, A, P, i, nk, S.ks, not all_positions)
+    _split_weights(A, P, S, i, nk, value < 0)
     _deficit_and_adl(L, A, P, E, R, S, out, ts, i, nk, max(0, -value), pools, n_funds)
     for t in range(nk):
         k = S.ks[t]

@@ -292,18 +292,24 @@ class AtMark:
 
 @dataclass(frozen=True)
 class AtPreviousMark:
-    """ADL closes at the previous mark price (Hyperliquid docs), never better for the counterparty than the mark.
+    """ADL closes at the previous mark price (Hyperliquid docs), clamped between the mark and the bankruptcy price.
 
-    The clamp is an assumption: the docs do not say what happens when the previous mark was
-    on the counterparty's side of the current one.
+    The clamps are assumptions: the docs do not say what happens when the previous mark was
+    on the counterparty's side of the current one, or beyond the bankruptcy price.
     """
 
     code: ClassVar[int] = 2
 
     def price(self, bankrupt_side: int, lots: int, unit: int, deficit: int, mark: int, prev_mark: int) -> int:
-        """The previous mark, clamped so the counterparty never gains against the current mark."""
+        """The previous mark, clamped between the current mark and the bankruptcy price.
+
+        Never better for the counterparty than the mark, and never worse than the bankruptcy
+        price: counterparties give up at most the deficit (in a gap the previous mark can lie
+        beyond the bankruptcy price; closing there would hand the bankrupt account a profit).
+        """
         p = prev_mark or mark
-        return max(p, mark) if bankrupt_side > 0 else min(p, mark)
+        bk = AtBankruptcyPrice().price(bankrupt_side, lots, unit, deficit, mark, prev_mark)
+        return min(max(p, mark), bk) if bankrupt_side > 0 else max(min(p, mark), bk)
 
 
 AdlPrice = AtBankruptcyPrice | AtMark | AtPreviousMark

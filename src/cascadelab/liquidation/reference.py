@@ -34,7 +34,7 @@ import numpy as np
 
 from cascadelab.arith import largest_remainder, muldiv_ceil
 from cascadelab.clearing.accounts import AccountState
-from cascadelab.clearing.margin import collateral_value
+from cascadelab.clearing.margin import collateral_value, cross_breach
 from cascadelab.fees import fee
 from cascadelab.liquidation import adl
 from cascadelab.liquidation.base import EngineBase, Events
@@ -78,7 +78,7 @@ class ReferenceEngine(EngineBase):
     def breaching(self, i: int) -> bool:
         """Below cross maintenance, an isolated position below its own, or loan-to-value above the limit."""
         eq, mm, iso_bad, ltv_bad = self.figures(i)
-        return (mm > 0 and eq < mm) or bool(iso_bad) or ltv_bad
+        return bool(cross_breach(eq, mm)) or bool(iso_bad) or ltv_bad
 
     def _iso(self, i: int, k: int) -> tuple[int, int, int]:
         """(isolated equity, maintenance, notional) of account ``i``'s isolated position ``k``."""
@@ -103,7 +103,7 @@ class ReferenceEngine(EngineBase):
             if state[i] not in (AccountState.NORMAL, AccountState.LIQUIDATING):
                 continue
             eq, mm, iso_bad, ltv_bad = self.figures(i)
-            cross = mm > 0 and eq < mm
+            cross = bool(cross_breach(eq, mm))
             if not (cross or iso_bad or ltv_bad):
                 if state[i] == AccountState.LIQUIDATING:
                     state[i] = AccountState.NORMAL
@@ -141,7 +141,7 @@ class ReferenceEngine(EngineBase):
                     iso_takeover.setdefault(i, []).append((k, verdict))
                 else:
                     orders.append(self._order(i, k, ieq, imm, inotional, cooling))
-            cross = mm > 0 and eq < mm
+            cross = bool(cross_breach(eq, mm))
             if ltv_bad and not cross:
                 cross_takeover[i] = Why.LTV_ABOVE_LIQUIDATION
             elif cross:
@@ -173,9 +173,9 @@ class ReferenceEngine(EngineBase):
                 verdict = style.after_book(ieq, imm)
                 if verdict is not None:
                     iso_takeover.setdefault(i, []).append((k, verdict))
-            if ltv_bad and not (mm > 0 and eq < mm):
+            if ltv_bad and not cross_breach(eq, mm):
                 cross_takeover[i] = Why.LTV_ABOVE_LIQUIDATION
-            elif mm > 0 and eq < mm:
+            elif cross_breach(eq, mm):
                 verdict = style.after_book(eq, mm)
                 if verdict is not None:
                     cross_takeover[i] = verdict
@@ -192,8 +192,9 @@ class ReferenceEngine(EngineBase):
                 if q and taken:
                     pairs.add((k, -1 if q > 0 else 1))
         self._ranks = {key: self._score(*key) for key in sorted(pairs)}
-        self.adl_queues = {key: (c.account, np.abs(c.size), c.upnl > 0) for key, (c, _) in self._ranks.items()}
+        self.adl_queues = {key: (c.account, np.abs(c.size), c.upnl > 0, c.equity) for key, (c, _) in self._ranks.items()}
         self._adl_closed = []
+        self._adl_used: dict[int, int] = {}
         for i in work:
             if style.scope == SCOPE_ALL and i in cross_takeover:
                 self._takeover(ev, i, all_positions=True, why=cross_takeover[i])
@@ -235,7 +236,7 @@ class ReferenceEngine(EngineBase):
             qty, partial = style.chunk(q, notional, cooling)
             return (k, i, side, qty, 0, partial)
         assert isinstance(style, BookThenTakeover)
-        step = max(0, eq) // (abs(q) * unit)  # ticks to the bankruptcy price with the rest of the account fixed
+        step = eq // (abs(q) * unit)  # ticks to the bankruptcy price with the rest of the account fixed (beyond the mark if eq < 0)
         price = max(1, mark - step if q > 0 else mark + step)
         tiers = ch.perps[k].tiers
         qty = style.partial.lots(q, mm - eq, mark * unit, tiers.mmr[tiers.tier(notional)])
@@ -258,7 +259,7 @@ class ReferenceEngine(EngineBase):
                 price=price,
                 reason=Why.PARTIAL_CHUNK if partial else Why.NONE,
             )
-        out = self.venue.submit_batch(reqs)
+        out = self.venue.submit_risk_batch(reqs)
         for f in out.fills:
             ev.add(Ev.LIQUIDATION_FILL, int(f["taker_account"]), instrument=int(f["instrument"]), side=int(f["aggressor"]),
                    qty=int(f["qty"]), price=int(f["price"]), pnl=int(f["taker_pnl"]))  # fmt: skip
@@ -319,8 +320,8 @@ class ReferenceEngine(EngineBase):
         ch = self.ch
         acc = ch.accounts.arrays
         ks = [k for k in range(len(ch.perps)) if acc.size[k, i] != 0 and (all_positions or not acc.isolated[k, i])]
-        weights = self._weights(i, ks)
         value = self._value_after_close(i, ks, keep_isolated=not all_positions)
+        weights = self._weights(i, ks, deficit=value < 0)
         allowed = self._deficit_and_adl(ev, i, ks, weights, max(0, -value))
         for k in ks:
             q = int(acc.size[k, i])
@@ -359,11 +360,17 @@ class ReferenceEngine(EngineBase):
         ch.ledger.note(np.array([i]))
         self._settle_rest(ev, i, [k], weights, rest, allowed)
 
-    def _weights(self, i: int, ks: list[int]) -> np.ndarray:
-        """Notional at the mark of account ``i``'s positions ``ks`` (how a deficit or a remainder is split)."""
+    def _weights(self, i: int, ks: list[int], deficit: bool = False) -> np.ndarray:
+        """How a takeover's result is split over positions ``ks``: a deficit by each position's loss at the mark
+        (ADL is per coin, DOMAIN.md: a loss is never carried to another coin's counterparties), else by notional."""
         ch = self.ch
         acc = ch.accounts.arrays
-        return np.array([abs(int(acc.size[k, i])) * int(ch.marks[k]) * int(ch.units[k]) for k in ks], np.int64)
+        notional = np.array([abs(int(acc.size[k, i])) * int(ch.marks[k]) * int(ch.units[k]) for k in ks], np.int64)
+        if not deficit:
+            return notional
+        loss = np.array([max(0, int(acc.cost[k, i]) - int(acc.size[k, i]) * int(ch.marks[k]) * int(ch.units[k])) for k in ks],
+                        np.int64)  # fmt: skip
+        return loss if loss.sum() > 0 else notional
 
     def _deficit_and_adl(self, ev: Events, i: int, ks: list[int], weights: np.ndarray, deficit: int) -> dict[int, int]:
         """Split ``deficit`` over positions ``ks`` by notional; ADL what each fund may not pay.
@@ -446,6 +453,10 @@ class ReferenceEngine(EngineBase):
             return 0
         live = acc.state[c.account] == AccountState.NORMAL
         remaining = np.where(live & (np.sign(acc.size[k, c.account]) == -side), np.abs(acc.size[k, c.account]), 0)
+        ell = max(0, side * (price - int(ch.marks[k]))) * int(ch.units[k])  # a lot's cost to a counterparty vs the mark
+        if ell > 0:  # nobody gives up more than its equity
+            used = np.array([self._adl_used.get(int(a), 0) for a in c.account], np.int64)
+            remaining = np.minimum(remaining, np.maximum(0, c.equity - used) // ell)
         cuts = adl.allocate(self.cfg.ranking, c, lots, remaining, float(int(ch.marks[k]) * int(ch.units[k])))
         order = adl.order(score, c.account, c.upnl)
         rank = np.empty(len(c), np.int64)
@@ -456,6 +467,7 @@ class ReferenceEngine(EngineBase):
                 continue
             cid = int(c.account[j])
             self._adl_closed.append((k, cid))
+            self._adl_used[cid] = self._adl_used.get(cid, 0) + int(cuts[j]) * ell
             upnl_before = int(acc.size[k, cid]) * int(ch.marks[k]) * int(ch.units[k]) - int(acc.cost[k, cid])
             fill = self._synthetic(k, [cid], i, -side, price, [int(cuts[j])], FillKind.ADL)
             ev.add(Ev.ADL_CLOSE, cid, instrument=k, side=side, qty=int(cuts[j]), price=price, amount=upnl_before,

@@ -89,7 +89,7 @@ class Simulation:
         if len(set(names)) != len(names):
             raise ValueError(f"agent names must be unique, got duplicates {sorted({n for n in names if names.count(n) > 1})}")
         self.venue = venue
-        self.agents = agents
+        self.agents = list(agents)
         self.world = world
         self.step_ns = int(step_ns)
         self.now_ns = int(start_ns)
@@ -119,6 +119,28 @@ class Simulation:
         self.steps = 0
         self._blocked_by: set[str] = set()
         self.delayed: dict[str, int] = {}
+
+    def add_agent(self, agent: Agent) -> None:
+        """Add a participant (its accounts must exist and belong to no other agent)."""
+        if any(a.name == agent.name for a in self.agents):
+            raise ValueError(f"an agent named {agent.name!r} already runs")
+        n = self.venue.clearing.accounts.n
+        if len(self.owner) < n:
+            self.owner = np.concatenate([self.owner, np.full(n - len(self.owner), -1, np.int32)])
+        ids = np.asarray(agent.accounts, np.int64)
+        if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= n):
+            raise ValueError(f"agent {agent.name!r} holds accounts outside 0..{n - 1}")
+        if (self.owner[ids] >= 0).any():
+            raise ValueError(f"agent {agent.name!r} shares accounts with another agent")
+        j = len(self.agents)
+        self.owner[ids] = j
+        self.agents.append(agent)
+        self.clients.append(Client(self.venue, agent.accounts))
+        self.inbox.append(Inbox())
+        self.next_wake = np.append(self.next_wake, agent.wake_at())
+        self.on_news = np.append(self.on_news, bool(getattr(agent, "wake_on_news", False)))
+        self.on_fills = np.append(self.on_fills, bool(getattr(agent, "wake_on_fills", False)))
+        self._watch_rows.append([])
 
     # --- the step ---------------------------------------------------------------------------------
     def run(self, until_ns: int, progress: Callable[[int], None] | None = None) -> None:

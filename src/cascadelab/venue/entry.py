@@ -338,6 +338,9 @@ def process_requests(st, L, A, P, IS, OS, reqs, start, acks, fills_out, cancels_
         if q.tif < 0 or q.tif > 3 or q.stp < 0 or q.stp > 3 or (not perp and q.flags & F_REDUCE_ONLY):
             ack.reason = R_INVALID
             continue
+        if q.kind == BK.OP_MARKET and (q.tif == 2 or q.tif == 3):  # a market order is IOC: FOK and post-only are refused
+            ack.reason = R_INVALID
+            continue
         protection = 0
         if q.kind == BK.OP_MARKET:
             best = BK.best_price(st, b, 1 if side == 1 else 0)

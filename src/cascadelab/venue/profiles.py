@@ -15,7 +15,7 @@ from fractions import Fraction
 from typing import Generic, TypeVar
 
 from cascadelab.clearing.collateral import CollateralAsset, fixed
-from cascadelab.clearing.core import PerpSpec
+from cascadelab.clearing.core import LoanTerms, PerpSpec
 from cascadelab.clearing.house import ClearingHouse
 from cascadelab.clearing.margin import MarginTiers
 from cascadelab.instruments import Instrument, perpetual
@@ -298,6 +298,7 @@ def build(
     debug: bool = False,
     engine: str = "batched",
     journal: bool = True,
+    loan_terms: LoanTerms | None = None,
     **liquidation_overrides: object,
 ) -> Venue:
     """A venue under one profile, with prices, funding and its risk engine attached.
@@ -317,7 +318,7 @@ def build(
         inst = perpetual(symbol, tick, lot, maker=str(p.maker_fee.value), taker=str(p.taker_fee.value))
         specs.append(PerpSpec(inst, p.tiers_for(inst.base)))
     coll = collateral or [CollateralAsset.of("USDT", "1", fixed("1"))]
-    ch = ClearingHouse(specs, spots or [], coll, journal=journal)
+    ch = ClearingHouse(specs, spots or [], coll, loan_terms=loan_terms, journal=journal)
     venue = Venue(ch, debug=debug)
     venue.price_interval_ns = int(p.price_interval_ns.value)
     for spec in specs:

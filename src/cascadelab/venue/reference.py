@@ -19,6 +19,7 @@ from cascadelab.book.fast import op_record
 from cascadelab.clearing.accounts import AccountState
 from cascadelab.fees import fee
 from cascadelab.records import (
+    TIF,
     CANCEL,
     FILL,
     FLAG_LIQUIDATION,
@@ -217,6 +218,8 @@ class ReferenceVenue(Venue):
         if kind == Op.LIMIT and (price <= 0 or price > E.MAX_NOTIONAL // inst.unit_notional):
             return Reject.INVALID_PRICE
         if not 0 <= tif <= 3 or not 0 <= stp <= 3 or (not perp and flags & FLAG_REDUCE_ONLY):
+            return Reject.INVALID_REQUEST
+        if kind == Op.MARKET and tif in (TIF.FOK, TIF.POST_ONLY):  # a market order is IOC
             return Reject.INVALID_REQUEST
         protection = 0
         if kind == Op.MARKET:

@@ -24,7 +24,7 @@ from cascadelab.clearing.core import PerpSpec
 from cascadelab.clearing.house import ClearingHouse
 from cascadelab.clearing.margin import MarginTiers
 from cascadelab.instruments import perpetual, spot
-from cascadelab.records import FLAG_REDUCE_ONLY, ORDER_REQUEST, Op
+from cascadelab.records import FLAG_REDUCE_ONLY, ORDER_REQUEST, TIF, Op
 
 if TYPE_CHECKING:
     from cascadelab.venue.venue import Venue
@@ -107,6 +107,7 @@ def random_requests(n: int, seed: int, n_accounts: int, mids: np.ndarray = MIDS,
     lots = np.where(rng.random(n) < 0.003, rng.choice(np.array([0, -1, 2**61])), lots)
     r["qty"] = lots
     tif = rng.choice(np.arange(4), size=n, p=[0.75, 0.1, 0.05, 0.1])
+    tif = np.where((kind == Op.MARKET) & (rng.random(n) < 0.97), TIF.IOC, tif)  # market orders are IOC (a few are not)
     r["tif"] = np.where(rng.random(n) < 0.002, 7, tif)
     r["stp"] = rng.choice(np.arange(4), size=n, p=[0.2, 0.6, 0.1, 0.1])
     r["flags"] = np.where(rng.random(n) < 0.08, FLAG_REDUCE_ONLY, 0)

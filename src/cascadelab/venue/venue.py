@@ -153,6 +153,7 @@ class Venue:
         self.price_interval_ns = 0  # 0: prices every step; else on the grid of this interval (profiles set it)
         self._next_prices_ns = 0
         self.risk: RiskEngine | None = None
+        self.system_accounts = np.zeros(0, np.int64)  # the venue's own accounts (the liquidator): no client requests
         self._fills = np.zeros(1 << 12, FILL)
         self._cancels = np.zeros(1 << 12, CANCEL)
         self._outm = np.zeros(2, np.int64)
@@ -220,12 +221,33 @@ class Venue:
 
     # --- the batch path ------------------------------------------------------------------------
     def submit_batch(self, reqs: np.ndarray) -> BatchOutcome:
-        """Process ORDER_REQUEST records in time order (stable for equal times), each as if alone.
+        """Process clients' ORDER_REQUEST records in time order (stable for equal times), each as if alone.
 
-        Acks come back in request order (``ack.request`` is the index in ``reqs``).
+        Acks come back in request order (``ack.request`` is the index in ``reqs``). Client
+        requests may not carry the risk engine's flags (refused INVALID_REQUEST) nor act for
+        the venue's own accounts, such as the liquidator (refused UNKNOWN_ACCOUNT).
         """
         if reqs.dtype != ORDER_REQUEST:
             raise VenueError(f"requests must be ORDER_REQUEST records, got dtype {reqs.dtype}")
+        engine_only = (reqs["flags"] & (FLAG_LIQUIDATION | FLAG_UNWIND)) != 0
+        system = np.isin(reqs["account"], self.system_accounts) if len(self.system_accounts) else np.zeros(len(reqs), np.bool_)
+        if not (engine_only.any() or system.any()):
+            return self._submit(reqs)
+        screened = reqs.copy()
+        screened["kind"][engine_only] = -1  # an unknown request type: refused INVALID_REQUEST, nothing changes
+        screened["account"][system] = -1  # refused UNKNOWN_ACCOUNT
+        out = self._submit(screened)
+        out.acks["account"][system] = reqs["account"][system]
+        out.acks["reason"][system & ~engine_only] = Reject.UNKNOWN_ACCOUNT
+        return out
+
+    def submit_risk_batch(self, reqs: np.ndarray) -> BatchOutcome:
+        """The risk engine's own orders (liquidation and unwinding flags, the liquidator's account): no client screening."""
+        if reqs.dtype != ORDER_REQUEST:
+            raise VenueError(f"requests must be ORDER_REQUEST records, got dtype {reqs.dtype}")
+        return self._submit(reqs)
+
+    def _submit(self, reqs: np.ndarray) -> BatchOutcome:
         order = np.argsort(reqs["ts"], kind="stable")
         sorted_reqs = np.ascontiguousarray(reqs[order])
         acks = np.zeros(len(reqs), ACK)
@@ -321,6 +343,17 @@ class Venue:
         order_id: int,
         ts: int | None,
     ) -> OrderAck:
+        for _name, value, lo, hi, why in (
+            ("side", side, -128, 127, Reject.INVALID_SIDE),
+            ("tif", tif, -128, 127, Reject.INVALID_REQUEST),
+            ("stp", stp, -128, 127, Reject.INVALID_REQUEST),
+            ("price", price, -(2**63), 2**63 - 1, Reject.INVALID_PRICE),
+            ("qty", qty, -(2**63), 2**63 - 1, Reject.INVALID_QUANTITY),
+            ("order_id", order_id, -(2**63), 2**63 - 1, Reject.UNKNOWN_ORDER),
+            ("account", account, -(2**63), 2**63 - 1, Reject.UNKNOWN_ACCOUNT),
+        ):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not lo <= int(value) <= hi:
+                return OrderAck(int(order_id) if isinstance(order_id, (int, np.integer)) and -(2**63) <= order_id < 2**63 else 0, why)
         r = requests(1)
         r[0] = (self.now_ns if ts is None else ts, account, order_id, price, qty, b, flags, kind, side, tif, stp)
         f0 = len(self.fill_log)
@@ -347,10 +380,10 @@ class Venue:
         b = self.index.get(symbol)
         if b is None:
             return OrderAck(0, Reject.UNKNOWN_INSTRUMENT)
-        if not isinstance(qty, (int, np.integer)) or not isinstance(price, (int, np.integer, type(None))):
-            return OrderAck(0, Reject.INVALID_QUANTITY if not isinstance(qty, (int, np.integer)) else Reject.INVALID_PRICE)
-        if not -(2**63) <= int(qty) < 2**63 or (price is not None and not -(2**63) <= int(price) < 2**63):
+        if not isinstance(qty, (int, np.integer)) or isinstance(qty, bool) or not -(2**63) <= int(qty) < 2**63:
             return OrderAck(0, Reject.INVALID_QUANTITY)
+        if price is not None and (not isinstance(price, (int, np.integer)) or isinstance(price, bool) or not -(2**63) <= int(price) < 2**63):
+            return OrderAck(0, Reject.INVALID_PRICE)
         kind = Op.MARKET if price is None else Op.LIMIT
         flags = FLAG_REDUCE_ONLY if reduce_only else 0
         return self._one(int(account), b, kind, int(side), int(price or 0), int(qty), int(tif), int(stp), flags, 0, ts)
@@ -371,16 +404,18 @@ class Venue:
         if b is None:
             return OrderAck(0, Reject.UNKNOWN_INSTRUMENT)
         inst = self.instruments[b]
-        try:
-            lots = inst.qty_to_lots(qty)
-        except UnitError:
-            return OrderAck(0, Reject.OFF_LOT)
         ticks = None
         if price is not None:
             try:
                 ticks = inst.price_to_ticks(price)
             except UnitError:
                 return OrderAck(0, Reject.OFF_TICK)
+            if not 0 < ticks < 2**63:
+                return OrderAck(0, Reject.INVALID_PRICE)
+        try:
+            lots = inst.qty_to_lots(qty)
+        except UnitError:
+            return OrderAck(0, Reject.OFF_LOT)
         return self.submit(account, symbol, side, lots, ticks, tif, reduce_only, stp)
 
     def force_order(
@@ -397,7 +432,13 @@ class Venue:
         b = self.instrument(symbol)
         flags = FLAG_LIQUIDATION | FLAG_REDUCE_ONLY | (FLAG_UNWIND if unwind else 0)
         kind = Op.MARKET if price is None else Op.LIMIT
-        return self._one(int(account), b, kind, int(side), int(price or 0), int(qty), int(TIF.IOC), int(STP.NONE), flags, 0, ts)
+        r = requests(1)
+        r[0] = (self.now_ns if ts is None else ts, int(account), 0, int(price or 0), int(qty), b, flags, kind, int(side), TIF.IOC,
+                STP.NONE)  # fmt: skip
+        out = self.submit_risk_batch(r)
+        a = out.acks[0]
+        return OrderAck(int(a["order_id"]), Reject(int(a["reason"])), int(a["filled"]), int(a["resting"]), int(a["cancelled"]),
+                        out.fills)  # fmt: skip
 
     def cancel(self, account: int, order_id: int, symbol: str | None = None) -> OrderAck:
         """Cancel one of the account's resting orders (on ``symbol``, or wherever it rests)."""
@@ -411,7 +452,12 @@ class Venue:
         return self._one(int(account), b, Op.CANCEL, 0, 0, 0, 0, 0, 0, int(order_id), None)
 
     def cancel_all(self, account: int, symbol: str | None = None) -> int:
-        """Cancel every resting order of ``account`` (on one instrument or all); returns how many."""
+        """Cancel every resting order of ``account`` (on one instrument or all); returns how many.
+
+        Raises :class:`VenueError` for an account that does not exist (as :meth:`cancel` refuses it).
+        """
+        if not isinstance(account, (int, np.integer)) or not 0 <= int(account) < self.clearing.accounts.n:
+            raise VenueError(f"unknown account {account!r}: accounts are 0..{self.clearing.accounts.n - 1}")
         bs = [self.instrument(symbol)] if symbol else range(len(self.books))
         r = requests(len(bs))
         for j, b in enumerate(bs):
@@ -503,8 +549,11 @@ class Venue:
             ch.check()
 
     def attach_risk(self, engine: RiskEngine) -> None:
-        """The risk engine that :meth:`step` runs after order entry."""
+        """The risk engine that :meth:`step` runs after order entry (its liquidator becomes a venue account)."""
         self.risk = engine
+        liq = getattr(engine, "liquidator", None)
+        if liq is not None:
+            self.system_accounts = np.union1d(self.system_accounts, [int(liq)]).astype(np.int64)
 
     def step(self, now_ns: int, reqs: np.ndarray | None = None, account_reqs: np.ndarray | None = None) -> StepReport:
         """One venue step: prices and funding (when due), then requests in time order, then risk and liquidation.
@@ -524,6 +573,12 @@ class Venue:
             self._next_prices_ns = (now_ns // iv + 1) * iv if iv > 0 else now_ns
         else:
             self.now_ns = now_ns
+        unpriced = [s for s in self.markets if self.clearing.marks[self.index[s]] <= 0]
+        if unpriced:
+            raise VenueError(
+                f"perpetual(s) {unpriced} have no mark price at {now_ns} ns: their index has no live source "
+                f"(feed_index within the index's staleness limit, 10 s by default, before stepping)"
+            )
         clock.lap("prices+funding")
         f0, c0 = len(self.fill_log), len(self.cancel_log)
         acks, account_acks = self._entry(reqs, account_reqs)
@@ -597,7 +652,7 @@ class Venue:
         out["account"] = reqs["account"]
         n, na = ch.accounts.n, len(ch.assets)
         acct, asset, amount, kind = reqs["account"], reqs["asset"].astype(np.int64), reqs["amount"], reqs["kind"]
-        known = (acct >= 0) & (acct < n)
+        known = (acct >= 0) & (acct < n) & ~np.isin(acct, self.system_accounts)
         safe = np.where(known, acct, 0)
         state = ch.accounts.state[safe]
         reason = np.select(

@@ -1,0 +1,172 @@
+"""Arbitrageurs: keep the venue's prices near outside prices, within their capital and transfer delays.
+
+An :class:`Arbitrageur` watches one instrument against its external reference (BRIEF §5:
+cross-venue gaps paid more than quoting):
+
+* a perpetual: buys when the venue's ask is below the external index by more than its
+  threshold, sells when the bid is above (IOC limit orders at the threshold price; the
+  other leg is on another venue, outside the simulation), within an inventory limit and
+  the margin its capital allows; it unwinds as the gap closes;
+* a collateral token (USDe redeemable near 1, wBETH / BNSOL at their conversion ratio):
+  buys the token cheap with USDT held on the venue, withdraws it to redeem outside, and the
+  USDT comes back only after a transfer delay (minutes); it sells tokens it holds when the
+  venue's bid is rich.
+
+Its capital is what limits it: once its cash is spent and in transit, it stops, and a gap
+can open. That is when a depeg appears on the venue's book.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from cascadelab.agents.base import (
+    NEVER,
+    WATCH_VENUE,
+    Client,
+    Observation,
+    Requests,
+    Schedule,
+    Watch,
+    account_requests,
+    orders,
+)
+from cascadelab.records import FLAG_REDUCE_ONLY, TIF, AccountOp, AccountType, Op
+from cascadelab.units import MONEY_SCALE, SECOND_NS
+
+
+@dataclass
+class ArbParams:
+    """One arbitrageur's limits and reaction (quote units unless named)."""
+
+    symbol: str
+    threshold_bps: float = 30.0  # minimum gap to trade
+    close_bps: float = 5.0  # a position is unwound once the gap is back within this
+    clip_notional: float = 200_000.0  # per order
+    inventory_limit: float = 5_000_000.0  # notional
+    transfer_delay_s: float = 600.0  # tokens out and cash back (spot arbitrage)
+    redemption_fee_bps: float = 5.0
+    every_ms: int = 500
+
+
+class Arbitrageur:
+    """One arbitrageur on one instrument (see the module docstring)."""
+
+    account_type = AccountType.ARBITRAGEUR
+    wake_on_fills = True
+    wake_on_news = False
+
+    def __init__(self, name: str, account: int, params: ArbParams, latency_ns: int = 20_000_000, jitter_ns: int = 20_000_000):
+        self.name = name
+        self.accounts = np.array([account], np.int64)
+        self.p = params
+        self.latency_ns, self.jitter_ns = latency_ns, jitter_ns
+        self.schedule = Schedule(params.every_ms * 1_000_000)
+        self.instrument = -1
+        self.in_transit: list[tuple[int, int]] = []  # (due ns, USDT money units) coming back
+        self.returned = 0
+        self.sent_out = 0
+        self._band: tuple[float, float] | None = None
+
+    def wake_at(self) -> int:
+        """The next check or the next transfer arrival."""
+        nxt = min((t for t, _ in self.in_transit), default=NEVER)
+        return min(self.schedule.next_ns, nxt)
+
+    def watch(self) -> list[Watch]:
+        """Woken when the venue's price leaves the no-trade band around the outside price."""
+        if self._band is None or self.instrument < 0:
+            return []
+        return [Watch(self.instrument, WATCH_VENUE, *self._band)]
+
+    def act(self, obs: Observation, client: Client) -> Requests:
+        """Trade the gap, move tokens out, bring cash back."""
+        m, p, now = obs.market, self.p, obs.now_ns
+        if self.instrument < 0:
+            self.instrument = m.index(p.symbol)
+        if self.schedule.due(now):
+            self.schedule.advance(now)
+        b = self.instrument
+        out: list[Requests] = []
+        arrived = [amt for t, amt in self.in_transit if t <= now]
+        self.in_transit = [(t, amt) for t, amt in self.in_transit if t > now]
+        if arrived:
+            q = client.asset_index(m.quote[b])
+            out.append(Requests(account=account_requests(self.accounts[0], AccountOp.DEPOSIT, q, sum(arrived))))
+            self.returned += sum(arrived)
+        ext = float(obs.external.reference[b])
+        if not (math.isfinite(ext) and ext > 0):
+            self._band = None
+            return Requests.concat(out)
+        thr = p.threshold_bps / 1e4
+        self._band = (ext * (1 - thr), ext * (1 + thr))
+        out.append(self._perp(m, client, ext) if m.is_perp[b] else self._spot(obs, client, ext))
+        return Requests.concat(out)
+
+    def _perp(self, m: object, client: Client, ext: float) -> Requests:
+        p, b, me = self.p, self.instrument, self.accounts[0]
+        tick, lot = float(m.tick[b]), float(m.lot[b])  # type: ignore[attr-defined]
+        bid, ask = int(m.best_bid[b]) * tick, int(m.best_ask[b]) * tick  # type: ignore[attr-defined]
+        pos = float(client.positions()[b, 0]) * lot
+        thr, close = p.threshold_bps / 1e4, p.close_bps / 1e4
+        room_long = p.inventory_limit - pos * ext
+        room_short = p.inventory_limit + pos * ext
+        if ask > 0 and ask < ext * (1 - thr) and room_long > 0:
+            px = int(math.floor(ext * (1 - thr) / tick))
+            lots = int(min(p.clip_notional, room_long) / (px * tick * lot))
+            if lots > 0:
+                return Requests(orders(me, b, 1, lots, px, Op.LIMIT, TIF.IOC))
+        if bid > 0 and bid > ext * (1 + thr) and room_short > 0:
+            px = int(math.ceil(ext * (1 + thr) / tick))
+            lots = int(min(p.clip_notional, room_short) / (px * tick * lot))
+            if lots > 0:
+                return Requests(orders(me, b, -1, lots, px, Op.LIMIT, TIF.IOC))
+        if pos > 0 and bid > 0 and bid >= ext * (1 - close):  # the gap closed: unwind the long
+            lots = int(min(pos * ext, p.clip_notional) / (bid * lot))
+            if lots > 0:
+                return Requests(orders(me, b, -1, lots, int(bid / tick), Op.LIMIT, TIF.IOC, FLAG_REDUCE_ONLY))
+        if pos < 0 and ask > 0 and ask <= ext * (1 + close):
+            lots = int(min(-pos * ext, p.clip_notional) / (ask * lot))
+            if lots > 0:
+                return Requests(orders(me, b, 1, lots, int(round(ask / tick)), Op.LIMIT, TIF.IOC, FLAG_REDUCE_ONLY))
+        return Requests()
+
+    def _spot(self, obs: Observation, client: Client, ext: float) -> Requests:
+        m, p, b, me = obs.market, self.p, self.instrument, self.accounts[0]
+        tick, lot = float(m.tick[b]), float(m.lot[b])
+        bid, ask = int(m.best_bid[b]) * tick, int(m.best_ask[b]) * tick
+        thr = p.threshold_bps / 1e4
+        base, quote = m.base[b], m.quote[b]
+        tokens = int(client.balances(base)[0])
+        cash = int(client.balances(quote)[0]) / MONEY_SCALE
+        out: list[Requests] = []
+        # what it bought earlier goes out to be redeemed; the cash comes back after the delay
+        bought = [f for f in obs.fills if f["instrument"] == b]
+        if bought and tokens > 0:
+            out.append(Requests(account=account_requests(me, AccountOp.WITHDRAW, client.asset_index(base), tokens)))
+            value = int(tokens / MONEY_SCALE * ext * (1 - p.redemption_fee_bps / 1e4) * MONEY_SCALE)
+            self.in_transit.append((obs.now_ns + int(p.transfer_delay_s * SECOND_NS), value))
+            self.sent_out += value
+            tokens = 0
+        if ask > 0 and ask < ext * (1 - thr) and cash > 0:
+            px = int(math.floor(ext * (1 - thr) / tick))
+            spend = min(p.clip_notional, cash / (1 + 0.001))
+            lots = int(spend / (px * tick * lot))
+            if lots > 0:
+                out.append(Requests(orders(me, b, 1, lots, px, Op.LIMIT, TIF.IOC)))
+        elif bid > 0 and bid > ext * (1 + thr) and tokens > 0:
+            px = int(math.ceil(ext * (1 + thr) / tick))
+            lots = int(min(p.clip_notional / (px * tick), tokens / MONEY_SCALE) / lot)
+            if lots > 0:
+                out.append(Requests(orders(me, b, -1, lots, px, Op.LIMIT, TIF.IOC)))
+        return Requests.concat(out)
+
+    def capital_in_transit(self) -> float:
+        """Quote units on their way back (observable: when this is all its capital, it has stopped)."""
+        return sum(a for _, a in self.in_transit) / MONEY_SCALE
+
+
+__all__ = ["ArbParams", "Arbitrageur"]

@@ -1,0 +1,167 @@
+"""Loopers (BRIEF §4, seed 003): leverage hidden in lending loops, held as arrays.
+
+Each looper deposits a seed collateral (BTC, or ETH/SOL as the liquid staking tokens wBETH
+and BNSOL), then loops with the clearing house's borrowing primitives: borrow USDT within
+its target loan-to-value, buy the yield token (USDe) on the venue's spot book, which is
+pledged as collateral by holding it, and repeat until its target number of loops. Its
+effective leverage (assets / (assets − debt)) is observable and stays modest (often < 2×),
+which is why such accounts look safe.
+
+It watches its own LTV as the venue values its collateral; above its unwind threshold it
+sells part of the yield token and repays. When the token is valued from the venue's own
+thin book and that book breaks, the LTV jumps past the liquidation LTV faster than loopers
+can unwind (and not at all during an outage): the risk engine takes them over and dumps
+the collateral into the same book. The depeg is the loops unwinding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cascadelab.agents.base import Client, Observation, Requests, Schedule, Watch, account_requests, orders
+from cascadelab.clearing.accounts import AccountState
+from cascadelab.records import TIF, AccountOp, AccountType, Op
+from cascadelab.units import MONEY_SCALE, SECOND_NS
+
+
+@dataclass
+class LooperParams:
+    """Loop construction and unwinding rules."""
+
+    token: str = "USDe"
+    book: str = "USDEUSDT"
+    borrow_asset: str = "USDT"
+    seeds: dict[str, float] = field(default_factory=lambda: {"BTC": 0.4, "wBETH": 0.4, "BNSOL": 0.2})
+    seed_value_median: float = 200_000.0
+    seed_value_sigma: float = 1.0
+    loops: tuple[int, int] = (2, 5)  # target number of loops (uniform, inclusive)
+    target_ltv: tuple[float, float] = (0.45, 0.6)  # LTV each loop borrows up to
+    unwind_ltv: tuple[float, float] = (0.7, 0.85)  # above it: sell part of the token and repay
+    unwind_fraction: float = 0.3
+    max_slippage_bps: float = 20.0  # buying: limit price above the ask
+    review_s: float = 5.0
+
+
+class Loopers:
+    """A population of looping accounts (see the module docstring)."""
+
+    account_type = AccountType.LOOPER
+    wake_on_fills = False
+    wake_on_news = False
+
+    def __init__(self, name: str, accounts: np.ndarray, params: LooperParams, seed: int,
+                 latency_ns: int = 100_000_000, jitter_ns: int = 200_000_000) -> None:  # fmt: skip
+        self.name = name
+        self.accounts = np.asarray(accounts, np.int64)
+        self.p = params
+        self.rng = np.random.default_rng(seed)
+        self.latency_ns, self.jitter_ns = latency_ns, jitter_ns
+        n = len(self.accounts)
+        self.schedule = Schedule(int(params.review_s * SECOND_NS))
+        self.target_loops = self.rng.integers(params.loops[0], params.loops[1] + 1, n)
+        self.loops_done = np.zeros(n, np.int64)
+        self.target_ltv = self.rng.uniform(*params.target_ltv, n)
+        self.unwind_ltv = self.rng.uniform(*params.unwind_ltv, n)
+        self.unwinding = np.zeros(n, np.bool_)
+        self.seed_asset: list[str] = []
+        self.last_ltv = np.zeros(n)
+        self.last_leverage = np.ones(n)
+
+    def fund(self, venue: object) -> None:
+        """Deposit each looper's seed collateral (its own money from outside), valued at the venue's price."""
+        ch = venue.clearing  # type: ignore[attr-defined]
+        p = self.p
+        n = len(self.accounts)
+        names = list(p.seeds)
+        pick = self.rng.choice(len(names), n, p=np.array(list(p.seeds.values())))
+        value = np.exp(np.log(p.seed_value_median) + p.seed_value_sigma * self.rng.standard_normal(n))
+        self.seed_asset = [names[j] for j in pick.tolist()]
+        for j, name in enumerate(names):
+            sel = pick == j
+            if not sel.any():
+                continue
+            price = float(ch.asset_price[ch.ledger.asset(name)]) / MONEY_SCALE
+            if price <= 0:
+                raise ValueError(f"loopers {self.name!r}: seed asset {name} has no price at the venue yet")
+            ch.deposit_many(self.accounts[sel], name, (value[sel] / price * MONEY_SCALE).astype(np.int64))
+
+    def wake_at(self) -> int:
+        """Every review."""
+        return self.schedule.next_ns
+
+    def watch(self) -> list[Watch]:
+        """No price bands: it reviews its LTV on its schedule."""
+        return []
+
+    def values(self, client: Client) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(collateral value after haircuts, asset value, debt value) per looper in quote units, as the venue prices them."""
+        assets = sorted({self.p.token, self.p.borrow_asset, *self.p.seeds})
+        coll = np.zeros(len(self.accounts))
+        gross = np.zeros(len(self.accounts))
+        debt = np.zeros(len(self.accounts))
+        for a in assets:
+            price = client.collateral_price(a)
+            bal = client.balances(a).astype(np.float64) / MONEY_SCALE
+            coll += np.maximum(bal, 0) * price * client.collateral_ratio(a)
+            gross += np.maximum(bal, 0) * price
+            debt += client.debt(a).astype(np.float64) / MONEY_SCALE * price
+        return coll, gross, debt
+
+    def effective_leverage(self, client: Client) -> np.ndarray:
+        """Assets over equity (assets − debt) per looper, at the venue's prices."""
+        _, gross, debt = self.values(client)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lev = np.where(gross > debt, gross / np.maximum(gross - debt, 1e-12), np.inf)
+        return lev
+
+    def act(self, obs: Observation, client: Client) -> Requests:
+        """Loop further, or unwind when the LTV is too high (array code over all loopers)."""
+        p, m = self.p, obs.market
+        self.schedule.advance(obs.now_ns)
+        alive = client.state() == AccountState.NORMAL
+        coll, gross, debt = self.values(client)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ltv = np.where(coll > 0, debt / coll, np.where(debt > 0, np.inf, 0.0))
+        self.last_ltv = ltv
+        self.last_leverage = np.where(gross > debt, gross / np.maximum(gross - debt, 1e-12), np.inf)
+        b = m.index(p.book)
+        tick, lot = float(m.tick[b]), float(m.lot[b])
+        bid, ask = int(m.best_bid[b]) * tick, int(m.best_ask[b]) * tick
+        out: list[Requests] = []
+        q = client.asset_index(p.borrow_asset)
+        cash = client.balances(p.borrow_asset).astype(np.float64) / MONEY_SCALE
+        owed = client.debt(p.borrow_asset).astype(np.float64) / MONEY_SCALE
+        self.unwinding |= alive & (ltv > self.unwind_ltv)
+        # unwind: repay with the cash it has, sell part of the token
+        unw = np.flatnonzero(alive & self.unwinding & (owed > 0))
+        if len(unw):
+            pay = np.minimum(cash[unw], owed[unw])
+            go = pay > 0
+            if go.any():
+                out.append(Requests(account=account_requests(self.accounts[unw[go]], AccountOp.REPAY, q,
+                                                             (pay[go] * MONEY_SCALE).astype(np.int64))))  # fmt: skip
+            tok = client.balances(p.token, unw).astype(np.float64) / MONEY_SCALE
+            lots = np.floor(tok * p.unwind_fraction / lot).astype(np.int64)
+            sell = lots > 0
+            if sell.any() and bid > 0:
+                px = max(1, int(bid * (1 - p.max_slippage_bps / 1e4) / tick))
+                out.append(Requests(orders(self.accounts[unw[sell]], b, -1, lots[sell], px, Op.LIMIT, TIF.IOC)))
+        # build: borrow up to the target LTV, buy the token with it
+        grow = np.flatnonzero(alive & ~self.unwinding & (self.loops_done < self.target_loops) & (ltv < self.target_ltv))
+        if len(grow) and ask > 0:
+            amount = self.target_ltv[grow] * coll[grow] - debt[grow]
+            px = ask * (1 + p.max_slippage_bps / 1e4)
+            lots = np.floor(amount / (px * lot) * 0.999).astype(np.int64)
+            go = lots > 0
+            g = grow[go]
+            if len(g):
+                borrow = (lots[go] * px * lot * MONEY_SCALE).astype(np.int64)
+                out.append(Requests(orders(self.accounts[g], b, 1, lots[go], int(px / tick), Op.LIMIT, TIF.IOC),
+                                    account_requests(self.accounts[g], AccountOp.BORROW, q, borrow)))  # fmt: skip
+                self.loops_done[g] += 1
+        return Requests.concat(out)
+
+
+__all__ = ["LooperParams", "Loopers"]

@@ -1,0 +1,333 @@
+"""The recorder: what a run leaves behind, read from the state after every step.
+
+Per step (arrays preallocated for the whole run): for every instrument the mid, last,
+mark, external reference, best bid and ask, spread, notional depth within ±0.2%, ±1% and
+±2% of the mid on each side, and the notional removed within ±1% of the previous mid by
+cancels and by trades; liquidations by tier (book fills, takeovers, ADL closes: count and
+notional, long and short); each insurance fund; the liquidator's backlog (notional it
+still holds); accounts liquidated, bankrupt and bad debt so far.
+
+Per second (every ``slow_every`` steps, the costs that grow with the number of accounts
+or participants): open interest per perpetual, each market maker's inventory, PnL and
+state, each collateral asset's price by every source (venue valuation, internal book,
+external), and the loopers' loan-to-value distribution.
+
+Events (fills, cancels, liquidation and ADL events) are kept with the account type of
+every account involved. :meth:`Recorder.frames` returns everything as Polars frames.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from cascadelab.clearing.accounts import AccountState
+from cascadelab.records import CANCEL, FILL, LIQ_EVENT, Ev
+from cascadelab.units import MONEY_SCALE
+from cascadelab.venue.venue import StepReport
+
+BAND_NAMES = ("0.2pct", "1pct", "2pct")
+
+
+@dataclass
+class Recorder:
+    """Collects a run's metrics and events (see the module docstring)."""
+
+    n_steps: int
+    symbols: tuple[str, ...]
+    n_perps: int
+    assets: tuple[str, ...]
+    makers: list[object]
+    loopers: list[object]
+    account_type: np.ndarray
+    n_funds: int
+    slow_every: int = 10
+    external_assets: dict[str, float] = field(default_factory=dict)  # the world's live external asset prices
+    tracked: int = 0  # venue instrument of the order-book heatmap
+    news_ns: int = -1  # when to take the leverage snapshot (effective leverage of every account)
+    heat_range: float = 0.2  # heatmap: ±20% of the pre-news price...
+    heat_buckets: int = 200  # ...in this many price buckets
+    step: int = 0
+    cols: dict[str, np.ndarray] = field(default_factory=dict)
+    slow: dict[str, np.ndarray] = field(default_factory=dict)
+    fills: list[np.ndarray] = field(default_factory=list)
+    cancels: list[np.ndarray] = field(default_factory=list)
+    events: list[np.ndarray] = field(default_factory=list)
+    _liquidated: set[int] = field(default_factory=set)
+    _prev_mid: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n, nb, k = self.n_steps, len(self.symbols), self.n_perps
+        f8 = np.float64
+        self.cols = {
+            "t_ns": np.zeros(n, np.int64),
+            "mid": np.full((n, nb), np.nan),
+            "last": np.full((n, nb), np.nan),
+            "mark": np.full((n, nb), np.nan),
+            "external": np.full((n, nb), np.nan),
+            "bid": np.full((n, nb), np.nan),
+            "ask": np.full((n, nb), np.nan),
+            "spread_bps": np.full((n, nb), np.nan),
+            "depth": np.zeros((n, nb, 3, 2), f8),
+            "removed_cancel": np.zeros((n, nb), f8),
+            "removed_trade": np.zeros((n, nb), f8),
+            "liq_count": np.zeros((n, 3, 2), np.int64),  # tier (book, takeover, adl) x side (long, short)
+            "liq_notional": np.zeros((n, 3, 2), f8),
+            "funds": np.zeros((n, max(self.n_funds, 1)), f8),
+            "backlog": np.zeros(n, f8),
+            "liquidated": np.zeros(n, np.int64),
+            "bankrupt": np.zeros(n, np.int64),
+            "bad_debt": np.zeros(n, f8),
+        }
+        ns = n // self.slow_every + 1
+        nm = max(len(self.makers), 1)
+        na = len(self.assets)
+        self.slow = {
+            "t_ns": np.zeros(ns, np.int64),
+            "open_interest": np.zeros((ns, k), f8),
+            "mm_inventory": np.zeros((ns, nm), f8),
+            "mm_pnl": np.zeros((ns, nm), f8),
+            "mm_state": np.zeros((ns, nm), np.int8),
+            "mm_reason": np.zeros((ns, nm), np.int8),
+            "collateral_venue": np.full((ns, na), np.nan),
+            "collateral_book": np.full((ns, na), np.nan),
+            "collateral_external": np.full((ns, na), np.nan),
+            "looper_ltv": np.full((ns, 5), np.nan),  # p10, p50, p90, max, share above the liquidation LTV
+            "heat_bid": np.zeros((ns, self.heat_buckets), np.float32),  # resting notional per price bucket
+            "heat_ask": np.zeros((ns, self.heat_buckets), np.float32),
+        }
+        self.heat_center = math.nan
+        self.leverage_at_news: np.ndarray | None = None
+        self._slow_n = 0
+        self._bad_debt = 0.0
+        self._bankrupt = 0
+
+    # --- per step -------------------------------------------------------------------------------
+    def record(self, sim: object, report: StepReport) -> None:
+        """Read the state after one step."""
+        j = self.step
+        if j >= self.n_steps:
+            return
+        venue = sim.venue  # type: ignore[attr-defined]
+        m = venue.market_data
+        c = self.cols
+        c["t_ns"][j] = report.now_ns
+        tick = m.tick
+        both = (m.best_bid > 0) & (m.best_ask > 0)
+        mid = np.where(both, (m.best_bid + m.best_ask) * 0.5 * tick, np.nan)
+        c["mid"][j] = mid
+        c["last"][j] = np.where(m.last > 0, m.last * tick, np.nan)
+        c["mark"][j] = np.where(m.mark > 0, m.mark * tick, np.nan)
+        c["external"][j] = sim.world.external.reference  # type: ignore[attr-defined]
+        c["bid"][j] = np.where(m.best_bid > 0, m.best_bid * tick, np.nan)
+        c["ask"][j] = np.where(m.best_ask > 0, m.best_ask * tick, np.nan)
+        c["spread_bps"][j] = m.spread_bps()
+        c["depth"][j] = m.depth / MONEY_SCALE
+        self._removed(j, report, m, mid)
+        self._liquidations(j, report, venue)
+        if len(report.fills):
+            self.fills.append(report.fills)
+        if len(report.cancels):
+            self.cancels.append(report.cancels)
+        if len(report.events):
+            self.events.append(report.events)
+        if self.leverage_at_news is None and 0 <= self.news_ns <= report.now_ns:
+            self.leverage_at_news = effective_leverage(venue)
+        if j % self.slow_every == 0:
+            self._record_slow(report.now_ns, venue)
+        c["bankrupt"][j] = self._bankrupt
+        self.step += 1
+
+    def _removed(self, j: int, r: StepReport, m: object, mid: np.ndarray) -> None:
+        prev = self._prev_mid if self._prev_mid is not None else mid
+        nb = len(self.symbols)
+        unit = m.unit_notional.astype(np.float64) / MONEY_SCALE  # type: ignore[attr-defined]
+        for name, arr in (("removed_cancel", r.cancels), ("removed_trade", r.fills)):
+            if not len(arr):
+                continue
+            b = arr["instrument"].astype(np.int64)
+            px = arr["price"] * m.tick[b]  # type: ignore[attr-defined]
+            ref = prev[b]
+            near = np.isfinite(ref) & (np.abs(px / np.where(np.isfinite(ref), ref, 1.0) - 1) <= 0.01)
+            notional = arr["price"] * arr["qty"] * unit[b]
+            self.cols[name][j] = np.bincount(b[near], notional[near], minlength=nb)[:nb]
+        self._prev_mid = np.where(np.isfinite(mid), mid, prev)
+
+    def _liquidations(self, j: int, r: StepReport, venue: object) -> None:
+        c = self.cols
+        ev = r.events
+        eng = venue.risk  # type: ignore[attr-defined]
+        for f in range(self.n_funds):
+            c["funds"][j, f] = eng.fund_balance(f) / MONEY_SCALE
+        ch = venue.clearing  # type: ignore[attr-defined]
+        liq = eng.liquidator
+        backlog = float(np.abs(ch.accounts.size[:, liq] * ch.marks * ch.units).sum()) / MONEY_SCALE
+        for a, code in enumerate(ch.assets):
+            if a != ch.q:
+                backlog += max(0, int(ch.ledger.balances[a, liq])) / MONEY_SCALE * float(ch.asset_price[a]) / MONEY_SCALE
+        c["backlog"][j] = backlog
+        if len(ev):
+            kind = ev["kind"]
+            unit = ch.units.astype(np.float64)
+            perp = ev["instrument"] >= 0
+            for tier, ek in enumerate((Ev.LIQUIDATION_FILL, Ev.TAKEOVER, Ev.ADL_CLOSE)):
+                sel = (kind == ek) & perp & (ev["instrument"] < self.n_perps)
+                if not sel.any():
+                    continue
+                e = ev[sel]
+                notional = e["qty"] * e["price"] * unit[e["instrument"]] / MONEY_SCALE
+                # the liquidated position's side: a liquidation fill sells a long (aggressor -1); takeover and ADL
+                # events carry the side of the bankrupt position
+                long = (e["side"] < 0) if ek == Ev.LIQUIDATION_FILL else (e["side"] > 0)
+                for s, mask in ((0, long), (1, ~long)):
+                    c["liq_count"][j, tier, s] += int(mask.sum())
+                    c["liq_notional"][j, tier, s] += float(notional[mask].sum())
+            starts = ev["account"][kind == Ev.LIQUIDATION_START]
+            self._liquidated.update(starts.tolist())
+            bad = kind == Ev.BAD_DEBT
+            self._bad_debt += float(ev["amount"][bad].sum()) / MONEY_SCALE
+        c["liquidated"][j] = len(self._liquidated)
+        c["bad_debt"][j] = self._bad_debt
+
+    def _record_slow(self, now: int, venue: object) -> None:
+        i = self._slow_n
+        if i >= len(self.slow["t_ns"]):
+            return
+        s = self.slow
+        ch = venue.clearing  # type: ignore[attr-defined]
+        n = ch.accounts.n
+        s["t_ns"][i] = now
+        size = ch.accounts.size[:, :n]
+        long_lots = np.where(size > 0, size, 0).sum(axis=1)
+        s["open_interest"][i] = long_lots * ch.marks * ch.units.astype(np.float64) / MONEY_SCALE
+        for k, mm in enumerate(self.makers):
+            state, reason, inv, pnl = mm.status()  # type: ignore[attr-defined]
+            s["mm_state"][i, k], s["mm_reason"][i, k], s["mm_inventory"][i, k], s["mm_pnl"][i, k] = state, reason, inv, pnl
+        m = venue.market_data  # type: ignore[attr-defined]
+        mid = m.mid()
+        ext_assets = self.external_assets
+        self._bankrupt = int(np.count_nonzero(ch.accounts.state[:n] == AccountState.BANKRUPT))
+        for a, code in enumerate(self.assets):
+            s["collateral_venue"][i, a] = float(ch.asset_price[a]) / MONEY_SCALE
+            b = next((bb for bb in range(self.n_perps, len(self.symbols)) if m.base[bb] == code), None)
+            if b is not None:
+                s["collateral_book"][i, a] = mid[b]
+                s["collateral_external"][i, a] = ext_assets.get(code, np.nan)
+            else:
+                s["collateral_external"][i, a] = ext_assets.get(code, np.nan)
+        self._heat(i, venue, m)
+        if self.loopers:
+            ltv = np.concatenate([lp.last_ltv for lp in self.loopers])  # type: ignore[attr-defined]
+            ltv = ltv[np.isfinite(ltv)]
+            if len(ltv):
+                limit = ch.loan_terms.liquidation_ltv / 1e6
+                s["looper_ltv"][i] = [*np.quantile(ltv, [0.1, 0.5, 0.9]), ltv.max(), float((ltv > limit).mean())]
+        self._slow_n += 1
+
+    def _heat(self, i: int, venue: object, m: object) -> None:
+        """Resting notional of the tracked book per price bucket (around the first price seen)."""
+        b = self.tracked
+        if not math.isfinite(self.heat_center):
+            ref = m.reference()[b]  # type: ignore[attr-defined]
+            if not math.isfinite(ref):
+                return
+            self.heat_center = float(ref)
+        book = venue.books[b]  # type: ignore[attr-defined]
+        tick = float(m.tick[b])  # type: ignore[attr-defined]
+        unit = float(m.unit_notional[b]) / MONEY_SCALE  # type: ignore[attr-defined]
+        lo = self.heat_center * (1 - self.heat_range)
+        width = 2 * self.heat_range * self.heat_center / self.heat_buckets
+        for side, name in ((1, "heat_bid"), (-1, "heat_ask")):
+            px, qty = book.levels(side)
+            if not len(px):
+                continue
+            k = np.floor((px * tick - lo) / width).astype(np.int64)
+            ok = (k >= 0) & (k < self.heat_buckets)
+            np.add.at(self.slow[name][i], k[ok], (px[ok] * qty[ok] * unit).astype(np.float32))
+
+    def liquidated_below(self, leverage: float) -> int:
+        """How many liquidated accounts had an effective leverage below ``leverage`` when the news came."""
+        if self.leverage_at_news is None or not self._liquidated:
+            return 0
+        ids = np.fromiter(self._liquidated, np.int64)
+        ids = ids[ids < len(self.leverage_at_news)]
+        return int((self.leverage_at_news[ids] < leverage).sum())
+
+    # --- results ---------------------------------------------------------------------------------------
+    def frames(self) -> dict[str, pl.DataFrame]:
+        """``steps`` (per step), ``seconds`` (per second), ``fills``, ``cancels``, ``events`` as Polars frames."""
+        n = self.step
+        c = self.cols
+        data: dict[str, np.ndarray] = {"t_s": c["t_ns"][:n] / 1e9}
+        for b, sym in enumerate(self.symbols):
+            for name in ("mid", "last", "mark", "external", "bid", "ask", "spread_bps", "removed_cancel", "removed_trade"):
+                data[f"{sym}.{name}"] = c[name][:n, b]
+            for bi, band in enumerate(BAND_NAMES):
+                data[f"{sym}.depth_bid_{band}"] = c["depth"][:n, b, bi, 0]
+                data[f"{sym}.depth_ask_{band}"] = c["depth"][:n, b, bi, 1]
+        for t, tier in enumerate(("book", "takeover", "adl")):
+            for si, side in enumerate(("long", "short")):
+                data[f"liq.{tier}.{side}.count"] = c["liq_count"][:n, t, si]
+                data[f"liq.{tier}.{side}.notional"] = c["liq_notional"][:n, t, si]
+        for f in range(self.n_funds):
+            data[f"fund.{f}"] = c["funds"][:n, f]
+        for name in ("backlog", "liquidated", "bankrupt", "bad_debt"):
+            data[name] = c[name][:n]
+        steps = pl.DataFrame(data)
+        ns = self._slow_n
+        s = self.slow
+        sd: dict[str, np.ndarray] = {"t_s": s["t_ns"][:ns] / 1e9}
+        for k in range(self.n_perps):
+            sd[f"{self.symbols[k]}.open_interest"] = s["open_interest"][:ns, k]
+        for k, mm in enumerate(self.makers):
+            name = mm.name  # type: ignore[attr-defined]
+            for col in ("mm_inventory", "mm_pnl", "mm_state", "mm_reason"):
+                sd[f"{name}.{col.removeprefix('mm_')}"] = s[col][:ns, k]
+        for a, code in enumerate(self.assets):
+            for src in ("venue", "book", "external"):
+                sd[f"{code}.price_{src}"] = s[f"collateral_{src}"][:ns, a]
+        for q, name in enumerate(("p10", "p50", "p90", "max", "share_above_liquidation")):
+            sd[f"loopers.ltv_{name}"] = s["looper_ltv"][:ns, q]
+        for name in ("heat_bid", "heat_ask"):
+            for q in range(self.heat_buckets):
+                sd[f"{name}.{q}"] = s[name][:ns, q]
+        seconds = pl.DataFrame(sd)
+        return {"steps": steps, "seconds": seconds, **self.event_frames()}
+
+    def event_frames(self) -> dict[str, pl.DataFrame]:
+        """Fills, cancels and liquidation events with the account type of each account involved."""
+        at = self.account_type
+
+        def typed(arr: np.ndarray, cols: tuple[str, ...]) -> pl.DataFrame:
+            df = pl.from_numpy(np.ascontiguousarray(arr))
+            for col in cols:
+                acct = arr[col].astype(np.int64)
+                ok = (acct >= 0) & (acct < len(at))
+                df = df.with_columns(pl.Series(f"{col}_type", np.where(ok, at[np.clip(acct, 0, len(at) - 1)], -1).astype(np.int8)))
+            return df
+
+        def cat(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
+            return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+        return {
+            "fills": typed(cat(self.fills, FILL), ("maker_account", "taker_account")),
+            "cancels": typed(cat(self.cancels, CANCEL), ("account",)),
+            "events": typed(cat(self.events, LIQ_EVENT), ("account",)),
+        }
+
+
+def effective_leverage(venue: object) -> np.ndarray:
+    """Every account's exposure over its equity: (perpetual notional + borrowed value) / equity (inf at equity <= 0)."""
+    ch = venue.clearing  # type: ignore[attr-defined]
+    n = ch.accounts.n
+    notional = (np.abs(ch.accounts.size[:, :n]) * (ch.marks * ch.units)[:, None]).sum(axis=0).astype(np.float64)
+    borrowed = (ch.accounts.debt[:, :n] * ch.asset_price[:, None].astype(np.float64) / MONEY_SCALE).sum(axis=0)
+    eq, _, _, _ = ch.exact_margins(np.arange(n, dtype=np.int64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(eq > 0, (notional + borrowed) / np.maximum(eq, 1), np.inf)
+
+
+__all__ = ["BAND_NAMES", "Recorder", "effective_leverage"]

@@ -1,0 +1,1 @@
+"""Reports of a run: PNG figures (matplotlib, offline)."""

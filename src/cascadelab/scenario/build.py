@@ -1,0 +1,296 @@
+"""From a validated :class:`~cascadelab.scenario.schema.Scenario` to a ready simulation.
+
+Order of construction:
+
+1. the venue under its profile, with the scenario's instruments, collateral valuations,
+   loan terms, lending pools, insurance fund and liquidator throughput;
+2. the external paths and the world (news, outages);
+3. accounts for every participant group, with their account types (for the recorder);
+4. the pre-open: market makers and arbitrageurs are funded and quote for a few seconds
+   of market time so that every book, mark and collateral price exists;
+5. the positions of leveraged traders, hedged funds and makers' hedges, booked by the
+   opening auction at entry prices spread over the days before; loopers are funded and
+   build their loops in the first minutes of the run, through the real order path.
+
+Every draw comes from generators spawned from the run's seed, one per component.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from cascadelab.agents.arbitrage import ArbParams, Arbitrageur
+from cascadelab.agents.base import News
+from cascadelab.agents.funds import FundParams, HedgedFund
+from cascadelab.agents.loopers import LooperParams, Loopers
+from cascadelab.agents.market_maker import MakerParams, MarketMaker
+from cascadelab.agents.noise import NewsSellerParams, NewsSellers, NoiseParams, NoiseTraders
+from cascadelab.agents.population import Leg, LeveragedTraders, TraderParams, book_legs
+from cascadelab.clearing.collateral import CollateralAsset, Valuation, fixed, from_book, from_index
+from cascadelab.clearing.core import LoanTerms
+from cascadelab.instruments import spot
+from cascadelab.records import AccountType
+from cascadelab.scenario.schema import CollateralSection, PathSection, Scenario
+from cascadelab.sim.loop import Simulation
+from cascadelab.sim.world import Outage, ScriptedWorld
+from cascadelab.units import MONEY_SCALE, SECOND_NS, money_to_units
+from cascadelab.venue.profiles import build as build_venue
+from cascadelab.venue.venue import Venue
+
+PRE_OPEN_S = 3.0
+"""Market time the makers and arbitrageurs quote before positions are booked."""
+
+GROUPS = ("makers", "arbitrageurs", "funds", "noise", "news_sellers", "loopers", "retail")
+
+
+@dataclass
+class Built:
+    """A scenario made ready: the simulation and what reports need."""
+
+    scenario: Scenario
+    venue: Venue
+    sim: Simulation
+    account_type: np.ndarray  # AccountType per account
+    groups: dict[str, list[object]] = field(default_factory=dict)  # group name -> agents
+    news_ns: int = 0
+    liquidated_low_leverage: int | None = None  # set after the run: liquidated accounts below 2x at the news
+
+
+def _valuation(asset: str, c: CollateralSection) -> Valuation:
+    if c.source == "fixed":
+        return fixed(str(c.price))
+    floor = None if c.floor is None else str(c.floor)
+    if c.source == "book":
+        return from_book(str(c.book), floor)
+    if c.source == "index":
+        return from_index(asset, floor)
+    if c.source == "redemption":
+        return Valuation.of([(1, [("fixed", str(c.rate)), ("index", str(c.base_asset))])], floor)
+    w = Fraction(str(c.blend_book))
+    comps: list = [(w, [("book", str(c.book))])] if w > 0 else []
+    if w < 1:
+        comps.append((1 - w, [("index", asset)]))
+    return Valuation.of(comps, floor)
+
+
+def external_paths(s: Scenario, news_s: float, seed: int) -> dict[str, np.ndarray]:
+    """Every external path on the world's grid (one price per ``feed_every_ms``)."""
+    step_s = s.world.feed_every_ms / 1000
+    n = int(math.ceil(s.run.duration_s / step_s)) + 2
+    t = np.arange(n) * step_s - news_s
+    start = {i.symbol: i.price for i in s.instruments}
+    sigma = {i.symbol: i.daily_sigma for i in s.instruments}
+    base_of = {str(i.base): i for i in s.instruments if i.kind == "spot"}
+    rng = np.random.default_rng(seed)
+    out: dict[str, np.ndarray] = {}
+
+    def make(name: str, p: PathSection) -> np.ndarray:
+        if p.of is not None:
+            if p.of not in out:
+                make(p.of, s.world.paths[p.of])
+            out[name] = out[p.of] * p.ratio
+            return out[name]
+        p0 = p.start or start.get(name) or (base_of[name].price if name in base_of else None)
+        if p0 is None:
+            raise ValueError(f"world.paths.{name}: needs a start price (no instrument of that name)")
+        kt = np.array([k[0] for k in p.knots])
+        kf = np.log(np.array([k[1] for k in p.knots]))
+        logp = math.log(p0) + np.interp(t, kt, kf)
+        sig = sigma.get(name, base_of[name].daily_sigma if name in base_of else 0.0)
+        if p.noise > 0 and sig > 0:
+            w = np.cumsum(rng.standard_normal(n)) * sig * math.sqrt(step_s / 86_400.0) * p.noise
+            logp = logp + w
+        out[name] = np.exp(logp)
+        return out[name]
+
+    for name, p in s.world.paths.items():
+        if name not in out:
+            make(name, p)
+    return out
+
+
+def _path_fn(arr: np.ndarray, step_ns: int) -> object:
+    last = len(arr) - 1
+    return lambda t: float(arr[min(last, max(0, t // step_ns))])
+
+
+def build(s: Scenario) -> Built:
+    """The simulation of scenario ``s`` (see the module docstring)."""
+    seq = np.random.SeedSequence(s.run.seed)
+    seeds = [int(x.generate_state(1)[0]) for x in seq.spawn(16)]
+    perps = [(i.symbol, i.tick, i.lot) for i in s.instruments if i.kind == "perp"]
+    spots = [spot(i.symbol, str(i.base), i.quote, i.tick, i.lot) for i in s.instruments if i.kind == "spot"]
+    collateral = [CollateralAsset.of(a, str(c.ratio), _valuation(a, c)) for a, c in s.collateral.items()]
+    overrides: dict[str, object] = {}
+    v = s.venue
+    if v.insurance_fund is not None:
+        overrides["fund_seed"] = money_to_units(str(v.insurance_fund))
+    if v.liquidator_orders_per_s is not None:
+        overrides["liquidator_orders_per_s"] = v.liquidator_orders_per_s
+    if v.liquidator_notional_per_s is not None:
+        overrides["liquidator_notional_per_s"] = money_to_units(str(v.liquidator_notional_per_s))
+    if v.adl_ranking is not None:
+        overrides["adl_ranking"] = v.adl_ranking
+    terms = LoanTerms(int(round(s.lending.initial_ltv * 1e6)), int(round(s.lending.liquidation_ltv * 1e6)))
+    venue = build_venue(v.profile, perps, spots, collateral, debug=v.debug, loan_terms=terms, **overrides)
+    ch = venue.clearing
+    for asset, c in s.collateral.items():
+        if c.source in ("index", "blend"):
+            venue.add_asset_index(asset, {"external": Fraction(1)})
+        if c.source == "redemption" and str(c.base_asset) not in venue.asset_indices:
+            venue.add_asset_index(str(c.base_asset), {"external": Fraction(1)})
+    for asset, amount in s.lending.pools.items():
+        if amount > 0:
+            ch.seed_lending_pool(asset, money_to_units(str(amount)))
+    # the world
+    news_s = min((n.at_s for n in s.world.news), default=0.0)
+    paths = external_paths(s, news_s, seeds[0])
+    step_ns = s.world.feed_every_ms * 1_000_000
+    symbols = tuple(venue.market_data.symbols)
+    inst_paths = {}
+    for i in s.instruments:
+        key = i.symbol if i.kind == "perp" else str(i.base)
+        if key in paths:
+            inst_paths[i.symbol] = _path_fn(paths[key], step_ns)
+    asset_paths = {a: _path_fn(paths[a], step_ns) for a in venue.asset_indices if a in paths}
+    missing = [a for a in venue.asset_indices if a not in paths]
+    if missing:
+        raise ValueError(f"world.paths: collateral valued from an external index needs a path for {missing}")
+    news = [News(int(n.at_s * SECOND_NS), n.name, n.severity) for n in s.world.news]
+    world = ScriptedWorld(symbols, inst_paths, asset_paths, news, [], step_ns)  # type: ignore[arg-type]
+    # accounts
+    types: list[np.ndarray] = []
+    groups: dict[str, list[object]] = {g: [] for g in GROUPS}
+
+    def open_accounts(n: int, kind: AccountType) -> np.ndarray:
+        ids = venue.open_accounts(n)
+        types.append(np.full(n, kind, np.int8))
+        return ids
+
+    types.append(np.full(ch.accounts.n, AccountType.VENUE, np.int8))  # the liquidator (and any venue account)
+    agents: list[object] = []
+    for j, g in enumerate(s.makers):
+        inst = next(i for i in s.instruments if i.symbol == g.symbol)
+        for c in range(g.count):
+            (acct,) = open_accounts(1, AccountType.MARKET_MAKER)
+            ch.deposit_many(np.array([acct]), "USDT", np.array([money_to_units(str(g.capital))]))
+            params = MakerParams(
+                g.symbol, g.level_notional, g.levels, g.level_step_bps, g.gamma, g.k, g.horizon_s, inst.daily_sigma,
+                g.min_half_spread_bps, g.inventory_limit, g.requote_ms, g.requote_move_bps, g.loss_window_s, g.loss_limit,
+                g.calm_loss, g.one_sided_share, g.one_sided_min_fills, g.vol_spike_ratio, g.calm_vol_ratio, g.widen_slope,
+                anchor_external=g.anchor_external, inventory_target_base=g.base_inventory,
+                hedge_symbol=g.hedge_symbol, hedge_asset=str(inst.base) if g.hedge_symbol else None,
+            )  # fmt: skip
+            if inst.kind == "perp":
+                ch.configure_positions(g.symbol, np.array([acct]), g.leverage, False)
+            if inst.kind == "spot" and g.base_inventory > 0:
+                ch.deposit_many(np.array([acct]), str(inst.base), np.array([int(g.base_inventory * MONEY_SCALE)]))
+            mm = MarketMaker(f"maker:{g.symbol}:{c}", int(acct), params, int(g.latency_ms * 1e6), int(g.jitter_ms * 1e6))
+            agents.append(mm)
+            groups["makers"].append(mm)
+    for g in s.arbitrageurs:
+        inst = next(i for i in s.instruments if i.symbol == g.symbol)
+        for c in range(g.count):
+            (acct,) = open_accounts(1, AccountType.ARBITRAGEUR)
+            ch.deposit_many(np.array([acct]), "USDT", np.array([money_to_units(str(g.capital))]))
+            if inst.kind == "spot" and g.tokens > 0:
+                ch.deposit_many(np.array([acct]), str(inst.base), np.array([int(g.tokens * MONEY_SCALE)]))
+            if inst.kind == "perp":
+                ch.configure_positions(g.symbol, np.array([acct]), g.leverage, False)
+            params_a = ArbParams(g.symbol, g.threshold_bps, g.close_bps, g.clip_notional, g.inventory_limit, g.transfer_delay_s)
+            arb = Arbitrageur(f"arb:{g.symbol}:{c}", int(acct), params_a, int(g.latency_ms * 1e6))
+            agents.append(arb)
+            groups["arbitrageurs"].append(arb)
+    sim = Simulation(venue, agents, world, s.run.step_ms * 1_000_000, seed=seeds[1])  # type: ignore[arg-type]
+    # pre-open: books, marks and collateral prices come to exist
+    sim.run(int(PRE_OPEN_S * SECOND_NS))
+    for a, price in ((a, ch.asset_price[ch.ledger.asset(a)]) for a in ch.assets):
+        if price <= 0:
+            raise ValueError(f"collateral {a} has no price after the pre-open: give its book makers or its index a path")
+    legs: list[Leg] = []
+    for j, g in enumerate(s.funds):
+        for c in range(g.count):
+            (acct,) = open_accounts(1, AccountType.FUND)
+            fp = FundParams(dict(g.longs), g.hedge_symbol, g.hedge_ratio, g.leverage, g.margin, g.review_s, g.rehedge_below,
+                            g.max_spread_bps)  # fmt: skip
+            fund = HedgedFund(f"fund:{j}:{c}", int(acct), fp)
+            legs += fund.legs(venue)
+            sim.add_agent(fund)  # type: ignore[arg-type]
+            groups["funds"].append(fund)
+    for mm in groups["makers"]:
+        p = mm.p  # type: ignore[attr-defined]
+        if p.hedge_symbol and p.inventory_target_base > 0:
+            k = ch.core.perp(p.hedge_symbol)
+            inst = ch.perps[k].instrument
+            lots = int(p.inventory_target_base / float(inst.lot_size))
+            ch.configure_positions(p.hedge_symbol, mm.accounts, 5, False)  # type: ignore[attr-defined]
+            legs.append(Leg(p.hedge_symbol, int(ch.marks[k]), mm.accounts.copy(), np.array([-lots], np.int64)))  # type: ignore[attr-defined]
+    if s.noise and s.noise.accounts:
+        ids = open_accounts(s.noise.accounts, AccountType.NOISE)
+        ch.deposit_many(ids, "USDT", np.full(len(ids), money_to_units(str(s.noise.deposit))))
+        n = s.noise
+        agent = NoiseTraders("noise", ids, NoiseParams(tuple(n.symbols), n.rate_per_min, n.notional_median, n.notional_sigma,
+                                                      n.marketable_share, n.passive_offset_bps), seeds[2])  # fmt: skip
+        for a in s.noise.symbols:  # spot noise needs the base asset to sell
+            b = venue.index[a]
+            if b >= venue.n_perps:
+                base = venue.instruments[b].base
+                price = float(ch.asset_price[ch.ledger.asset(base)]) / MONEY_SCALE
+                if price > 0:
+                    ch.deposit_many(ids, base, np.full(len(ids), int(s.noise.deposit / price * MONEY_SCALE)))
+        sim.add_agent(agent)  # type: ignore[arg-type]
+        groups["noise"].append(agent)
+    if s.news_sellers and s.news_sellers.accounts:
+        ns = s.news_sellers
+        ids = open_accounts(ns.accounts, AccountType.RETAIL)
+        ch.deposit_many(ids, "USDT", np.full(len(ids), money_to_units(str(ns.deposit))))
+        for sym in ns.symbols:
+            if sym in venue.markets:
+                ch.configure_positions(sym, ids, 5, False)
+        agent2 = NewsSellers("news_sellers", ids, NewsSellerParams(tuple(ns.symbols), ns.delay_median_s, ns.delay_sigma,
+                                                                   ns.short_notional), seeds[3])  # fmt: skip
+        sim.add_agent(agent2)  # type: ignore[arg-type]
+        groups["news_sellers"].append(agent2)
+    if s.loopers and s.loopers.accounts:
+        lp = s.loopers
+        ids = open_accounts(lp.accounts, AccountType.LOOPER)
+        params_l = LooperParams(lp.token, lp.book, "USDT", dict(lp.seeds), lp.seed_value_median, lp.seed_value_sigma,
+                                tuple(lp.loops), tuple(lp.target_ltv), tuple(lp.unwind_ltv), lp.unwind_fraction,
+                                review_s=lp.review_s)  # fmt: skip
+        loopers = Loopers("loopers", ids, params_l, seeds[4])
+        loopers.fund(venue)
+        sim.add_agent(loopers)  # type: ignore[arg-type]
+        groups["loopers"].append(loopers)
+    if s.population and s.population.accounts:
+        pp = s.population
+        ids = open_accounts(pp.accounts, AccountType.RETAIL)
+        tp = TraderParams(
+            tuple(pp.symbols), tuple(pp.symbols.values()), pp.long_share, pp.leverage_median, pp.leverage_sigma, pp.leverage_max,
+            pp.margin_median, pp.margin_sigma, pp.isolated_share, dict(pp.collateral), dict(pp.behaviours),
+            tuple(pp.defend_ratio), pp.add_margin_share, tuple(pp.reserve_multiple), tuple(pp.momentum_drop),
+            pp.momentum_short_share, pp.panic_delay_median_s, pp.panic_delay_sigma, tuple(pp.dip_depth),
+            tuple(pp.entry_factors), pp.review_s, pp.cooldown_s,
+        )  # fmt: skip
+        pop, legs_pop = LeveragedTraders.build("retail", venue, ids, tp, seeds[5], balance_legs=legs)
+        pop.latency_ns, pop.jitter_ns = int(pp.latency_ms * 1e6), int(pp.jitter_ms * 1e6)
+        legs = legs_pop
+        sim.add_agent(pop)  # type: ignore[arg-type]
+        groups["retail"].append(pop)
+    book_legs(venue, legs, sim.now_ns)
+    ch.check()
+    # outages name groups; the world refuses or delays the requests of their agents
+    by_group = {g: frozenset(a.name for a in groups[g]) for g in GROUPS}  # type: ignore[attr-defined]
+    world.outages = [
+        Outage(int((news_s + o.start_s) * SECOND_NS), int((news_s + o.end_s) * SECOND_NS),
+               frozenset().union(*(by_group[g] for g in o.groups)), o.mode, int(o.delay_ms * 1e6))
+        for o in s.world.outages
+    ]  # fmt: skip
+    account_type = np.concatenate(types) if types else np.zeros(0, np.int8)
+    return Built(s, venue, sim, account_type, groups, int(news_s * SECOND_NS))
+
+
+__all__ = ["Built", "GROUPS", "PRE_OPEN_S", "build", "external_paths"]
