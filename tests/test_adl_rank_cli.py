@@ -189,9 +189,24 @@ def _assert_one_error_line(r, *needles: str) -> str:
             id="row-is-line-number",
         ),
         pytest.param(
-            (HEADER + "".join("a,BTCUSDT,long,100000,1,100000,1\n" for _ in range(10))).encode(),
+            (HEADER + "".join(f"a,C{j}USDT,long,100000,1,100000,1\n" for j in range(10))).encode(),
             "row 2, column 'equity': the default (wallet_balance + account 'a''s unrealised PnL) is out of range",
             id="default-equity",
+        ),
+        pytest.param(
+            (HEADER + "a,BTCUSDT,long,1,100000,90000,1000\na,BTCUSDT,short,1,100000,90000,2000\n").encode(),
+            "row 3: account 'a' already holds BTCUSDT on row 2",
+            id="same-account-both-sides",
+        ),
+        pytest.param(
+            (HEADER + "a,BTCUSDT,long,1,100000,110000,1000\nb,BTCUSDT,short,1,100000,120000,1000\n").encode(),
+            "row 3, column 'mark_price': BTCUSDT has a different mark price on row 2",
+            id="two-marks",
+        ),
+        pytest.param(
+            (HEADER + "a,BTCUSDT,long,1,100000,110000,1000\na,ETHUSDT,short,1,4000,4000,2000\n").encode(),
+            "row 3, column 'wallet_balance': account 'a' has a different wallet balance on row 2",
+            id="two-wallets",
         ),
     ],
 )
@@ -241,8 +256,8 @@ def test_values_at_the_bounds_rank_without_overflow(tmp_path: Path) -> None:
     p.write_text(
         HEADER.strip() + ",maintenance_margin,equity\n"
         "a,BTCUSDT,long,10000000000,1,0.00000001,-10000000000,,\n"
-        "b,BTCUSDT,long,0.00000001,10000000000,1,10000000000,10000000000,-10000000000\n"
-        "c,BTCUSDT,short,100000,100000,0.00000001,0.00000001,,10000000000\n"
+        "b,ETHUSDT,long,0.00000001,10000000000,1,10000000000,10000000000,-10000000000\n"
+        "c,SOLUSDT,short,100000,100000,0.00000001,0.00000001,,10000000000\n"
         "d,DOGEUSDT,short,1.123456789012345678901234567890,0.2,0.17,-0.00000001,0,\n"
     )
     r = CliRunner().invoke(app, ["adl-rank", str(p), "--json"])
@@ -252,7 +267,7 @@ def test_values_at_the_bounds_rank_without_overflow(tmp_path: Path) -> None:
 
 
 NO_EQUITY = (  # a and b have no positive equity (their accounts are being liquidated); c has equity 1
-    HEADER.strip() + ",equity\n" + "a,BTCUSDT,long,1,100,110,1,-5\nb,BTCUSDT,long,1,100,110,1,0\nc,BTCUSDT,long,1,100,100,1,1\n"
+    HEADER.strip() + ",equity\n" + "a,BTCUSDT,long,1,100,110,1,-5\nb,BTCUSDT,long,1,100,110,1,0\nc,BTCUSDT,long,1,100,110,1,1\n"
 )
 
 

@@ -126,7 +126,7 @@ def run(
     try:
         b.venue.close()
         check = {"passed": True, "message": "conservation holds exactly; open interest balanced; pools and debts reconcile"}
-    except Exception as exc:  # noqa: BLE001 - the check's failure is a result to report
+    except Exception as exc:
         check = {"passed": False, "message": str(exc)}
     frames = rec.frames()
     b.liquidated_low_leverage = rec.liquidated_below(2.0)  # type: ignore[attr-defined]
@@ -141,8 +141,11 @@ def run(
         "event_hash": sim.event_hash,
         "ledger_check": check,
         "headline": headline(frames, s, b),
-        "timing_s": {"build": round(build_s, 3), "run": round(run_s, 3),
-                     "phases": {k: round(v, 3) for k, v in sim.clock.seconds().items()}},  # fmt: skip
+        "timing_s": {
+            "build": round(build_s, 3),
+            "run": round(run_s, 3),
+            "phases": {k: round(v, 3) for k, v in sim.clock.seconds().items()},
+        },  # fmt: skip
     }
     result = RunResult(s, ov, summary, frames, None, b)
     if out is not None:

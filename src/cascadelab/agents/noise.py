@@ -145,7 +145,9 @@ class NewsSellers:
         pos = client.positions(idx)[b, np.arange(len(idx))]
         ref = m.reference()[b]
         long = pos > 0
-        short_lots = np.where(np.isfinite(ref) & (ref > 0), np.floor(p.short_notional / (np.nan_to_num(ref, nan=1.0) * m.lot[b])), 0)
+        short_lots = np.where(
+            np.isfinite(ref) & (ref > 0), np.floor(p.short_notional / (np.nan_to_num(ref, nan=1.0) * m.lot[b])), 0
+        )
         qty = np.where(long, pos, short_lots).astype(np.int64)
         keep = qty > 0
         if not keep.any():

@@ -166,7 +166,9 @@ class LeveragedTraders:
         self.home = ks[rng.choice(len(ks), n, p=np.asarray(p.symbol_weights))]
         long = rng.random(n) < p.long_share
         bnames = list(p.behaviours)
-        beh = np.array([BEHAVIOURS[b] for b in bnames], np.int8)[rng.choice(len(bnames), n, p=np.array(list(p.behaviours.values())))]
+        beh = np.array([BEHAVIOURS[b] for b in bnames], np.int8)[
+            rng.choice(len(bnames), n, p=np.array(list(p.behaviours.values())))
+        ]
         self.behaviour = beh
         dip = beh == Behaviour.DIP_BUYER
         lev = np.exp(np.log(p.leverage_median) + p.leverage_sigma * rng.standard_normal(n))
@@ -177,7 +179,9 @@ class LeveragedTraders:
         self.margin_target = margin
         iso = (rng.random(n) < p.isolated_share) & ~dip
         assets = list(p.collateral)
-        coll = np.array([ch.ledger.asset(a) for a in assets], np.int64)[rng.choice(len(assets), n, p=np.array(list(p.collateral.values())))]
+        coll = np.array([ch.ledger.asset(a) for a in assets], np.int64)[
+            rng.choice(len(assets), n, p=np.array(list(p.collateral.values())))
+        ]
         coll[iso | dip] = ch.q
         self.collateral_asset = coll
         lo, hi = p.defend_ratio

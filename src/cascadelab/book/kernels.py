@@ -987,7 +987,6 @@ __all__ = [
     "cancel_owners",
     "cancel_stale_reduce_only",
     "depth_notional",
-    "snapshot",
     "find",
     "has_room",
     "level_at",
@@ -998,4 +997,5 @@ __all__ = [
     "process_ops",
     "remove_order",
     "shrink_order",
+    "snapshot",
 ]

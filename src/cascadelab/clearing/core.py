@@ -22,6 +22,32 @@ class ClearingError(ValueError):
     """A request the clearing house refuses; the message says why."""
 
 
+def whole(name: str, value: object, minimum: int | None = None) -> int:
+    """``value`` as a Python int if it is an integer (never a float, Decimal, string or bool), else ClearingError.
+
+    Money, sizes and leverage are integers everywhere: a non-integer would be silently
+    truncated by the int64 arrays, so it is refused here with its name.
+    """
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise ClearingError(f"{name} must be an integer (money units, lots or a count), got {value!r} ({type(value).__name__})")
+    v = int(value)
+    if not -(2**63) <= v < 2**63:
+        raise ClearingError(f"{name} {v} does not fit in int64")
+    if minimum is not None and v < minimum:
+        raise ClearingError(f"{name} must be > {minimum - 1}, got {v}")
+    return v
+
+
+def whole_array(name: str, values: object) -> np.ndarray:
+    """``values`` as an int64 array if every entry is an integer (bools and floats refused), else ClearingError."""
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "iu" or arr.dtype == np.bool_:
+        raise ClearingError(f"{name} must be integers (money units, lots or counts), got dtype {arr.dtype}")
+    if arr.dtype.kind == "u" and len(arr) and int(arr.max()) >= 2**63:
+        raise ClearingError(f"{name}: values must fit in int64")
+    return arr.astype(np.int64).reshape(-1)
+
+
 @dataclass(frozen=True)
 class PerpSpec:
     """A perpetual as the clearing house sees it: instrument, margin tiers, position limit (lots)."""
@@ -135,8 +161,8 @@ class ClearingCore:
 
     def acct(self, i: int) -> int:
         """``i`` as an int, or a :class:`ClearingError` naming an unknown account."""
-        if not 0 <= int(i) < self.accounts.n:
-            raise ClearingError(f"unknown account {i}")
+        if not isinstance(i, (int, np.integer)) or isinstance(i, bool) or not 0 <= int(i) < self.accounts.n:
+            raise ClearingError(f"unknown account {i!r}: accounts are integers 0..{self.accounts.n - 1}")
         return int(i)
 
     def perp(self, symbol: str) -> int:

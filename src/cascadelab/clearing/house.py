@@ -23,7 +23,7 @@ import numpy as np
 from cascadelab.arith import exact_sum
 from cascadelab.clearing.accounts import AccountState, MarginMode
 from cascadelab.clearing.collateral import CollateralAsset
-from cascadelab.clearing.core import ClearingCore, ClearingError, LoanTerms, PerpSpec
+from cascadelab.clearing.core import ClearingCore, ClearingError, LoanTerms, PerpSpec, whole, whole_array
 from cascadelab.clearing.funding import Funding
 from cascadelab.clearing.ledger import OUTSIDE, ConservationError
 from cascadelab.clearing.lending import Lending
@@ -153,8 +153,7 @@ class ClearingHouse:
     def deposit(self, i: int, asset: str, amount: int, ts: int = 0) -> None:
         """Credit ``amount`` (> 0) money units of ``asset`` from outside the venue."""
         i = self.core.acct(i)
-        if int(amount) <= 0:
-            raise ClearingError(f"deposit amount must be > 0, got {amount}")
+        amount = whole("deposit amount", amount, 1)
         if int(self.ledger.balances[self.ledger.asset(asset), i]) + int(amount) > np.iinfo(np.int64).max:
             raise ClearingError(
                 f"account {i}: a deposit of {amount} {asset} would exceed the largest balance an account can hold"
@@ -164,7 +163,7 @@ class ClearingHouse:
     def deposit_many(self, ids: np.ndarray, asset: str, amounts: np.ndarray, ts: int = 0) -> None:
         """Vectorized :meth:`deposit`: account ``ids[j]`` receives ``amounts[j]`` (> 0) of ``asset`` from outside."""
         ids = self._trader_ids(ids, "ids")
-        amounts = np.asarray(amounts, np.int64).reshape(-1)
+        amounts = whole_array("deposit amounts", amounts)
         if amounts.shape != ids.shape:
             raise ClearingError(f"deposit_many: {len(ids)} accounts but {len(amounts)} amounts")
         if len(amounts) and int(amounts.min()) <= 0:
@@ -178,12 +177,25 @@ class ClearingHouse:
             raise ClearingError(f"account {int(ids[j])}: a deposit of {int(amounts[j])} {asset} would exceed the largest balance")
         self.ledger.transfer_many(asset, np.full(len(ids), OUTSIDE, np.int64), ids, amounts, Kind.DEPOSIT, ts)
 
-    def configure_positions(self, symbol: str, ids: np.ndarray, leverage: np.ndarray, isolated: np.ndarray) -> None:
-        """Set leverage and margin mode of many flat positions at once (the vectorized setters)."""
+    def configure_positions(self, symbol: str, ids: np.ndarray, leverage: np.ndarray | int, isolated: np.ndarray | bool) -> None:
+        """Set leverage and margin mode of many flat positions at once (the vectorized setters).
+
+        ``leverage`` and ``isolated`` are one value for all or one per account (integers and
+        booleans only); each account appears once.
+        """
         k = self.core.perp(symbol)
         ids = self._trader_ids(ids, "ids")
-        lev = np.broadcast_to(np.asarray(leverage, np.int64), ids.shape)
-        iso = np.broadcast_to(np.asarray(isolated, np.bool_), ids.shape)
+        if len(np.unique(ids)) != len(ids):
+            raise ClearingError("configure_positions: an account appears twice")
+        lev = whole_array("leverage", np.atleast_1d(leverage))
+        iso = np.atleast_1d(np.asarray(isolated))
+        if iso.dtype != np.bool_:
+            raise ClearingError(f"configure_positions: isolated must be booleans, got dtype {iso.dtype}")
+        for name, arr in (("leverage", lev), ("isolated", iso)):
+            if len(arr) not in (1, len(ids)):
+                raise ClearingError(f"configure_positions: {len(ids)} accounts but {len(arr)} {name} values")
+        lev = np.broadcast_to(lev, ids.shape)
+        iso = np.broadcast_to(iso, ids.shape)
         if (self.accounts.size[k, ids] != 0).any():
             raise ClearingError(f"{symbol}: leverage and margin mode can be set in bulk only on flat positions")
         cap = int(self.perps[k].tiers.max_leverage[0])
@@ -206,7 +218,8 @@ class ClearingHouse:
         """
         k = self.core.perp(symbol)
         ids = self._trader_ids(ids, "ids")
-        q = np.asarray(sizes, np.int64).reshape(-1)
+        q = whole_array("opening_auction sizes", sizes)
+        price = whole("opening_auction price", price)
         if q.shape != ids.shape:
             raise ClearingError(f"opening_auction: {len(ids)} accounts but {len(q)} sizes")
         if len(np.unique(ids)) != len(ids):
@@ -255,6 +268,7 @@ class ClearingHouse:
         earmarked), with available margin >= 0 and the loan-to-value within the initial LTV.
         """
         i = self.core.acct(i)
+        amount = whole("withdrawal amount", amount)
         if amount <= 0:
             return Reject.INVALID_QUANTITY
         if self.accounts.state[i] != AccountState.NORMAL:
@@ -271,6 +285,7 @@ class ClearingHouse:
 
     def withdraw(self, i: int, asset: str, amount: int, ts: int = 0) -> None:
         """Pay out to outside, only if the account stays above every requirement (see :meth:`withdrawal_refusal`)."""
+        amount = whole("withdrawal amount", amount)
         why = self.withdrawal_refusal(i, asset, amount)
         if why != Reject.OK:
             explain = {
@@ -284,14 +299,26 @@ class ClearingHouse:
         self.ledger.withdraw(int(i), asset, amount, ts)
 
     def set_leverage(self, i: int, symbol: str, leverage: int) -> None:
-        """Set the leverage of one position (at most the tier maximum for its notional)."""
+        """Set the leverage of one position (at most the tier maximum for its notional).
+
+        Lowering it raises the initial margin: refused (nothing changes) if the account's
+        available margin would fall below zero, as venues refuse it.
+        """
         i, k = self.core.acct(i), self.core.perp(symbol)
         notional = abs(int(self.accounts.size[k, i]) * int(self.marks[k]) * int(self.units[k]))
         tiers = self.perps[k].tiers
         cap = tiers.max_leverage[tiers.tier(notional)]
-        if not isinstance(leverage, (int, np.integer)) or not 1 <= leverage <= cap:
+        if not isinstance(leverage, (int, np.integer)) or isinstance(leverage, bool) or not 1 <= leverage <= cap:
             raise ClearingError(f"{symbol}: leverage must be an integer within 1..{cap} at a notional of {notional}")
-        self.accounts.leverage[k, i] = leverage
+        before = int(self.accounts.leverage[k, i])
+        self.accounts.leverage[k, i] = int(leverage)
+        if self.accounts.size[k, i] != 0 and not self.accounts.isolated[k, i] and int(leverage) < before:
+            m = self.margins.account_margin(i)
+            if m.available < 0:
+                self.accounts.leverage[k, i] = before
+                raise ClearingError(
+                    f"account {i}: {symbol} leverage {leverage} needs initial margin {m.initial} > equity {m.equity}; kept {before}"
+                )
 
     def set_margin_mode(self, i: int, symbol: str, mode: MarginMode) -> None:
         """Switch a flat position between cross and isolated."""
@@ -306,6 +333,7 @@ class ClearingHouse:
     def add_isolated_margin(self, i: int, symbol: str, amount: int) -> None:
         """Move margin from the cross wallet into an isolated position (negative: take it out)."""
         i, k = self.core.acct(i), self.core.perp(symbol)
+        amount = whole("isolated margin amount", amount)
         if not self.accounts.isolated[k, i]:
             raise ClearingError(f"{symbol}: position of account {i} is not isolated")
         if self.accounts.state[i] != AccountState.NORMAL:
@@ -334,15 +362,15 @@ class ClearingHouse:
 
     def seed_lending_pool(self, asset: str, amount: int, ts: int = 0) -> None:
         """Lenders outside the venue fund a lending pool."""
-        self.lending.seed_pool(asset, amount, ts)
+        self.lending.seed_pool(asset, whole("lending pool amount", amount, 1), ts)
 
     def borrow(self, i: int, asset: str, amount: int, ts: int = 0) -> None:
         """Borrow within the initial LTV."""
-        self.lending.borrow(i, asset, amount, ts)
+        self.lending.borrow(i, asset, whole("borrow amount", amount), ts)
 
     def repay(self, i: int, asset: str, amount: int, ts: int = 0) -> None:
         """Repay a loan from the account's balance."""
-        self.lending.repay(i, asset, amount, ts)
+        self.lending.repay(i, asset, whole("repay amount", amount), ts)
 
     def accrue_interest(self, asset: str, rate: str | Decimal, ts: int = 0) -> int:
         """Capitalise one period's interest on every loan of ``asset``; returns the total."""

@@ -419,7 +419,9 @@ def margin_prescreen(
             eo[j] = eq[j]
             mo[j] = mm[j]
             # exact equity < 0 is within the float error of a float equity below PRESCREEN_BAND x mag (exact when mag is 0)
-            so[j] = worst[j] <= 0 or (mm[j] > 0 and eq[j] - mm[j] <= PRESCREEN_BAND * mag[j] + 1.0) or eq[j] < PRESCREEN_BAND * mag[j]
+            so[j] = (
+                worst[j] <= 0 or (mm[j] > 0 and eq[j] - mm[j] <= PRESCREEN_BAND * mag[j] + 1.0) or eq[j] < PRESCREEN_BAND * mag[j]
+            )
 
 
 @dataclass

@@ -275,6 +275,11 @@ def load_messages(path: str | Path) -> Messages:
     return Messages(path, ts, t, cols["order_id"], cols["size"], cols["price"], cols["direction"])
 
 
+def _level_column(j: int) -> str:
+    """LOBSTER's name of orderbook column ``j`` (0-based): ask_price_1, ask_size_1, bid_price_1, bid_size_1, ask_price_2, ..."""
+    return f"{ORDERBOOK_LEVEL_COLUMNS[j % 4].replace(' ', '_')}_{j // 4 + 1}"
+
+
 def load_orderbook(path: str | Path) -> np.ndarray:
     """Parse a LOBSTER orderbook file into an ``(N, 4L)`` int64 array."""
     path = Path(path)
@@ -283,17 +288,19 @@ def load_orderbook(path: str | Path) -> np.ndarray:
         raise LobsterError(
             f"{path}: {df.width} columns; an orderbook file has 4 per level ({', '.join(ORDERBOOK_LEVEL_COLUMNS)})"
         )
+    df = df.rename({c: _level_column(j) for j, c in enumerate(df.columns)})  # LOBSTER's names
     arr = (
         np.column_stack([_int_column(df, c, path, header) for c in df.columns]) if len(df) else np.zeros((0, df.width), np.int64)
     )
     sizes = arr[:, 1::2]
     if (sizes < 0).any():
         row, col = map(int, np.argwhere(sizes < 0)[0])
-        raise LobsterError(f"{path}: line {row + 1 + header}, column {2 * col + 2}: negative size {sizes[row, col]}")
+        name = _level_column(2 * col + 1)
+        raise LobsterError(f"{path}: line {row + 1 + header}, column {2 * col + 2} ({name}): negative size {sizes[row, col]}")
     if (np.abs(arr) > MAX_VALUE).any():
         row, col = map(int, np.argwhere(np.abs(arr) > MAX_VALUE)[0])
         raise LobsterError(
-            f"{path}: line {row + 1 + header}, column {col + 1} ({ORDERBOOK_LEVEL_COLUMNS[col % 4]}): {arr[row, col]} "
+            f"{path}: line {row + 1 + header}, column {col + 1} ({_level_column(col)}): {arr[row, col]} "
             f"is out of range (allowed: at most {MAX_VALUE:,} in absolute value)"
         )
     return arr

@@ -265,8 +265,36 @@ def read_positions(path: str | Path) -> list[Position]:
         )
     if not out:
         raise PositionFileError(f"{path}: no positions after the header (row {header_row})")
+    _check_consistent(path, out)
     _check_default_equity(path, out)
     return out
+
+
+def _check_consistent(path: Path, positions: list[Position]) -> None:
+    """One position per account and symbol (venues net a side), one wallet per account, one mark per symbol."""
+    seen: dict[tuple[str, str], int] = {}
+    wallet: dict[str, tuple[int, int]] = {}
+    mark: dict[str, tuple[object, int]] = {}
+    for p in positions:
+        key = (p.account, p.symbol)
+        if key in seen:
+            raise PositionFileError(
+                f"{path}: row {p.row}: account {p.account!r} already holds {p.symbol} on row {seen[key]} "
+                f"(one position per account and symbol: a venue nets long and short)"
+            )
+        seen[key] = p.row
+        w = wallet.setdefault(p.account, (p.wallet, p.row))
+        if w[0] != p.wallet:
+            raise PositionFileError(
+                f"{path}: row {p.row}, column 'wallet_balance': account {p.account!r} has a different wallet balance on row {w[1]} "
+                f"(the wallet is the account's, the same on each of its rows)"
+            )
+        m = mark.setdefault(p.symbol, (p.mark, p.row))
+        if m[0] != p.mark:
+            raise PositionFileError(
+                f"{path}: row {p.row}, column 'mark_price': {p.symbol} has a different mark price on row {m[1]} "
+                f"(one mark per symbol)"
+            )
 
 
 def _check_default_equity(path: Path, positions: list[Position]) -> None:

@@ -236,7 +236,9 @@ class ReferenceEngine(EngineBase):
             qty, partial = style.chunk(q, notional, cooling)
             return (k, i, side, qty, 0, partial)
         assert isinstance(style, BookThenTakeover)
-        step = eq // (abs(q) * unit)  # ticks to the bankruptcy price with the rest of the account fixed (beyond the mark if eq < 0)
+        step = eq // (
+            abs(q) * unit
+        )  # ticks to the bankruptcy price with the rest of the account fixed (beyond the mark if eq < 0)
         price = max(1, mark - step if q > 0 else mark + step)
         tiers = ch.perps[k].tiers
         qty = style.partial.lots(q, mm - eq, mark * unit, tiers.mmr[tiers.tier(notional)])

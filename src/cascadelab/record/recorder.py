@@ -306,7 +306,9 @@ class Recorder:
             for col in cols:
                 acct = arr[col].astype(np.int64)
                 ok = (acct >= 0) & (acct < len(at))
-                df = df.with_columns(pl.Series(f"{col}_type", np.where(ok, at[np.clip(acct, 0, len(at) - 1)], -1).astype(np.int8)))
+                df = df.with_columns(
+                    pl.Series(f"{col}_type", np.where(ok, at[np.clip(acct, 0, len(at) - 1)], -1).astype(np.int8))
+                )
             return df
 
         def cat(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:

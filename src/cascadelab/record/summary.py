@@ -178,8 +178,11 @@ def _hedges_broken(ev: pl.DataFrame) -> int:
     """Accounts whose position was closed by ADL and which were liquidated afterwards on another instrument."""
     if not len(ev):
         return 0
-    adl = ev.filter(pl.col("kind") == int(Ev.ADL_CLOSE)).group_by("account").agg(
-        pl.col("ts").min().alias("t_adl"), pl.col("instrument").first().alias("k_adl"))
+    adl = (
+        ev.filter(pl.col("kind") == int(Ev.ADL_CLOSE))
+        .group_by("account")
+        .agg(pl.col("ts").min().alias("t_adl"), pl.col("instrument").first().alias("k_adl"))
+    )
     if not len(adl):
         return 0
     liq = ev.filter(pl.col("kind").is_in([int(Ev.LIQUIDATION_ORDER), int(Ev.TAKEOVER)]))
@@ -248,7 +251,9 @@ def targets(h: dict[str, Any]) -> list[Target]:
     out.append(Target("cliff: depth from >= 50% to <= 10% of its pre-news level", "n/a" if not math.isfinite(cliff) else f"{cliff:.1f} s",
                       "<= 60 s", math.isfinite(cliff) and cliff <= WINDOW_CLIFF_S))  # fmt: skip
     share = num("cliff_cancel_share")
-    out.append(Target("depth removed in the cliff by cancels (not trades)", fmt(share), ">= 75%", math.isfinite(share) and share >= 0.75))
+    out.append(
+        Target("depth removed in the cliff by cancels (not trades)", fmt(share), ">= 75%", math.isfinite(share) and share >= 0.75)
+    )
     rec = num("recovery_s")
     out.append(Target("depth back to >= 90% after the makers' return", "n/a" if not math.isfinite(rec) else f"{rec / 60:.1f} min",
                       "<= 45 min", math.isfinite(rec) and rec <= RECOVERY_S))  # fmt: skip

@@ -18,9 +18,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import ListedColormap
 
 STATE_COLOURS = ["#2ca02c", "#ffbf00", "#d62728", "#1f77b4"]  # quoting, widening, withdrawn, returning
 
@@ -58,7 +58,9 @@ def draw_all(result: Any, folder: Path) -> list[Path]:
     ask = np.stack([seconds[f"heat_ask.{q}"].to_numpy() for q in range(_buckets(seconds))], axis=1)
     fig, ax = plt.subplots(figsize=(10, 5))
     img = np.log10(1.0 + bid + ask).T
-    ax.imshow(img, aspect="auto", origin="lower", extent=(ts[0] if len(ts) else 0, ts[-1] if len(ts) else 1, -20, 20), cmap="magma")
+    ax.imshow(
+        img, aspect="auto", origin="lower", extent=(ts[0] if len(ts) else 0, ts[-1] if len(ts) else 1, -20, 20), cmap="magma"
+    )
     ax.set(title=f"{tracked}: resting notional by price (log scale)", xlabel="minutes after the news",
            ylabel="price vs the first price seen (%)")  # fmt: skip
     save(fig, "heatmap.png")

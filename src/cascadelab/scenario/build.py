@@ -23,7 +23,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from cascadelab.agents.arbitrage import ArbParams, Arbitrageur
+from cascadelab.agents.arbitrage import Arbitrageur, ArbParams
 from cascadelab.agents.base import News
 from cascadelab.agents.funds import FundParams, HedgedFund
 from cascadelab.agents.loopers import LooperParams, Loopers
@@ -293,4 +293,4 @@ def build(s: Scenario) -> Built:
     return Built(s, venue, sim, account_type, groups, int(news_s * SECOND_NS))
 
 
-__all__ = ["Built", "GROUPS", "PRE_OPEN_S", "build", "external_paths"]
+__all__ = ["GROUPS", "PRE_OPEN_S", "Built", "build", "external_paths"]

@@ -38,7 +38,9 @@ def _read(name_or_path: str) -> tuple[str, dict[str, Any]]:
     else:
         path = Path(name_or_path)
         if not path.exists():
-            raise ScenarioError(f"{name_or_path}: no such scenario file, and no built-in of that name (built-ins: {builtin_names()})")
+            raise ScenarioError(
+                f"{name_or_path}: no such scenario file, and no built-in of that name (built-ins: {builtin_names()})"
+            )
         where = str(path)
         try:
             text = path.read_text()

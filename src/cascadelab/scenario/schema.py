@@ -339,10 +339,12 @@ class Scenario(Strict):
         perps = {i.symbol for i in self.instruments if i.kind == "perp"}
         spots = {i.symbol for i in self.instruments if i.kind == "spot"}
         assets = set(self.collateral)
+
         def need(where: str, names: object, allowed: set[str]) -> None:
             bad = sorted(set(names) - allowed)  # type: ignore[arg-type]
             if bad:
                 raise ValueError(f"{where}: unknown {bad}; allowed: {sorted(allowed)}")
+
         for i in self.instruments:
             if i.kind == "spot" and not i.base:
                 raise ValueError(f"instruments: spot {i.symbol!r} needs a base asset")

@@ -19,6 +19,7 @@ from cascadelab.records import TRADE
 DEPTH_BPS = np.array([20, 100, 200], np.int64)
 """Depth bands of the feed, in basis points of the mid: ±0.2%, ±1%, ±2%."""
 
+
 @dataclass
 class MarketData:
     """Public market data of one venue at ``now_ns`` (arrays indexed by venue instrument)."""

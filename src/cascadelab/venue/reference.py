@@ -19,12 +19,12 @@ from cascadelab.book.fast import op_record
 from cascadelab.clearing.accounts import AccountState
 from cascadelab.fees import fee
 from cascadelab.records import (
-    TIF,
     CANCEL,
     FILL,
     FLAG_LIQUIDATION,
     FLAG_REDUCE_ONLY,
     FLAG_UNWIND,
+    TIF,
     CancelReason,
     FillKind,
     Op,

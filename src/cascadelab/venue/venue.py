@@ -353,7 +353,9 @@ class Venue:
             ("account", account, -(2**63), 2**63 - 1, Reject.UNKNOWN_ACCOUNT),
         ):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not lo <= int(value) <= hi:
-                return OrderAck(int(order_id) if isinstance(order_id, (int, np.integer)) and -(2**63) <= order_id < 2**63 else 0, why)
+                return OrderAck(
+                    int(order_id) if isinstance(order_id, (int, np.integer)) and -(2**63) <= order_id < 2**63 else 0, why
+                )
         r = requests(1)
         r[0] = (self.now_ns if ts is None else ts, account, order_id, price, qty, b, flags, kind, side, tif, stp)
         f0 = len(self.fill_log)
@@ -382,7 +384,9 @@ class Venue:
             return OrderAck(0, Reject.UNKNOWN_INSTRUMENT)
         if not isinstance(qty, (int, np.integer)) or isinstance(qty, bool) or not -(2**63) <= int(qty) < 2**63:
             return OrderAck(0, Reject.INVALID_QUANTITY)
-        if price is not None and (not isinstance(price, (int, np.integer)) or isinstance(price, bool) or not -(2**63) <= int(price) < 2**63):
+        if price is not None and (
+            not isinstance(price, (int, np.integer)) or isinstance(price, bool) or not -(2**63) <= int(price) < 2**63
+        ):
             return OrderAck(0, Reject.INVALID_PRICE)
         kind = Op.MARKET if price is None else Op.LIMIT
         flags = FLAG_REDUCE_ONLY if reduce_only else 0
