@@ -397,6 +397,19 @@ LIQ_EVENT = _dtype(
 """One liquidation, takeover, fund, ADL or unwind event."""
 
 
+def stack(arrays: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
+    """Concatenate record arrays of one dtype (by slice assignment: ``np.concatenate`` re-derives structured
+    dtypes on every call, which costs more than the copy for the small batches agents send)."""
+    if len(arrays) == 1:
+        return arrays[0]
+    out = np.empty(sum(len(a) for a in arrays), dtype)
+    j = 0
+    for a in arrays:
+        out[j : j + len(a)] = a
+        j += len(a)
+    return out
+
+
 def empty(dtype: np.dtype, n: int = 0) -> np.ndarray:
     """A zeroed record array of ``n`` rows."""
     return np.zeros(n, dtype)
@@ -466,4 +479,5 @@ __all__ = [
     "Why",
     "empty",
     "frame",
+    "stack",
 ]

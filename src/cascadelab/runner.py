@@ -117,7 +117,7 @@ def run(
     rec = Recorder(
         n_steps, tuple(b.venue.market_data.symbols), b.venue.n_perps, tuple(ch.assets), b.groups["makers"], b.groups["loopers"],
         b.account_type, len(b.venue.risk.fund_accounts), external_assets=sim.world.external.assets,  # type: ignore[attr-defined]
-        tracked=b.venue.index[s.check.tracked], news_ns=b.news_ns if s.world.news else -1,
+        tracked=b.venue.index[s.check.tracked], news_ns=b.news_ns,
     )  # fmt: skip
     sim.recorder = rec
     t1 = time.perf_counter()

@@ -9,8 +9,9 @@ cross-venue gaps paid more than quoting):
   the margin its capital allows; it unwinds as the gap closes;
 * a collateral token (USDe redeemable near 1, wBETH / BNSOL at their conversion ratio):
   buys the token cheap with USDT held on the venue, withdraws it to redeem outside, and the
-  USDT comes back only after a transfer delay (minutes); it sells tokens it holds when the
-  venue's bid is rich.
+  USDT comes back only after a transfer delay (minutes); when the venue's bid is rich it
+  sells tokens it holds, and once those are gone it mints more outside with USDT it
+  withdraws: the tokens arrive after the same delay.
 
 Its capital is what limits it: once its cash is spent and in transit, it stops, and a gap
 can open. That is when a depeg appears on the venue's book.
@@ -25,6 +26,7 @@ import numpy as np
 
 from cascadelab.agents.base import (
     NEVER,
+    WATCH_EXTERNAL,
     WATCH_VENUE,
     Client,
     Observation,
@@ -34,7 +36,7 @@ from cascadelab.agents.base import (
     account_requests,
     orders,
 )
-from cascadelab.records import FLAG_REDUCE_ONLY, TIF, AccountOp, AccountType, Op
+from cascadelab.records import FLAG_REDUCE_ONLY, ORDER_REQUEST, TIF, AccountOp, AccountType, Op
 from cascadelab.units import MONEY_SCALE, SECOND_NS
 
 
@@ -49,7 +51,8 @@ class ArbParams:
     inventory_limit: float = 5_000_000.0  # notional
     transfer_delay_s: float = 600.0  # tokens out and cash back (spot arbitrage)
     redemption_fee_bps: float = 5.0
-    every_ms: int = 500
+    every_ms: int = 2_000
+    rest: bool = True  # also rest a bid and an ask at the threshold prices (the gap it will trade), sized by its room
 
 
 class Arbitrageur:
@@ -67,20 +70,35 @@ class Arbitrageur:
         self.schedule = Schedule(params.every_ms * 1_000_000)
         self.instrument = -1
         self.in_transit: list[tuple[int, int]] = []  # (due ns, USDT money units) coming back
+        self.tokens_in_transit: list[tuple[int, int]] = []  # (due ns, token money units) minted outside, coming in
         self.returned = 0
         self.sent_out = 0
         self._band: tuple[float, float] | None = None
+        self._rested: tuple[float, int, int] | None = None  # (outside price, bid lots, ask lots) of its resting quotes
 
     def wake_at(self) -> int:
         """The next check or the next transfer arrival."""
-        nxt = min((t for t, _ in self.in_transit), default=NEVER)
+        nxt = min((t for t, _ in self.in_transit + self.tokens_in_transit), default=NEVER)
         return min(self.schedule.next_ns, nxt)
 
     def watch(self) -> list[Watch]:
-        """Woken when the venue's price leaves the no-trade band around the outside price."""
+        """Woken when the venue's price leaves the no-trade band, or the outside price moves its resting quotes' worth."""
         if self._band is None or self.instrument < 0:
             return []
-        return [Watch(self.instrument, WATCH_VENUE, *self._band)]
+        out = [Watch(self.instrument, WATCH_VENUE, *self._band)]
+        if self._rested is not None:
+            ext, d = self._rested[0], self.p.threshold_bps / 4e4
+            out.append(Watch(self.instrument, WATCH_EXTERNAL, ext * (1 - d), ext * (1 + d)))
+        return out
+
+    def _stale(self, ext: float, lb: int, la: int, fills: int) -> bool:
+        """Should the resting quotes be replaced? (outside price moved, room changed by a fifth, or fills)."""
+        if self._rested is None or fills:
+            return True
+        e0, b0, a0 = self._rested
+        if abs(ext / e0 - 1) * 4e4 > self.p.threshold_bps:
+            return True
+        return abs(lb - b0) > 0.2 * max(b0, 1) or abs(la - a0) > 0.2 * max(a0, 1)
 
     def act(self, obs: Observation, client: Client) -> Requests:
         """Trade the gap, move tokens out, bring cash back."""
@@ -97,7 +115,13 @@ class Arbitrageur:
             q = client.asset_index(m.quote[b])
             out.append(Requests(account=account_requests(self.accounts[0], AccountOp.DEPOSIT, q, sum(arrived))))
             self.returned += sum(arrived)
+        minted = [amt for t, amt in self.tokens_in_transit if t <= now]
+        self.tokens_in_transit = [(t, amt) for t, amt in self.tokens_in_transit if t > now]
+        if minted:
+            out.append(Requests(account=account_requests(self.accounts[0], AccountOp.DEPOSIT, client.asset_index(m.base[b]),
+                                                         sum(minted))))  # fmt: skip
         ext = float(obs.external.reference[b])
+        self._fills_seen = int((obs.fills["instrument"] == b).sum()) if len(obs.fills) else 0
         if not (math.isfinite(ext) and ext > 0):
             self._band = None
             return Requests.concat(out)
@@ -114,13 +138,44 @@ class Arbitrageur:
         thr, close = p.threshold_bps / 1e4, p.close_bps / 1e4
         room_long = p.inventory_limit - pos * ext
         room_short = p.inventory_limit + pos * ext
+        take = self._take_perp(m, ext, bid, ask, pos, room_long, room_short)
+        if not p.rest:
+            return take
+        thr = p.threshold_bps / 1e4
+        bid_t, ask_t = math.floor(ext * (1 - thr) / tick), math.ceil(ext * (1 + thr) / tick)
+        lb = int(min(p.clip_notional, max(0.0, room_long)) / max(bid_t * tick * lot, 1e-12))
+        la = int(min(p.clip_notional, max(0.0, room_short)) / (ask_t * tick * lot))
+        if not self._stale(ext, lb, la, self._fills_seen):
+            return take
+        return Requests.concat([take, self._rest(b, ext, bid_t, ask_t, lb, la)])
+
+    def _rest(self, b: int, ext: float, bid_t: int, ask_t: int, lb: int, la: int) -> Requests:
+        """Resting quotes at the threshold prices: where it stands ready to trade the gap, one clip each side."""
+        me = self.accounts[0]
+        lb = lb if bid_t > 0 else 0
+        out = np.zeros(1 + (lb > 0) + (la > 0), ORDER_REQUEST)
+        out["account"] = me
+        out["instrument"] = b
+        out["kind"][0] = Op.CANCEL_ALL
+        j = 1
+        for side, lots, px in ((1, lb, bid_t), (-1, la, ask_t)):
+            if lots > 0:
+                out[j]["side"], out[j]["qty"], out[j]["price"], out[j]["tif"] = side, lots, px, TIF.POST_ONLY
+                j += 1
+        self._rested = (ext, lb, la)
+        return Requests(out)
+
+    def _take_perp(self, m: object, ext: float, bid: float, ask: float, pos: float, room_long: float, room_short: float) -> Requests:
+        p, b, me = self.p, self.instrument, self.accounts[0]
+        tick, lot = float(m.tick[b]), float(m.lot[b])  # type: ignore[attr-defined]
+        thr, close = p.threshold_bps / 1e4, p.close_bps / 1e4
         if ask > 0 and ask < ext * (1 - thr) and room_long > 0:
-            px = int(math.floor(ext * (1 - thr) / tick))
+            px = math.floor(ext * (1 - thr) / tick)
             lots = int(min(p.clip_notional, room_long) / (px * tick * lot))
             if lots > 0:
                 return Requests(orders(me, b, 1, lots, px, Op.LIMIT, TIF.IOC))
         if bid > 0 and bid > ext * (1 + thr) and room_short > 0:
-            px = int(math.ceil(ext * (1 + thr) / tick))
+            px = math.ceil(ext * (1 + thr) / tick)
             lots = int(min(p.clip_notional, room_short) / (px * tick * lot))
             if lots > 0:
                 return Requests(orders(me, b, -1, lots, px, Op.LIMIT, TIF.IOC))
@@ -131,7 +186,7 @@ class Arbitrageur:
         if pos < 0 and ask > 0 and ask <= ext * (1 + close):
             lots = int(min(-pos * ext, p.clip_notional) / (ask * lot))
             if lots > 0:
-                return Requests(orders(me, b, 1, lots, int(round(ask / tick)), Op.LIMIT, TIF.IOC, FLAG_REDUCE_ONLY))
+                return Requests(orders(me, b, 1, lots, round(ask / tick), Op.LIMIT, TIF.IOC, FLAG_REDUCE_ONLY))
         return Requests()
 
     def _spot(self, obs: Observation, client: Client, ext: float) -> Requests:
@@ -152,16 +207,29 @@ class Arbitrageur:
             self.sent_out += value
             tokens = 0
         if ask > 0 and ask < ext * (1 - thr) and cash > 0:
-            px = int(math.floor(ext * (1 - thr) / tick))
+            px = math.floor(ext * (1 - thr) / tick)
             spend = min(p.clip_notional, cash / (1 + 0.001))
             lots = int(spend / (px * tick * lot))
             if lots > 0:
                 out.append(Requests(orders(me, b, 1, lots, px, Op.LIMIT, TIF.IOC)))
         elif bid > 0 and bid > ext * (1 + thr) and tokens > 0:
-            px = int(math.ceil(ext * (1 + thr) / tick))
+            px = math.ceil(ext * (1 + thr) / tick)
             lots = int(min(p.clip_notional / (px * tick), tokens / MONEY_SCALE) / lot)
             if lots > 0:
                 out.append(Requests(orders(me, b, -1, lots, px, Op.LIMIT, TIF.IOC)))
+        elif bid > 0 and bid > ext * (1 + thr) and not self.tokens_in_transit and cash >= p.clip_notional:
+            spend = int(p.clip_notional * MONEY_SCALE)  # mint outside: USDT out now, tokens in after the delay
+            out.append(Requests(account=account_requests(me, AccountOp.WITHDRAW, client.asset_index(quote), spend)))
+            tokens_out = int(p.clip_notional / ext * (1 - p.redemption_fee_bps / 1e4) * MONEY_SCALE)
+            self.tokens_in_transit.append((obs.now_ns + int(p.transfer_delay_s * SECOND_NS), tokens_out))
+            cash -= p.clip_notional
+        if p.rest:  # stand ready at the threshold prices with what it has: cash to buy, tokens to sell
+            bid_t = math.floor(ext * (1 - thr) / tick)
+            ask_t = math.ceil(ext * (1 + thr) / tick)
+            lb = int(min(p.clip_notional, max(0.0, cash * 0.99)) / max(bid_t * tick * lot, 1e-12))
+            la = int(min(p.clip_notional / (ask_t * tick), tokens / MONEY_SCALE) / lot)
+            if self._stale(ext, lb, la, len(bought)):
+                out.append(self._rest(b, ext, bid_t, ask_t, lb, la))
         return Requests.concat(out)
 
     def capital_in_transit(self) -> float:

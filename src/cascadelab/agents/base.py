@@ -37,6 +37,7 @@ from cascadelab.records import (
     AccountOp,
     AccountType,
     Op,
+    stack,
 )
 from cascadelab.venue.feed import MarketData
 
@@ -163,7 +164,9 @@ class Requests:
         parts = [p for p in parts if len(p)]
         if not parts:
             return Requests()
-        return Requests(np.concatenate([p.orders for p in parts]), np.concatenate([p.account for p in parts]))
+        if len(parts) == 1:
+            return parts[0]
+        return Requests(stack([p.orders for p in parts], ORDER_REQUEST), stack([p.account for p in parts], ACCOUNT_REQUEST))
 
 
 def orders(
@@ -180,10 +183,15 @@ def orders(
     """ORDER_REQUEST rows from broadcast columns (the simulation sets ``ts``); STP cancels the resting order."""
     values = (account, instrument, side, qty, price, kind, tif, flags, order_id)
     names = ("account", "instrument", "side", "qty", "price", "kind", "tif", "flags", "order_id")
-    n = max((np.shape(x)[0] for x in values if np.ndim(x)), default=1)
+    n = 1
+    for x in values:
+        if isinstance(x, np.ndarray) and x.ndim:
+            n = len(x)
+            break
     out = np.zeros(n, ORDER_REQUEST)
     for name, col in zip(names, values, strict=True):
-        out[name] = col
+        if isinstance(col, np.ndarray) or col != 0:
+            out[name] = col
     out["stp"] = STP.CANCEL_RESTING
     return out
 

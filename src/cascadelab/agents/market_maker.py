@@ -110,12 +110,15 @@ class MakerParams:
     loss_window_s: float = 60.0
     loss_limit: float = 50_000.0  # loss over the window (quote units) that withdraws
     calm_loss: float = 5_000.0  # loss over the window below which it may return
-    one_sided_share: float = 0.85  # fills on one side over the window
-    one_sided_min_fills: int = 10
+    one_sided_share: float = 0.9  # fills on one side over the window
+    one_sided_min_fills: int = 30
+    calm_one_sided_share: float = 0.7
     vol_spike_ratio: float = 6.0  # 1 min σ over the prior (the fast scale's spike)
     calm_vol_ratio: float = 2.5
     widen_slope: float = 0.5  # γ multiplier per unit of risk score above 1
     max_gamma_multiplier: float = 50.0
+    unwind_fraction: float = 0.1  # withdrawn with inventory: this share of it is sold (bought) back per wake...
+    unwind_slippage_bps: float = 50.0  # ...with an IOC no further than this from the fair price
     return_size: float = 0.5  # size multiplier while RETURNING
     return_gamma: float = 2.0
     anchor_external: bool = True  # fair price from the external reference when there is one
@@ -156,6 +159,7 @@ class MarketMaker:
         self._equity0: float | None = None
         self._hedge_k = -1
         self._fair_source = WATCH_VENUE
+        self.transitions: list[tuple[int, int, int, dict[str, float]]] = []  # (ns, new state, reason, measures)
         self.wake_on_fills = False  # fills are read at the next scheduled or price-driven wake
         self.wake_on_news = True
 
@@ -193,6 +197,8 @@ class MarketMaker:
                 out.append(Requests(orders(self.accounts[0], b, 0, 0, kind=Op.CANCEL_ALL)))
                 self.has_quotes = False
             self.quoted_fair = math.nan
+            if math.isfinite(fair):
+                out.append(self._unwind(m, fair))
             return Requests.concat(out)
         out.append(self._quotes(m, fair))
         self.quoted_fair = fair
@@ -229,8 +235,7 @@ class MarketMaker:
             self.inventory = float(client.positions()[b, 0]) * lot
         else:
             self.inventory = float(client.balances(m.base[b])[0]) / 1e8 - p.inventory_target_base
-        eq, _, _ = client.margin()
-        equity = float(eq[0]) / 1e8
+        equity = self._mark_to_market(obs, client)
         if self._equity0 is None:
             self._equity0 = equity
         self.pnl = equity - self._equity0
@@ -242,6 +247,27 @@ class MarketMaker:
         while q[0][0] < now - horizon:
             q.popleft()
         self._fair_now = fair
+
+    def _mark_to_market(self, obs: Observation, client: Client) -> float:
+        """Its book value at fair prices (no collateral haircuts): cash, holdings, positions' unrealized PnL."""
+        m = obs.market
+        ref = np.where(np.isfinite(obs.external.reference), obs.external.reference, m.reference())
+        value = 0.0
+        held: set[str] = set()
+        for b in range(len(m.symbols)):
+            for asset in (m.quote[b], m.base[b]) if not m.is_perp[b] else (m.quote[b],):
+                if asset in held:
+                    continue
+                held.add(asset)
+                px = 1.0 if asset == m.quote[b] else float(ref[b])
+                if math.isfinite(px):
+                    value += float(client.balances(asset)[0]) / 1e8 * px
+        pos, cost = client.positions()[:, 0], client.cost()[:, 0]
+        for k in np.flatnonzero(pos).tolist():
+            px = float(ref[k])
+            if math.isfinite(px):
+                value += float(pos[k]) * float(m.lot[k]) * px - float(cost[k]) / 1e8
+        return value
 
     def measures(self) -> dict[str, float]:
         """The maker's current risk measures (observable; what its triggers read)."""
@@ -260,6 +286,12 @@ class MarketMaker:
         }
 
     def _decide(self, now: int) -> None:
+        before = self.state
+        self._decide_state(now)
+        if self.state != before:
+            self.transitions.append((now, int(self.state), int(self.reason), self.measures()))
+
+    def _decide_state(self, now: int) -> None:
         p = self.p
         x = self.measures()
         self.regime = regime(self.vol.ratio(2), self.vol.ratio(3))
@@ -272,7 +304,12 @@ class MarketMaker:
             fired = Trigger.ONE_SIDED_FILLS
         elif x["vol_ratio"] >= p.vol_spike_ratio:
             fired = Trigger.VOLATILITY
-        calm = x["loss"] <= p.calm_loss and x["vol_ratio"] <= p.calm_vol_ratio and x["inventory_notional"] < p.inventory_limit
+        calm = (
+            x["loss"] <= p.calm_loss
+            and x["vol_ratio"] <= p.calm_vol_ratio
+            and x["inventory_notional"] < p.inventory_limit
+            and (x["fills"] < p.one_sided_min_fills or x["one_sided_share"] <= p.calm_one_sided_share)
+        )
         if self.state == MakerState.WITHDRAWN:
             if calm:
                 self.state, self.reason = MakerState.RETURNING, Trigger.NONE
@@ -341,6 +378,19 @@ class MarketMaker:
         out["tif"][1:] = TIF.POST_ONLY
         out["stp"][1:] = STP.CANCEL_RESTING
         return Requests(out)
+
+    def _unwind(self, m: MarketData, fair: float) -> Requests:
+        """Withdrawn, it works its inventory down: an IOC for a share of it, no worse than its slippage limit."""
+        p, b = self.p, self.instrument
+        lot, tick = float(m.lot[b]), float(m.tick[b])
+        lots = int(abs(self.inventory) * p.unwind_fraction / lot)
+        if lots <= 0 or abs(self.inventory) * fair < 0.05 * p.inventory_limit:
+            return Requests()
+        side = -1 if self.inventory > 0 else 1
+        limit = fair * (1 - side * p.unwind_slippage_bps / 1e4)
+        ticks = math.ceil(limit / tick) if side < 0 else math.floor(limit / tick)
+        flags = FLAG_REDUCE_ONLY if m.is_perp[b] else 0
+        return Requests(orders(self.accounts[0], b, side, lots, max(1, ticks), Op.LIMIT, TIF.IOC, flags))
 
     # --- the hedge -----------------------------------------------------------------------------------
     def _hedge(self, obs: Observation, client: Client) -> Requests:

@@ -176,7 +176,6 @@ class LeveragedTraders:
         lev = np.clip(lev, 1.0, np.minimum(p.leverage_max, caps))
         self.leverage = lev
         margin = np.exp(np.log(p.margin_median) + p.margin_sigma * rng.standard_normal(n))
-        self.margin_target = margin
         iso = (rng.random(n) < p.isolated_share) & ~dip
         assets = list(p.collateral)
         coll = np.array([ch.ledger.asset(a) for a in assets], np.int64)[
@@ -191,31 +190,27 @@ class LeveragedTraders:
         self.adds_margin = (beh == Behaviour.DEFEND) & (rng.random(n) < p.add_margin_share)
         self.shorts_when_flat = (beh == Behaviour.MOMENTUM) & (rng.random(n) < p.momentum_short_share)
         self.reserve = (margin * rng.uniform(*p.reserve_multiple, n) * MONEY_SCALE).astype(np.int64)
-        # funding: each account's collateral, valued at the venue's price and haircut
         price = ch.asset_price.astype(np.float64) / MONEY_SCALE
         ratio = ch.ratio.astype(np.float64) / 1e6
         unpriced = [ch.assets[a] for a in np.unique(coll).tolist() if price[a] <= 0 or ratio[a] <= 0]
         if unpriced:
             raise ValueError(f"population {name!r}: collateral {unpriced} has no price (or a zero ratio) at the venue yet")
-        amount = (margin * MONEY_SCALE / np.maximum(price[coll] * ratio[coll], 1e-12) * 1e0).astype(np.int64)
-        amount = np.maximum(amount, 1)
-        for a in np.unique(coll).tolist():
-            sel = coll == a
-            ch.deposit_many(self.accounts[sel], ch.assets[a], amount[sel])
-        # positions: lots from margin x leverage at each account's entry price
+        # positions: lots from margin x leverage at each account's entry price (isolated ones entered at the start price)
         holders = ~dip
         rounds = rng.integers(0, len(p.entry_factors), n)
+        rounds[iso] = int(np.argmin(np.abs(np.asarray(p.entry_factors) - 1.0)))
         legs: list[Leg] = []
         marks = ch.marks.astype(np.float64)
         units = [ch.perps[k].instrument for k in range(len(ch.perps))]
         lots = np.zeros(n, np.int64)
+        entry = np.zeros(n)
         for k in np.unique(ks).tolist():
             tick, lot = float(units[k].tick_size), float(units[k].lot_size)
             here = holders & (self.home == k)
-            ch.configure_positions(units[k].symbol, self.accounts[here], np.ceil(lev[here]).astype(np.int64), iso[here])
             for r, f in enumerate(p.entry_factors):
                 px = max(1, int(round(marks[k] * f)))
                 sel = here & (rounds == r)
+                entry[sel] = px
                 longs = sel & long
                 shorts = sel & ~long
                 lots[longs] = np.maximum(1, np.floor(margin[longs] * lev[longs] / (px * tick * lot))).astype(np.int64)
@@ -229,10 +224,36 @@ class LeveragedTraders:
                     s = np.floor(w / w.sum() * abs(need)).astype(np.int64)
                     s[np.argsort(-w, kind="stable")[: abs(need) - int(s.sum())]] += 1
                     lots[takers] += -s if need > 0 else s
+                    # the other side is fewer, bigger accounts: each puts up the margin its own leverage needs
+                    margin[takers] = np.maximum(margin[takers], np.abs(lots[takers]) * px * tick * lot / lev[takers])
                 ids = np.concatenate([self.accounts[sel], *[g.accounts for g in extra]])
                 qty = np.concatenate([lots[sel], *[g.lots for g in extra]])
                 keep = qty != 0
                 legs.append(Leg(units[k].symbol, px, ids[keep], qty[keep]))
+        # venue limits: a notional in a higher tier allows less leverage; keep every account at or below its tier's
+        # maximum leverage and at least twice its maintenance, as the venue would have required when it opened
+        for k in np.unique(ks).tolist():
+            here = holders & (self.home == k)
+            tiers = ch.perps[k].tiers
+            notional = np.abs(lots[here]) * entry[here] * float(units[k].unit_notional)  # money units
+            t = np.minimum(np.searchsorted(np.asarray(tiers.caps, np.float64), notional, side="left"), len(tiers.caps) - 1)
+            max_lev = np.asarray(tiers.max_leverage, np.float64)[t]
+            mmr = np.asarray(tiers.mmr, np.float64)[t] / 1e6
+            # the leverage each position is set at (isolated margin is allocated from it): within the tier's maximum
+            # and low enough that its margin covers twice the maintenance; the account puts up that margin
+            cfg = np.maximum(1, np.floor(np.minimum(np.minimum(lev[here], max_lev), 1.0 / (2.0 * mmr)))).astype(np.int64)
+            margin[here] = np.maximum(margin[here], notional / MONEY_SCALE / cfg * 1.001)
+            ch.configure_positions(units[k].symbol, self.accounts[here], cfg, iso[here])
+        self.margin_target = margin
+        # funding: each account's collateral such that its equity now is its margin (losses since entry were
+        # topped up, gains count): the leverage it chose holds at the start
+        unit = np.array([float(u.unit_notional) / MONEY_SCALE for u in units])[self.home]
+        upnl = np.where(holders, (marks[self.home] - entry) * lots * unit, 0.0)
+        need_value = np.maximum(margin - upnl, 0.1 * margin)
+        amount = np.maximum(1, (need_value * MONEY_SCALE / (price[coll] * ratio[coll]))).astype(np.int64)
+        for a in np.unique(coll).tolist():
+            sel = coll == a
+            ch.deposit_many(self.accounts[sel], ch.assets[a], amount[sel])
         # isolated accounts need their margin in the settlement asset (already USDT); others are set
         self.high = marks[self.home] * np.array([float(u.tick_size) for u in units])[self.home]
         return self, legs

@@ -154,6 +154,15 @@ def adl_rank(
         console.print(table)
 
 
+def _register_simulation() -> None:
+    from cascadelab.cli.simulate import register
+
+    register(app, console, _fail)
+
+
+_register_simulation()
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -147,7 +147,7 @@ def build(s: Scenario) -> Built:
         if amount > 0:
             ch.seed_lending_pool(asset, money_to_units(str(amount)))
     # the world
-    news_s = min((n.at_s for n in s.world.news), default=0.0)
+    news_s = s.world.reference_s if s.world.reference_s is not None else min((n.at_s for n in s.world.news), default=0.0)
     paths = external_paths(s, news_s, seeds[0])
     step_ns = s.world.feed_every_ms * 1_000_000
     symbols = tuple(venue.market_data.symbols)
@@ -179,12 +179,15 @@ def build(s: Scenario) -> Built:
             (acct,) = open_accounts(1, AccountType.MARKET_MAKER)
             ch.deposit_many(np.array([acct]), "USDT", np.array([money_to_units(str(g.capital))]))
             params = MakerParams(
-                g.symbol, g.level_notional, g.levels, g.level_step_bps, g.gamma, g.k, g.horizon_s, inst.daily_sigma,
-                g.min_half_spread_bps, g.inventory_limit, g.requote_ms, g.requote_move_bps, g.loss_window_s, g.loss_limit,
-                g.calm_loss, g.one_sided_share, g.one_sided_min_fills, g.vol_spike_ratio, g.calm_vol_ratio, g.widen_slope,
+                g.symbol, level_notional=g.level_notional, levels=g.levels, level_step_bps=g.level_step_bps, gamma=g.gamma,
+                k=g.k, horizon_s=g.horizon_s, daily_sigma=inst.daily_sigma, min_half_spread_bps=g.min_half_spread_bps,
+                inventory_limit=g.inventory_limit, requote_ms=g.requote_ms, requote_move_bps=g.requote_move_bps,
+                loss_window_s=g.loss_window_s, loss_limit=g.loss_limit, calm_loss=g.calm_loss, one_sided_share=g.one_sided_share,
+                one_sided_min_fills=g.one_sided_min_fills, calm_one_sided_share=g.calm_one_sided_share,
+                vol_spike_ratio=g.vol_spike_ratio, calm_vol_ratio=g.calm_vol_ratio, widen_slope=g.widen_slope,
                 anchor_external=g.anchor_external, inventory_target_base=g.base_inventory,
                 hedge_symbol=g.hedge_symbol, hedge_asset=str(inst.base) if g.hedge_symbol else None,
-            )  # fmt: skip
+            )
             if inst.kind == "perp":
                 ch.configure_positions(g.symbol, np.array([acct]), g.leverage, False)
             if inst.kind == "spot" and g.base_inventory > 0:

@@ -1,5 +1,8 @@
 """Loading scenarios: built-ins by name or TOML files, ``--set key.path=value`` overrides, clear errors.
 
+A file may start from another scenario with ``extends = "NAME"`` (a built-in or a path):
+its tables merge into the other's key by key, other values replace.
+
 Errors name the file, the key path and what is allowed; unknown keys are errors. An
 override's value is read as a TOML value (``--set population.accounts=1000000``,
 ``--set venue.profile="hyperliquid"``; a bare word that is not a TOML value is taken as a
@@ -30,8 +33,30 @@ def builtin_names() -> list[str]:
     return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
-def _read(name_or_path: str) -> tuple[str, dict[str, Any]]:
-    """(where, raw dict) of a built-in name or a TOML file path."""
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``: tables merge key by key, everything else (values, lists) replaces."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read(name_or_path: str, seen: tuple[str, ...] = ()) -> tuple[str, dict[str, Any]]:
+    """(where, raw dict) of a built-in name or a TOML file path; ``extends = "NAME"`` starts from another scenario."""
+    where, raw = _read_one(name_or_path)
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return where, raw
+    if not isinstance(parent, str):
+        raise ScenarioError(f"{where}: extends: must be the name of a built-in scenario or a file path")
+    if parent in seen or parent == name_or_path:
+        raise ScenarioError(f"{where}: extends: {parent!r} extends itself (cycle {' -> '.join((*seen, name_or_path, parent))})")
+    _, base = _read(parent, (*seen, name_or_path))
+    return where, _merge(base, raw)
+
+
+def _read_one(name_or_path: str) -> tuple[str, dict[str, Any]]:
+    """(where, raw dict) of one file, before ``extends``."""
     if name_or_path in builtin_names():
         where = f"built-in scenario {name_or_path!r}"
         text = (resources.files("cascadelab") / "data" / "scenarios" / f"{name_or_path}.toml").read_text()

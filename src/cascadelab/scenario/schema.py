@@ -195,8 +195,9 @@ class MakerGroup(Strict):
     loss_window_s: float = Field(60.0, gt=0)
     loss_limit: float = Field(50_000.0, gt=0)
     calm_loss: float = Field(5_000.0, ge=0)
-    one_sided_share: float = Field(0.85, gt=0.5, le=1)
-    one_sided_min_fills: int = Field(10, ge=1)
+    one_sided_share: float = Field(0.9, gt=0.5, le=1)
+    one_sided_min_fills: int = Field(30, ge=1)
+    calm_one_sided_share: float = Field(0.7, gt=0.5, le=1)
     vol_spike_ratio: float = Field(6.0, gt=1)
     calm_vol_ratio: float = Field(2.5, gt=0)
     widen_slope: float = Field(0.5, ge=0)
@@ -210,7 +211,8 @@ class MakerGroup(Strict):
 
     @model_validator(mode="after")
     def _calm(self) -> MakerGroup:
-        if self.calm_vol_ratio >= self.vol_spike_ratio or self.calm_loss >= self.loss_limit:
+        if (self.calm_vol_ratio >= self.vol_spike_ratio or self.calm_loss >= self.loss_limit
+                or self.calm_one_sided_share >= self.one_sided_share):  # fmt: skip
             raise ValueError("calm thresholds must be below the triggers (hysteresis)")
         return self
 
@@ -300,6 +302,7 @@ class WorldSection(Strict):
     paths: dict[str, PathSection] = Field(default_factory=dict)  # instrument symbol or asset -> path
     outages: list[OutageSection] = Field(default_factory=list)
     feed_every_ms: int = Field(1_000, gt=0)
+    reference_s: float | None = Field(None, ge=0)  # time 0 of the paths' knots and of "pre-news" (default: the first news)
 
 
 class CheckSection(Strict):

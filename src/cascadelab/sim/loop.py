@@ -37,7 +37,7 @@ from cascadelab.agents.base import (
     News,
     Observation,
 )
-from cascadelab.records import ACCOUNT_ACK, ACCOUNT_REQUEST, ACK, CANCEL, FILL, LIQ_EVENT, ORDER_REQUEST
+from cascadelab.records import ACCOUNT_ACK, ACCOUNT_REQUEST, ACK, CANCEL, FILL, LIQ_EVENT, ORDER_REQUEST, stack
 from cascadelab.sim.world import ScriptedWorld
 from cascadelab.timing import PhaseClock
 from cascadelab.venue.venue import StepReport, Venue
@@ -64,10 +64,13 @@ class Inbox:
         return bool(self.fills or self.acks or self.account_acks or self.cancels or self.events)
 
 
+_EMPTY = {dt: np.zeros(0, dt) for dt in (FILL, ACK, ACCOUNT_ACK, CANCEL, LIQ_EVENT)}
+
+
 def _cat(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
     if not parts:
-        return np.zeros(0, dtype)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return _EMPTY[dtype]
+    return parts[0] if len(parts) == 1 else stack(parts, dtype)
 
 
 class Simulation:
@@ -114,6 +117,8 @@ class Simulation:
                                    ("low", np.float64), ("high", np.float64)])  # fmt: skip
         self._pend_o = np.zeros(0, ORDER_REQUEST)
         self._pend_a = np.zeros(0, ACCOUNT_REQUEST)
+        self._due_o = np.zeros(0, np.int64)  # arrival of each pending request's wake: one wake's requests arrive together
+        self._due_a = np.zeros(0, np.int64)
         self.hasher = hashlib.blake2b(digest_size=16)
         self.clock = PhaseClock()
         self.steps = 0
@@ -200,19 +205,22 @@ class Simulation:
             self._blocked_by = blocked
 
     def _take_due(self, t: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Requests whose wake has arrived by ``t`` (a wake's requests are never split across steps)."""
         out: list[np.ndarray | None] = []
-        for attr in ("_pend_o", "_pend_a"):
-            pend = getattr(self, attr)
+        for attr, dattr in (("_pend_o", "_due_o"), ("_pend_a", "_due_a")):
+            pend, due_at = getattr(self, attr), getattr(self, dattr)
             if not len(pend):
                 out.append(None)
                 continue
-            due = pend["ts"] <= t
+            due = due_at <= t
             if due.all():
                 out.append(pend)
                 setattr(self, attr, pend[:0])
+                setattr(self, dattr, due_at[:0])
             elif due.any():
                 out.append(pend[due])
                 setattr(self, attr, pend[~due])
+                setattr(self, dattr, due_at[~due])
             else:
                 out.append(None)
         return out[0], out[1]
@@ -261,7 +269,10 @@ class Simulation:
             return
         market = self.venue.market_data
         ext = self.world.external
-        parts_o, parts_a = [], []
+        parts_o: list[np.ndarray] = []
+        parts_a: list[np.ndarray] = []
+        due_o: list[np.ndarray] = []
+        due_a: list[np.ndarray] = []
         watch_changed = False
         for j in idx.tolist():
             a = self.agents[j]
@@ -288,14 +299,18 @@ class Simulation:
                 o = reqs.orders.copy()
                 o["ts"] = base + np.arange(len(o))
                 parts_o.append(o)
+                due_o.append(np.full(len(o), base, np.int64))
             if len(reqs.account):
                 acc = reqs.account.copy()
                 acc["ts"] = base + np.arange(len(acc))
                 parts_a.append(acc)
+                due_a.append(np.full(len(acc), base, np.int64))
         if parts_o:
-            self._pend_o = np.concatenate([self._pend_o, *parts_o])
+            self._pend_o = stack([self._pend_o, *parts_o], ORDER_REQUEST)
+            self._due_o = np.concatenate([self._due_o, *due_o])
         if parts_a:
-            self._pend_a = np.concatenate([self._pend_a, *parts_a])
+            self._pend_a = stack([self._pend_a, *parts_a], ACCOUNT_REQUEST)
+            self._due_a = np.concatenate([self._due_a, *due_a])
         if watch_changed:
             rows = [r for rr in self._watch_rows for r in rr]
             w = np.zeros(len(rows), self._watch.dtype)
