@@ -160,9 +160,40 @@ def test_adl_never_takes_an_earlier_takeover(engine: str) -> None:
     m.step("97300", 1)  # early: equity 2,950 - 2,700 = 250 < MM 486.5: taken over, the liquidator holds 1 BTC
     assert m.ch.accounts.state[early] == AccountState.TAKEN_OVER and m.ch.accounts.size[0, m.eng.liquidator] == 1000
     m.step("96350", 2)  # the trader (bankruptcy price 97,950): deficit 1,600 with an empty fund
-    closes = m.events(Ev.ADL_CLOSE)
+    ev = m.events()
+    trig = [j for j, e in enumerate(ev) if e["kind"] == Ev.ADL_TRIGGER]
+    first = trig[0]
+    assert ev[first]["account"] == m.trader
+    end = trig[1] if len(trig) > 1 else len(ev)
+    closes = [e for e in ev[first + 1 : end] if e["kind"] == Ev.ADL_CLOSE]
+    # the trader's ADL closes exactly its own uncovered 1 BTC at its bankruptcy price, never the earlier takeover
     assert sum(c["qty"] for c in closes) == 1000 and all(c["price"] == px("97950") for c in closes)
+    # the liquidator's loss on the earlier takeover (97,300 -> 96,350) is the fund's; what it cannot pay is a
+    # separate ADL of the liquidator's own position, at its own bankruptcy price
+    for j in trig[1:]:
+        assert ev[j]["account"] == m.eng.liquidator and ev[j]["pnl"] < ev[j]["amount"]
     assert m.fund() >= 0
+
+
+def test_the_backlog_deleverages_only_what_its_fund_cannot_carry(engine: str) -> None:
+    m = Market({"style": "binance", "fund_seed": usd("0"), "adl_ranking": "binance", "liquidator_orders_per_s": 1}, engine)
+    early = int(m.v.open_accounts(1)[0])
+    m.ch.deposit(early, "USDT", usd("3000"))
+    m.ch.set_leverage(early, "BTCUSDT", 50)
+    assert m.v.submit_decimal(m.mm, "BTCUSDT", -1, "1", "100000").accepted
+    assert m.v.submit_decimal(early, "BTCUSDT", 1, "1", "100000").filled == 1000
+    m.step("100000", 0)
+    m.step("97300", 1)  # taken over: the liquidator holds 1 BTC, the fund got the 250 left
+    assert m.fund() > 0
+    m.step("97200", 2)  # a 100 loss on the backlog: the fund can pay it, no ADL
+    assert not [e for e in m.events(Ev.ADL_TRIGGER) if e["account"] == m.eng.liquidator]
+    m.step("96000", 3)  # a 1,300 loss: beyond the fund; ADL takes what it cannot pay
+    trig = [e for e in m.events(Ev.ADL_TRIGGER) if e["account"] == m.eng.liquidator]
+    assert trig and trig[-1]["pnl"] == min(trig[-1]["amount"], max(0, trig[-1]["fund_balance"]))
+    assert m.fund() >= 0
+    off = Market({"style": "binance", "fund_seed": usd("0"), "backlog_adl": False}, engine)
+    off.step("96000", 1)
+    assert not [e for e in off.events(Ev.ADL_TRIGGER) if e["account"] == off.eng.liquidator]
 
 
 def test_liquidator_losses_never_drive_the_fund_negative(engine: str) -> None:

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from cascadelab.arith import muldiv_ceil
+from cascadelab.clearing.accounts import AccountState
 from cascadelab.clearing.ledger import OUTSIDE, SOCIALIZED_LOSS
+from cascadelab.liquidation import adl
 from cascadelab.liquidation.config import LiquidationConfig
 from cascadelab.liquidation.gateway import Gateway
 from cascadelab.records import (
+    BOOK_FILL,
     FLAG_LIQUIDATION,
     FLAG_REDUCE_ONLY,
     FLAG_UNWIND,
@@ -24,6 +28,7 @@ from cascadelab.records import (
     TIF,
     CancelReason,
     Ev,
+    FillKind,
     Kind,
     Op,
     Why,
@@ -188,10 +193,11 @@ class EngineBase:
         return not (acc.realized[:, liq] - self.swept - self.unwind_fees).any()
 
     def _finish(self, ev: Events, now: int) -> np.ndarray:
-        """Unwind, sweep, remember the marks and fund balances; returns the step's events."""
+        """Deleverage what the funds cannot carry, unwind, sweep, remember the marks and funds; returns the events."""
         if self._liquidator_idle():
             self._refill(now)  # nothing to unwind or sweep: both would only refill the order budget
         else:
+            self._backlog_adl(ev, now)
             self._unwind(ev, now)
             self._sweep(ev)
         self.prev_marks = self.ch.marks.copy()
@@ -201,6 +207,86 @@ class EngineBase:
         if len(out):
             self.event_log.append(out)
         return out
+
+    # --- the liquidator's backlog ---------------------------------------------------------------------
+    def adl_candidates(self, k: int, side: int) -> adl.Candidates:
+        """NORMAL accounts (not the liquidator) holding ``side`` of perpetual ``k``, with their figures."""
+        raise NotImplementedError
+
+    def _backlog_adl(self, ev: Events, now: int) -> None:
+        """What the liquidator took over and still holds, losing more than its fund may pay, is deleveraged.
+
+        The takeover put each position on the fund at the bankrupt account's value (DOMAIN.md:
+        "the insurance fund takes the position over"); while the liquidator works through its
+        backlog the price can keep moving. Per perpetual, the loss the liquidator carries (at
+        the mark, plus results not yet swept) is what its fund must cover; the part the fund's
+        trigger rule will not pay is closed by ADL against the ranked opposite positions at the
+        profile's ADL price (with a vault, as for Hyperliquid: once the vault's own value
+        cannot cover it). A queue scored by this step's takeovers is left to the next step, so
+        each queue is scored once per step.
+        """
+        ch, cfg, liq = self.ch, self.cfg, self.liquidator
+        if not cfg.backlog_adl:
+            return
+        acc = ch.accounts.arrays
+        trig = cfg.trigger
+        committed: dict[int, int] = {}
+        closed: list[tuple[int, int]] = []
+        for k in range(len(ch.perps)):
+            q = int(acc.size[k, liq])
+            if q == 0:
+                continue
+            side = 1 if q > 0 else -1
+            if (k, -side) in self.adl_queues:
+                continue
+            mark, unit = int(ch.marks[k]), int(ch.units[k])
+            pending = int(acc.realized[k, liq]) - int(self.swept[k]) - int(self.unwind_fees[k])
+            loss = max(0, -(q * mark * unit - int(acc.cost[k, liq]) + pending))
+            if loss == 0:
+                continue
+            f = self.fund_of(k)
+            actual = self.fund_balance(f)
+            bal = actual - committed.get(f, 0)
+            if trig.code == 2:  # the vault: deleveraging starts when its own value no longer covers the loss
+                pays = min(loss, max(0, bal))
+            else:
+                pays = trig.fund_pays(loss, bal, max(self.history_peak(f, now), actual))
+            committed[f] = committed.get(f, 0) + pays
+            rest = loss - pays
+            if rest <= 0:
+                continue
+            lots = min(abs(q), int(muldiv_ceil(abs(q), rest, loss)))
+            price = cfg.adl_price.price(side, abs(q), unit, loss, mark, int(self.prev_marks[k]))
+            ev.add(Ev.ADL_TRIGGER, liq, instrument=k, side=side, qty=lots, price=price, amount=loss, pnl=pays, fund=f,
+                   fund_balance=bal, reason=trig.reason)  # fmt: skip
+            c = self.adl_candidates(k, -side)
+            self.adl_queues[(k, -side)] = (c.account, np.abs(c.size), c.upnl > 0, c.equity)
+            if not len(c):
+                continue
+            score = adl.scores(cfg.ranking, c)
+            order = adl.order(score, c.account, c.upnl)
+            rank = np.empty(len(c), np.int64)
+            rank[order] = np.arange(1, len(c) + 1)
+            live = acc.state[c.account] == AccountState.NORMAL
+            remaining = np.where(live & (np.sign(acc.size[k, c.account]) == -side), np.abs(acc.size[k, c.account]), 0)
+            ell = max(0, side * (price - mark)) * unit  # a lot's cost to a counterparty vs the mark
+            if ell > 0:
+                remaining = np.minimum(remaining, np.maximum(0, c.equity) // ell)
+            cuts = adl.allocate(cfg.ranking, c, lots, remaining, float(mark * unit))
+            for j in order.tolist():
+                if cuts[j] <= 0:
+                    continue
+                cid = int(c.account[j])
+                closed.append((k, cid))
+                upnl_before = int(acc.size[k, cid]) * mark * unit - int(acc.cost[k, cid])
+                rows = np.zeros(1, BOOK_FILL)
+                rows[0] = (self.venue.now_ns, 0, 0, cid, liq, price, int(cuts[j]), -side, 0, FLAG_LIQUIDATION)
+                fill = ch.settlement.perp_fills(k, rows, FillKind.ADL, maker_rate=0, taker_rate=0)
+                self.venue.fill_log.append(fill)
+                ev.add(Ev.ADL_CLOSE, cid, instrument=k, side=side, qty=int(cuts[j]), price=price, amount=upnl_before,
+                       pnl=int(fill[0]["maker_pnl"]), score=float(score[j]), rank=int(rank[j]), reason=trig.reason)  # fmt: skip
+        if closed:
+            self._cancel_adl(closed, now)
 
     # --- unwinding and sweeping ----------------------------------------------------------------------
     def _refill(self, now: int) -> int:

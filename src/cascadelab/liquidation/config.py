@@ -45,6 +45,7 @@ class LiquidationConfig:
     adl_price: AdlPrice = field(default_factory=AtBankruptcyPrice)
     liquidator_orders_per_s: int = 50
     liquidator_notional_per_s: int = 0
+    backlog_adl: bool = True  # losses on the liquidator's backlog beyond its fund go to ADL (else they are socialized)
 
     def __post_init__(self) -> None:
         if self.ranking not in adl.RANKINGS:
@@ -86,6 +87,7 @@ def config_from_params(
     adl_price: str = "bankruptcy",
     liquidator_orders_per_s: int = 50,
     liquidator_notional_per_s: int = 0,
+    backlog_adl: bool = True,
 ) -> LiquidationConfig:
     """A :class:`LiquidationConfig` from flat, named parameters (venue profiles and scenario files use these).
 
@@ -131,4 +133,5 @@ def config_from_params(
         price,
         int(liquidator_orders_per_s),
         int(liquidator_notional_per_s),
+        bool(backlog_adl),
     )

@@ -434,6 +434,10 @@ class LiquidationEngine(EngineBase):
         return LK.Ranks(off, cat("account", np.int64), cat("order", np.int64), cat("rank", np.int64), cat("profitable", np.bool_),
                         cat("equity", np.int64), cat("score", np.float64))  # fmt: skip
 
+    def adl_candidates(self, k: int, side: int) -> adl.Candidates:
+        """See :meth:`candidate_arrays`."""
+        return self.candidate_arrays(k, side)
+
     def candidate_arrays(self, k: int, side: int) -> adl.Candidates:
         """NORMAL accounts (not the liquidator) holding ``side`` of perpetual ``k``, with their figures (arrays)."""
         ch = self.ch

@@ -413,6 +413,10 @@ class ReferenceEngine(EngineBase):
         c = self.candidates(k, side)
         return c, adl.scores(self.cfg.ranking, c)
 
+    def adl_candidates(self, k: int, side: int) -> adl.Candidates:
+        """See :meth:`candidates`."""
+        return self.candidates(k, side)
+
     def candidates(self, k: int, side: int) -> adl.Candidates:
         """NORMAL accounts (not the liquidator) holding ``side`` (+1 long) of perpetual ``k``, with their figures."""
         ch = self.ch

@@ -59,6 +59,7 @@ class InstrumentArrays(NamedTuple):
     quote: np.ndarray  # quote asset index
     position_limit: np.ndarray  # perps: lots, -1 for none
     pool: np.ndarray  # perps: settlement pool (system account id)
+    ref: np.ndarray  # the price market orders are protected around (ticks; the mark for perpetuals), 0 for none yet
 
 
 class OrderArrays(NamedTuple):
@@ -347,8 +348,17 @@ def process_requests(st, L, A, P, IS, OS, reqs, start, acks, fills_out, cancels_
             if best < 0:
                 ack.reason = R_NO_LIQUIDITY
                 continue
-            protection = best * OS.meta[M_PROTECTION] // 10_000
-            worst = best + protection if side == 1 else max(1, best - protection)
+            ref = IS.ref[b]
+            if ref > 0:  # no worse than the protection band around the reference (the mark): the book walks no further
+                band = ref * OS.meta[M_PROTECTION] // 10_000
+                worst = ref + band if side == 1 else max(1, ref - band)
+                protection = worst - best if side == 1 else best - worst
+                if protection < 0:
+                    ack.reason = R_NO_LIQUIDITY  # nothing within the band
+                    continue
+            else:
+                protection = best * OS.meta[M_PROTECTION] // 10_000
+                worst = best + protection if side == 1 else max(1, best - protection)
         else:
             worst = q.price
         if q.qty > MAX_NOTIONAL // (worst * IS.unit[b]):

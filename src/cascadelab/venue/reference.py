@@ -226,8 +226,16 @@ class ReferenceVenue(Venue):
             best = book.best_ask() if side == 1 else book.best_bid()
             if best is None:
                 return Reject.NO_LIQUIDITY
-            protection = best * self.market_protection_bps // 10_000
-            worst = best + protection if side == 1 else max(1, best - protection)
+            ref = int(self.spec.ref[b])
+            if ref > 0:  # protected around the reference price (the mark for perpetuals)
+                band = ref * self.market_protection_bps // 10_000
+                worst = ref + band if side == 1 else max(1, ref - band)
+                protection = worst - best if side == 1 else best - worst
+                if protection < 0:
+                    return Reject.NO_LIQUIDITY
+            else:
+                protection = best * self.market_protection_bps // 10_000
+                worst = best + protection if side == 1 else max(1, best - protection)
         else:
             worst = price
         if qty > E.MAX_NOTIONAL // (worst * inst.unit_notional):

@@ -184,9 +184,10 @@ class Venue:
                     core.ledger.asset(inst.quote),
                     -1 if limit is None else int(limit),
                     int(pools[b]) if perp else 0,
+                    0,  # protection reference: set by update_prices
                 )
             )
-        cols = list(zip(*rows, strict=True)) if rows else [()] * 11
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 12
         return E.InstrumentArrays(*(np.array(c, np.int64) for c in cols))
 
     # --- accounts ---------------------------------------------------------------------------
@@ -520,6 +521,12 @@ class Venue:
         """Recompute collateral prices and marks; sample premiums; pay funding that is due."""
         self.now_ns = now_ns
         ch = self.clearing
+        for b in range(self.n_perps, len(self.books)):  # spot market orders: around the book's price at this update
+            book = self.books[b]
+            bb, ba, last = book.best_bid(), book.best_ask(), book.last_price
+            ref = (bb + ba) // 2 if bb is not None and ba is not None else last
+            if ref:
+                self.spec.ref[b] = ref
         for code, asset in ch.collateral.items():
             p = asset.valuation.price(self._resolve)
             if p is not None:
@@ -542,6 +549,7 @@ class Venue:
                 m.funding,
             )
             ch.set_mark(symbol, max(1, round(mark / tick)))
+            self.spec.ref[b] = ch.marks[b]  # market orders are protected around the mark
             bids, asks = book.levels(1), book.levels(-1)
             ib = impact_price(bids[0], bids[1], inst.unit_notional, tick, m.impact_notional)
             ia = impact_price(asks[0], asks[1], inst.unit_notional, tick, m.impact_notional)
