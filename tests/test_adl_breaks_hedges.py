@@ -122,7 +122,8 @@ def crash(fund_seed: str, engine: str) -> Market:
 def test_adl_closes_the_hedge_and_the_unhedged_fund_is_liquidated(engine: str) -> None:
     m = crash(fund_seed="500", engine=engine)
     adl = m.events(Ev.ADL_CLOSE)
-    doge_adl = adl[adl["instrument"] == DOGE]
+    first = adl["ts"] == adl["ts"].min()
+    doge_adl = adl[(adl["instrument"] == DOGE) & first]  # the DOGE longs' deficits, in the first step of the crash
     assert len(doge_adl), "the small fund should not have covered the DOGE longs' deficits"
     assert doge_adl[0]["account"] == m.fund and doge_adl[0]["rank"] == 1  # the profitable, levered short goes first
     assert m.other_short not in doge_adl["account"][:1]
@@ -154,6 +155,15 @@ def test_adl_closes_the_hedge_and_the_unhedged_fund_is_liquidated(engine: str) -
     # with 0.0005 in the fund ADL closes both whole positions against the market maker's shorts, at
     # 85,000 + ceil(2,008.57142857 / 1 BTC) to the tick = 87,008.6 and 3,400 + 803.43 / 10 rounded up = 3,480.35.
     fund_adl = adl[adl["instrument"] != DOGE]
+    # the liquidator took 54,945 DOGE at 0.17; at 0.12 it carries a 2,747.25 loss its 0.1005 fund cannot pay: that
+    # part of its backlog is deleveraged at its own bankruptcy price (0.17), against the short left in the queue
+    backlog = m.events(Ev.ADL_TRIGGER)
+    backlog = backlog[backlog["account"] == m.eng.liquidator]
+    assert [(int(e["instrument"]), int(e["qty"]), int(e["price"]), int(e["amount"])) for e in backlog] == [
+        (DOGE, 54_943, 17_000, money_to_units("2747.25"))
+    ]
+    later = adl[(adl["instrument"] == DOGE) & ~first]
+    assert later["account"].tolist() == [m.other_short] and int(later["qty"].sum()) == 54_943
     assert [(int(e["instrument"]), int(e["account"]), int(e["qty"]), int(e["price"])) for e in fund_adl] == [
         (BTC, m.mm, 1_000, 870_086),
         (ETH, m.mm, 10_000, 348_035),
@@ -162,7 +172,7 @@ def test_adl_closes_the_hedge_and_the_unhedged_fund_is_liquidated(engine: str) -
     assert m.ch.accounts.state[m.fund] == AccountState.BANKRUPT
     # closing at prices rounded up to the tick leaves 18,188 - 12,991.4 - 5,196.5 = 0.1 over, which goes to the
     # fund: 0.0005 + 0.1
-    assert m.eng.fund_balance(0) == usd("0.1005")
+    assert m.eng.fund_balance(0) == money_to_units("0.1005")  # the backlog's ADL took exactly what the fund could not pay
 
 
 @pytest.mark.parametrize("engine", ENGINES)

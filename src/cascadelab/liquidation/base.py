@@ -255,8 +255,11 @@ class EngineBase:
             rest = loss - pays
             if rest <= 0:
                 continue
-            lots = min(abs(q), int(muldiv_ceil(abs(q), rest, loss)))
             price = cfg.adl_price.price(side, abs(q), unit, loss, mark, int(self.prev_marks[k]))
+            per_lot = max(0, side * (price - mark)) * unit  # what closing one lot there recovers
+            # close just enough to recover what the fund will not pay (at the mark nothing is recovered: the
+            # uncovered share of the position is closed and the loss stays to be socialized)
+            lots = min(abs(q), -(-rest // per_lot)) if per_lot > 0 else min(abs(q), int(muldiv_ceil(abs(q), rest, loss)))
             ev.add(Ev.ADL_TRIGGER, liq, instrument=k, side=side, qty=lots, price=price, amount=loss, pnl=pays, fund=f,
                    fund_balance=bal, reason=trig.reason)  # fmt: skip
             c = self.adl_candidates(k, -side)
