@@ -402,7 +402,7 @@ def stack(arrays: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
     dtypes on every call, which costs more than the copy for the small batches agents send)."""
     if len(arrays) == 1:
         return arrays[0]
-    out = np.empty(sum(len(a) for a in arrays), dtype)
+    out = np.zeros(sum(len(a) for a in arrays), dtype)
     j = 0
     for a in arrays:
         out[j : j + len(a)] = a

@@ -54,6 +54,10 @@ from cascadelab.units import SECOND_NS
 from cascadelab.venue.feed import MarketData
 
 
+MAX_SHIFT_BPS = 3_000.0
+"""A bound on the reservation skew and on the half-spread (basis points): quotes stay within ±60% of the fair price."""
+
+
 class MakerState(IntEnum):
     """What a market maker is doing."""
 
@@ -84,8 +88,8 @@ class RegimeStyle:
 
 DEFAULT_STYLES = {
     Regime.STABLE: RegimeStyle(1.0, 1.0, 1.0),  # large size, very tight spread
-    Regime.RANGING: RegimeStyle(2.0, 1.0, 1.5),  # wider spread, large size (averaging ammunition)
-    Regime.TRENDING: RegimeStyle(1.0, 0.4, 1.0),  # tight spread, small size
+    Regime.RANGING: RegimeStyle(1.5, 1.0, 1.5),  # wider spread, large size (averaging ammunition), more levels
+    Regime.TRENDING: RegimeStyle(1.0, 0.7, 1.3),  # tight spread, smaller size spread over more levels
     Regime.CRISIS: RegimeStyle(4.0, 0.25, 1.5),  # much wider spread, small size
 }
 
@@ -113,15 +117,17 @@ class MakerParams:
     one_sided_share: float = 0.9  # fills on one side over the window
     one_sided_min_fills: int = 30
     calm_one_sided_share: float = 0.7
-    vol_spike_ratio: float = 6.0  # 1 min σ over the prior (the fast scale's spike)
-    calm_vol_ratio: float = 2.5
-    widen_slope: float = 0.5  # γ multiplier per unit of risk score above 1
+    vol_spike_ratio: float = 8.0  # 1 min σ over the prior (the fast scale's spike)
+    calm_vol_ratio: float = 2.0
+    widen_slope: float = 1.0  # γ multiplier per unit of risk score above 1
     max_gamma_multiplier: float = 50.0
     unwind_fraction: float = 0.1  # withdrawn with inventory: this share of it is sold (bought) back per wake...
     unwind_slippage_bps: float = 50.0  # ...with an IOC no further than this from the fair price
     return_size: float = 0.5  # size multiplier while RETURNING
     return_gamma: float = 2.0
     anchor_external: bool = True  # fair price from the external reference when there is one
+    stress_symbol: str | None = None  # a desk-wide risk signal: this instrument's outside volatility counts too
+    stress_daily_sigma: float = 0.02  # its prior daily volatility
     inventory_target_base: float = 0.0  # spot books: the base holding it aims at
     hedge_symbol: str | None = None  # a perpetual that hedges a spot holding (seed 002)
     hedge_asset: str | None = None
@@ -159,6 +165,8 @@ class MarketMaker:
         self._equity0: float | None = None
         self._hedge_k = -1
         self._fair_source = WATCH_VENUE
+        self._stress_b = -1
+        self.stress_vol = MultiScaleVolatility(params.stress_daily_sigma)
         self.transitions: list[tuple[int, int, int, dict[str, float]]] = []  # (ns, new state, reason, measures)
         self.wake_on_fills = False  # fills are read at the next scheduled or price-driven wake
         self.wake_on_news = True
@@ -183,12 +191,18 @@ class MarketMaker:
             self.instrument = m.index(p.symbol)
             if p.hedge_symbol:
                 self._hedge_k = m.index(p.hedge_symbol)
+            if p.stress_symbol:
+                self._stress_b = m.index(p.stress_symbol)
         b = self.instrument
         now = obs.now_ns
         self.schedule.advance(now)
         fair = self._fair(m, obs.external)
         if math.isfinite(fair):
             self.vol.update(now, fair)
+        if self._stress_b >= 0:
+            ref = float(obs.external.reference[self._stress_b])
+            if math.isfinite(ref):
+                self.stress_vol.update(now, ref)
         self._measure(obs, client, fair)
         self._decide(now)
         out = [self._hedge(obs, client)] if p.hedge_symbol else []
@@ -282,7 +296,7 @@ class MarketMaker:
             "one_sided_share": share,
             "fills": float(n),
             "inventory_notional": inv,
-            "vol_ratio": self.vol.ratio(1),
+            "vol_ratio": max(self.vol.ratio(1), self.stress_vol.ratio(1) if self._stress_b >= 0 else 0.0),
         }
 
     def _decide(self, now: int) -> None:
@@ -315,8 +329,8 @@ class MarketMaker:
                 self.state, self.reason = MakerState.RETURNING, Trigger.NONE
         elif fired != Trigger.NONE:
             self.state, self.reason = MakerState.WITHDRAWN, fired
-        elif self.state == MakerState.RETURNING and self.regime != Regime.CRISIS and calm:
-            self.state = MakerState.QUOTING
+        elif self.state == MakerState.RETURNING and calm and self.regime != Regime.CRISIS:
+            self.state = MakerState.QUOTING  # back to full quoting once calm outside a crisis regime
         # risk score: how close the measures are to their triggers (1 = at the calm line)
         score = max(x["vol_ratio"] / p.calm_vol_ratio, x["loss"] / max(p.calm_loss, 1.0), 0.0)
         self.gamma_multiplier = min(p.max_gamma_multiplier, 1.0 + p.widen_slope * max(0.0, score - 1.0))
@@ -343,8 +357,8 @@ class MarketMaker:
         spread = risk + (2.0 / gamma) * math.log1p(gamma / p.k)
         unit = max(p.level_notional * size / fair, 1e-12)  # base units per level
         q = self.inventory / unit
-        r_bps = -q * risk
-        half = max(spread / 2.0, p.min_half_spread_bps)
+        r_bps = float(np.clip(-q * risk, -MAX_SHIFT_BPS, MAX_SHIFT_BPS))  # the skew never moves quotes off the map
+        half = min(max(spread / 2.0, p.min_half_spread_bps), MAX_SHIFT_BPS)
         n = max(1, round(p.levels * style.levels))
         steps = p.level_step_bps * (1.25 ** np.arange(n) - 1.0) / 0.25  # cumulative distance of each level
         bid = fair * (1.0 + (r_bps - half - steps) / 1e4)
@@ -359,7 +373,7 @@ class MarketMaker:
         bid_t = np.floor(bid / tick).astype(np.int64)
         ask_t = np.ceil(ask / tick).astype(np.int64)
         lots_b = np.maximum(1, np.floor(notional / (np.maximum(bid_t, 1) * tick * lot))).astype(np.int64)
-        lots_a = np.maximum(1, np.floor(notional / (ask_t * tick * lot))).astype(np.int64)
+        lots_a = np.maximum(1, np.floor(notional / (np.maximum(ask_t, 1) * tick * lot))).astype(np.int64)
         inv_notional = self.inventory * fair
         keep_b = bid_t > 0
         keep_a = ask_t > 0

@@ -207,6 +207,12 @@ class LeveragedTraders:
         for k in np.unique(ks).tolist():
             tick, lot = float(units[k].tick_size), float(units[k].lot_size)
             here = holders & (self.home == k)
+            # a round needs both sides to cross; a one-sided round (small populations) joins the start-price round
+            start_round = int(np.argmin(np.abs(np.asarray(p.entry_factors) - 1.0)))
+            for r in range(len(p.entry_factors)):
+                cell = here & (rounds == r)
+                if r != start_round and (not (cell & long).any() or not (cell & ~long).any()):
+                    rounds[cell] = start_round
             for r, f in enumerate(p.entry_factors):
                 px = max(1, int(round(marks[k] * f)))
                 sel = here & (rounds == r)

@@ -1,10 +1,13 @@
 """Online volatility on several timescales, and the regime it implies (BRIEF §2).
 
-:class:`MultiScaleVolatility` keeps, for each half-life (default 1 s, 1 min, 1 h, 1 day),
-an exponentially weighted mean of squared log returns per second of market time, so each
-scale's σ is per √second whatever the sampling interval. Scales start from a prior (the
-daily volatility a participant knows from the days before), so the day scale moves slowly
-while the second scale reacts at once.
+:class:`MultiScaleVolatility` measures, for each timescale τ (default 1 s, 1 min, 15 min
+(intraday), 1 day (inter-day)), the variance per second of log returns *over τ*: at every observation, the return
+since the price τ ago (from a short history sampled at τ/10) squared and divided by τ,
+averaged exponentially with a half-life of τ. Measuring over τ matters: a steady slide is
+nearly invisible in one-second returns but is the whole story over a minute, and a market
+maker's risk is the move over its horizon. Each scale starts from a prior (the daily
+volatility a participant knows from the days before), so the day scale moves slowly while
+the second scale reacts at once. The day scale uses hourly returns (a run is hours long).
 
 :func:`regime` classifies intraday vs inter-day volatility against their priors into the
 brief's four regimes: stable (both low), ranging (intraday high), trending (inter-day high),
@@ -14,6 +17,7 @@ crisis (both high).
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -35,34 +39,41 @@ class Regime(IntEnum):
 
 @dataclass
 class MultiScaleVolatility:
-    """EWMA of squared log returns per second on several half-lives (seconds), from a prior daily σ."""
+    """Variance per second of log returns over each timescale (seconds), from a prior daily σ."""
 
     daily_sigma: float  # prior: volatility per day (e.g. 0.03)
-    half_lives_s: tuple[float, ...] = (1.0, 60.0, 3_600.0, DAY_S)
+    scales_s: tuple[float, ...] = (1.0, 60.0, 900.0, DAY_S)
     var: np.ndarray = field(init=False)  # per scale: variance per second
-    last_price: float = math.nan
     last_ns: int = -1
 
     def __post_init__(self) -> None:
         if not self.daily_sigma > 0:
             raise ValueError(f"daily_sigma must be > 0, got {self.daily_sigma}")
-        self.hl = np.asarray(self.half_lives_s, np.float64)
-        self.var = np.full(len(self.hl), self.daily_sigma**2 / DAY_S)
+        self.var = np.full(len(self.scales_s), self.daily_sigma**2 / DAY_S)
+        # returns are measured over min(τ, 1 h): a day-long return cannot be seen inside a run
+        self._horizon = [min(s, 3_600.0) for s in self.scales_s]
+        self._hist: list[deque[tuple[int, float]]] = [deque() for _ in self.scales_s]
 
     def update(self, now_ns: int, price: float) -> None:
         """Add one price observation (ignored if not positive and finite, or if no time passed)."""
-        if not (price > 0 and math.isfinite(price)):
+        if not (price > 0 and math.isfinite(price)) or now_ns <= self.last_ns:
             return
-        if self.last_ns < 0:
-            self.last_ns, self.last_price = now_ns, price
-            return
-        dt = (now_ns - self.last_ns) / SECOND_NS
-        if dt <= 0:
-            return
-        r2 = math.log(price / self.last_price) ** 2
-        alpha = -np.expm1(-dt / self.hl)
-        self.var += alpha * (r2 / dt - self.var)
-        self.last_ns, self.last_price = now_ns, price
+        dt = 0.0 if self.last_ns < 0 else (now_ns - self.last_ns) / SECOND_NS
+        self.last_ns = now_ns
+        lp = math.log(price)
+        for j, (tau, h) in enumerate(zip(self.scales_s, self._horizon, strict=True)):
+            hist = self._hist[j]
+            if not hist or now_ns - hist[-1][0] >= h * SECOND_NS / 10:
+                hist.append((now_ns, lp))
+            while len(hist) > 1 and now_ns - hist[1][0] >= h * SECOND_NS:
+                hist.popleft()
+            t0, lp0 = hist[0]
+            elapsed = (now_ns - t0) / SECOND_NS
+            if dt <= 0 or elapsed <= 0:
+                continue
+            r2_per_s = (lp - lp0) ** 2 / max(elapsed, h)  # the move over (up to) the horizon, per second
+            alpha = -math.expm1(-dt / tau)
+            self.var[j] += alpha * (r2_per_s - self.var[j])
 
     def sigma(self, scale: int) -> float:
         """σ per √second of scale ``scale`` (0 = fastest)."""
@@ -73,9 +84,9 @@ class MultiScaleVolatility:
         return float(math.sqrt(self.var[scale] * DAY_S) / self.daily_sigma)
 
 
-def regime(intraday_ratio: float, interday_ratio: float, high: float = 2.0) -> Regime:
-    """The regime from volatility ratios to their priors; a ratio >= ``high`` counts as high."""
-    hi_in, hi_out = intraday_ratio >= high, interday_ratio >= high
+def regime(intraday_ratio: float, interday_ratio: float, high: float = 2.0, high_interday: float = 4.0) -> Regime:
+    """The regime from volatility ratios to their priors (intraday high from ``high``, inter-day from ``high_interday``)."""
+    hi_in, hi_out = intraday_ratio >= high, interday_ratio >= high_interday
     if hi_in and hi_out:
         return Regime.CRISIS
     if hi_in:

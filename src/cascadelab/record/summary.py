@@ -16,6 +16,7 @@ import polars as pl
 from cascadelab.records import Ev, Why
 
 WINDOW_CLIFF_S = 60.0
+SMOOTH_STEPS = 11  # about one second of 100 ms steps
 RECOVERY_S = 45 * 60.0
 BACKLOG_MIN_S = 30 * 60.0
 
@@ -52,12 +53,14 @@ def facts(steps: pl.DataFrame, seconds: pl.DataFrame, events: pl.DataFrame, info
     ok = after & np.isfinite(rel)
     out["depth_trough_ratio"] = float(np.min(rel[ok])) if ok.any() else math.nan
     out["depth_trough_s"] = float(t[ok][int(np.argmin(rel[ok]))]) if ok.any() else math.nan
-    # the cliff: the shortest fall from >= 50% to <= 10% of the pre-news level
-    cliff = _cliff(t, rel, news)
+    # the cliff: the shortest fall from >= 50% to <= 10% of the pre-news level, on the depth's one-second rolling
+    # median (a single step where the mid jumps across an empty side is not a cliff)
+    smooth = pl.Series(rel).rolling_median(window_size=SMOOTH_STEPS, min_samples=1).to_numpy()
+    cliff = _cliff(t, smooth, news)
     out["cliff_s"] = cliff[0]
     out["cliff_start_s"], out["cliff_end_s"] = cliff[1], cliff[2]
     if math.isfinite(cliff[0]):
-        w = (t > cliff[1]) & (t <= cliff[2])
+        w = (t > cliff[1] - 1.0) & (t <= cliff[2])  # the window, plus the second the median lags
         canc = float(steps[f"{tracked}.removed_cancel"].to_numpy()[w].sum())
         trade = float(steps[f"{tracked}.removed_trade"].to_numpy()[w].sum())
         out["cliff_cancel_share"] = canc / (canc + trade) if canc + trade > 0 else math.nan

@@ -113,6 +113,13 @@ def external_paths(s: Scenario, news_s: float, seed: int) -> dict[str, np.ndarra
     return out
 
 
+def _leverage_within_tiers(ch: object, symbol: str, wanted: int, notional: float) -> int:
+    """The highest leverage up to ``wanted`` that the margin tiers allow at ``notional`` (quote units)."""
+    k = ch.core.perp(symbol)  # type: ignore[attr-defined]
+    tiers = ch.perps[k].tiers  # type: ignore[attr-defined]
+    return max(1, min(int(wanted), int(tiers.max_leverage[tiers.tier(int(notional * MONEY_SCALE))])))
+
+
 def _path_fn(arr: np.ndarray, step_ns: int) -> object:
     last = len(arr) - 1
     return lambda t: float(arr[min(last, max(0, t // step_ns))])
@@ -185,11 +192,13 @@ def build(s: Scenario) -> Built:
                 loss_window_s=g.loss_window_s, loss_limit=g.loss_limit, calm_loss=g.calm_loss, one_sided_share=g.one_sided_share,
                 one_sided_min_fills=g.one_sided_min_fills, calm_one_sided_share=g.calm_one_sided_share,
                 vol_spike_ratio=g.vol_spike_ratio, calm_vol_ratio=g.calm_vol_ratio, widen_slope=g.widen_slope,
-                anchor_external=g.anchor_external, inventory_target_base=g.base_inventory,
+                anchor_external=g.anchor_external, stress_symbol=g.stress_symbol, inventory_target_base=g.base_inventory,
+                stress_daily_sigma=next((i.daily_sigma for i in s.instruments if i.symbol == g.stress_symbol), 0.02),
                 hedge_symbol=g.hedge_symbol, hedge_asset=str(inst.base) if g.hedge_symbol else None,
             )
-            if inst.kind == "perp":
-                ch.configure_positions(g.symbol, np.array([acct]), g.leverage, False)
+            if inst.kind == "perp":  # margined at a leverage its whole inventory range allows (tiers by notional)
+                lev = _leverage_within_tiers(ch, g.symbol, g.leverage, g.inventory_limit + 2 * g.level_notional * g.levels)
+                ch.configure_positions(g.symbol, np.array([acct]), lev, False)
             if inst.kind == "spot" and g.base_inventory > 0:
                 ch.deposit_many(np.array([acct]), str(inst.base), np.array([int(g.base_inventory * MONEY_SCALE)]))
             mm = MarketMaker(f"maker:{g.symbol}:{c}", int(acct), params, int(g.latency_ms * 1e6), int(g.jitter_ms * 1e6))
@@ -203,7 +212,8 @@ def build(s: Scenario) -> Built:
             if inst.kind == "spot" and g.tokens > 0:
                 ch.deposit_many(np.array([acct]), str(inst.base), np.array([int(g.tokens * MONEY_SCALE)]))
             if inst.kind == "perp":
-                ch.configure_positions(g.symbol, np.array([acct]), g.leverage, False)
+                lev = _leverage_within_tiers(ch, g.symbol, g.leverage, g.inventory_limit + 2 * g.clip_notional)
+                ch.configure_positions(g.symbol, np.array([acct]), lev, False)
             params_a = ArbParams(g.symbol, g.threshold_bps, g.close_bps, g.clip_notional, g.inventory_limit, g.transfer_delay_s)
             arb = Arbitrageur(f"arb:{g.symbol}:{c}", int(acct), params_a, int(g.latency_ms * 1e6))
             agents.append(arb)

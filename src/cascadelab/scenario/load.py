@@ -133,10 +133,8 @@ def load(name_or_path: str, overrides: list[str] | dict[str, Any] | None = None)
     where, raw = _read(name_or_path)
     items = overrides.items() if isinstance(overrides, dict) else [(None, o) for o in overrides or []]
     for key, value in items:
-        if key is None:
-            apply_override(raw, str(value))
-        else:
-            apply_override(raw, f"{key}={tomli_w.dumps({'v': value}).partition('=')[2].strip()}")
+        text = str(value) if key is None else f"{key}={tomli_w.dumps({'v': value}).partition('=')[2].strip()}"
+        apply_override(raw, text, f"{where}, --set {text}")
     try:
         return Scenario.model_validate(raw)
     except ValidationError as exc:

@@ -198,10 +198,11 @@ class MakerGroup(Strict):
     one_sided_share: float = Field(0.9, gt=0.5, le=1)
     one_sided_min_fills: int = Field(30, ge=1)
     calm_one_sided_share: float = Field(0.7, gt=0.5, le=1)
-    vol_spike_ratio: float = Field(6.0, gt=1)
-    calm_vol_ratio: float = Field(2.5, gt=0)
-    widen_slope: float = Field(0.5, ge=0)
+    vol_spike_ratio: float = Field(8.0, gt=1)
+    calm_vol_ratio: float = Field(2.0, gt=0)
+    widen_slope: float = Field(1.0, ge=0)
     anchor_external: bool = True
+    stress_symbol: str | None = None  # a desk-wide risk signal: this instrument's outside volatility counts too
     leverage: int = Field(2, ge=1)  # perpetuals: the leverage its resting quotes are margined at
     base_inventory: float = Field(0.0, ge=0)  # spot books: base units held (and aimed at)
     hedge_symbol: str | None = None  # a perpetual shorted against the spot holding (seed 002)
@@ -369,6 +370,8 @@ class Scenario(Strict):
             need(f"makers.{j}.symbol", [m.symbol], perps | spots)
             if m.hedge_symbol:
                 need(f"makers.{j}.hedge_symbol", [m.hedge_symbol], perps)
+            if m.stress_symbol:
+                need(f"makers.{j}.stress_symbol", [m.stress_symbol], perps | spots)
         for j, a in enumerate(self.arbitrageurs):
             need(f"arbitrageurs.{j}.symbol", [a.symbol], perps | spots)
         for j, f in enumerate(self.funds):

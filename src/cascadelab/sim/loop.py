@@ -182,11 +182,14 @@ class Simulation:
         return report
 
     def _hash(self, r: StepReport) -> None:
+        """Fold the step's records into the run's hash, field by field (padding bytes never count)."""
         h = self.hasher
         h.update(np.int64(r.now_ns).tobytes())
         for arr in (r.acks, r.account_acks, r.fills, r.cancels, r.events):
             h.update(np.int64(len(arr)).tobytes())
-            h.update(np.ascontiguousarray(arr).tobytes())
+            if len(arr):
+                for name in arr.dtype.names:
+                    h.update(np.ascontiguousarray(arr[name]).astype(arr.dtype[name].newbyteorder("<")).tobytes())
 
     @property
     def event_hash(self) -> str:

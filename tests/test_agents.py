@@ -1,0 +1,184 @@
+"""Each participant on its own against a small venue, through the simulation loop.
+
+Only the outside world is scripted (external prices, news); every price on the venue's books
+comes from the participants' orders. The market maker widens then withdraws on its own
+triggers, cancelling both sides in the same step, and returns when calm; a looper's leverage
+is the hand computation; an arbitrageur closes a gap until its capital is used, then stops;
+a population opens its positions with exact conservation.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+from cascadelab.agents.arbitrage import ArbParams, Arbitrageur
+from cascadelab.agents.base import Client, Observation, Requests, Schedule, Watch, orders
+from cascadelab.agents.loopers import LooperParams, Loopers
+from cascadelab.agents.market_maker import MakerParams, MakerState, MarketMaker, Trigger
+from cascadelab.agents.population import LeveragedTraders, TraderParams, book_legs
+from cascadelab.clearing.collateral import CollateralAsset, fixed, from_book, from_index
+from cascadelab.clearing.core import LoanTerms
+from cascadelab.instruments import spot
+from cascadelab.records import TIF, AccountType, CancelReason, Op
+from cascadelab.sim.loop import Simulation
+from cascadelab.sim.world import ScriptedWorld
+from cascadelab.units import MONEY_SCALE, SECOND_NS
+from cascadelab.venue import build
+
+USDE = spot("USDEUSDT", "USDe", "USDT", "0.0001", "1")
+COLLATERAL = [
+    CollateralAsset.of("USDT", "1", fixed("1")),
+    CollateralAsset.of("BTC", "0.95", from_index("BTC")),
+    CollateralAsset.of("USDe", "0.9", from_book("USDEUSDT")),
+]
+
+
+def market(btc: object, usde: object = lambda t: 1.0) -> tuple:
+    """A Binance-rules venue: BTC perpetual, USDe spot book; external BTC and USDe prices from paths."""
+    v = build("binance", [("BTCUSDT", "0.1", "0.001")], [USDE], COLLATERAL, loan_terms=LoanTerms(650_000, 830_000))
+    v.add_asset_index("BTC", {"external": Fraction(1)})
+    world = ScriptedWorld(("BTCUSDT", "USDEUSDT"), {"BTCUSDT": btc, "USDEUSDT": usde}, {"BTC": btc})  # type: ignore[dict-item]
+    return v, world
+
+
+class Taker:
+    """A scripted client (not a price path): sells ``lots`` at market every second while ``active``."""
+
+    account_type = AccountType.RETAIL
+    wake_on_fills = False
+    wake_on_news = False
+    latency_ns = 0
+    jitter_ns = 0
+
+    def __init__(self, account: int, instrument: int, side: int, lots: int) -> None:
+        self.name = f"taker{account}"
+        self.accounts = np.array([account], np.int64)
+        self.instrument, self.side, self.lots = instrument, side, lots
+        self.schedule = Schedule(SECOND_NS)
+        self.active = True
+
+    def wake_at(self) -> int:
+        return self.schedule.next_ns
+
+    def watch(self) -> list[Watch]:
+        return []
+
+    def act(self, obs: Observation, client: Client) -> Requests:
+        self.schedule.advance(obs.now_ns)
+        if not self.active:
+            return Requests()
+        return Requests(orders(self.accounts[0], self.instrument, self.side, self.lots, 0, Op.MARKET, TIF.IOC))
+
+
+def test_maker_widens_withdraws_both_sides_at_once_and_returns_when_calm() -> None:
+    def btc(t: int) -> float:  # flat, a 6% slide over 5 minutes, flat again
+        s = t / SECOND_NS
+        return 100_000.0 * (1.0 if s < 120 else max(0.94, 1.0 - 0.06 * (s - 120) / 300))
+
+    v, world = market(btc)
+    ch = v.clearing
+    mk, taker = (int(x) for x in v.open_accounts(2))
+    ch.deposit(mk, "USDT", 50_000_000 * MONEY_SCALE)
+    ch.deposit(taker, "USDT", 50_000_000 * MONEY_SCALE)
+    ch.configure_positions("BTCUSDT", np.array([mk, taker]), 2, False)
+    maker = MarketMaker("mm", mk, MakerParams("BTCUSDT", level_notional=100_000, inventory_limit=3_000_000, daily_sigma=0.02,
+                                               loss_limit=200_000, calm_loss=20_000))  # fmt: skip
+    seller = Taker(taker, 0, -1, 50)  # a client selling into the slide (from 150 s to 420 s)
+    seller.active = False
+    sim = Simulation(v, [maker, seller], world, seed=1)
+    states: list[tuple[int, MakerState, Trigger]] = []
+    withdraw_step_cancels = None
+    for _ in range(int(1200 / 0.1)):
+        before = maker.state
+        report = sim.step()
+        if maker.state != before:
+            states.append((sim.now_ns, maker.state, maker.reason))
+        if before != MakerState.WITHDRAWN and maker.state == MakerState.WITHDRAWN and withdraw_step_cancels is None:
+            withdraw_step_cancels = sim.now_ns
+        if withdraw_step_cancels is not None and sim.now_ns == withdraw_step_cancels + 100_000_000:
+            mine = report.cancels[(report.cancels["account"] == mk) & (report.cancels["reason"] == CancelReason.CANCEL_ALL)]
+            assert set(mine["side"].tolist()) == {1, -1}, "a withdrawal cancels bids and asks together"
+        seller.active = 150 * SECOND_NS <= sim.now_ns <= 420 * SECOND_NS
+    seen = [s for _, s, _ in states]
+    assert MakerState.WIDENING in seen, "risk raised gamma (quotes drifted away) before the hard trigger"
+    assert MakerState.WITHDRAWN in seen
+    first_withdraw = seen.index(MakerState.WITHDRAWN)
+    assert MakerState.WIDENING in seen[:first_withdraw]
+    assert states[first_withdraw][2] in (Trigger.VOLATILITY, Trigger.LOSS, Trigger.INVENTORY, Trigger.ONE_SIDED_FILLS)
+    assert seen[-1] in (MakerState.QUOTING, MakerState.RETURNING, MakerState.WIDENING), "it came back once calm"
+    assert MakerState.RETURNING in seen[first_withdraw:]
+    assert maker.transitions and all(isinstance(x, dict) for _, _, _, x in maker.transitions)  # observable, with measures
+    v.close()
+
+
+def test_looper_leverage_is_the_hand_computation() -> None:
+    v, world = market(lambda t: 100_000.0)
+    ch = v.clearing
+    mk, lp = (int(x) for x in v.open_accounts(2))
+    ch.seed_lending_pool("USDT", 10**9 * MONEY_SCALE)
+    ch.deposit(mk, "USDT", 10**7 * MONEY_SCALE)
+    ch.deposit(mk, "USDe", 10**7 * MONEY_SCALE)
+    maker = MarketMaker("usde-mm", mk, MakerParams("USDEUSDT", level_notional=200_000, daily_sigma=0.002, inventory_target_base=10**7,
+                                                    inventory_limit=5_000_000, level_step_bps=2))  # fmt: skip
+    loopers = Loopers("loopers", np.array([lp]), LooperParams(seeds={"BTC": 1.0}, seed_value_median=100_000, seed_value_sigma=0,
+                                                              loops=(3, 3), target_ltv=(0.5, 0.5)), seed=3)  # fmt: skip
+    sim = Simulation(v, [maker], world, seed=1)
+    sim.run(3 * SECOND_NS)
+    loopers.fund(v)
+    sim.add_agent(loopers)  # type: ignore[arg-type]
+    sim.run(60 * SECOND_NS)
+    assert loopers.loops_done[0] == 3
+    btc = ch.ledger.balance(lp, "BTC") / MONEY_SCALE
+    usde = ch.ledger.balance(lp, "USDe") / MONEY_SCALE
+    usdt = ch.ledger.balance(lp, "USDT") / MONEY_SCALE
+    debt = ch.accounts.debt[ch.ledger.asset("USDT"), lp] / MONEY_SCALE
+    pb, pu = ch.asset_price[ch.ledger.asset("BTC")] / MONEY_SCALE, ch.asset_price[ch.ledger.asset("USDe")] / MONEY_SCALE
+    assets = btc * pb + usde * pu + usdt
+    assert usde > 0 and debt > 0
+    hand = assets / (assets - debt)
+    got = float(loopers.effective_leverage(sim.clients[-1])[0])
+    assert abs(got - hand) < 1e-9 * hand
+    assert 1.5 < got < 2.5  # three loops at LTV 0.5 on 0.95 collateral: leverage near 2, which looks safe
+    v.close()
+
+
+def test_arbitrageur_closes_the_gap_until_its_capital_is_used_then_stops() -> None:
+    v, world = market(lambda t: 100_000.0)
+    ch = v.clearing
+    arb, seller = (int(x) for x in v.open_accounts(2))
+    ch.deposit(arb, "USDT", 300_000 * MONEY_SCALE)
+    ch.deposit(seller, "USDe", 10_000_000 * MONEY_SCALE)
+    b = v.index["USDEUSDT"]
+    # the seller rests a wall of USDe at 0.97: well below the 1.00 it redeems for outside
+    wall = orders(seller, b, -1, 2_000_000, 9_700, Op.LIMIT, TIF.GTC)
+    v.submit_batch(wall)
+    a = Arbitrageur("arb", arb, ArbParams("USDEUSDT", threshold_bps=50, clip_notional=50_000, transfer_delay_s=3_600, rest=False))
+    sim = Simulation(v, [a], world, seed=2)
+    sim.run(120 * SECOND_NS)
+    bought = 10_000_000 * MONEY_SCALE - ch.ledger.balance(seller, "USDe")
+    spent = 300_000 * MONEY_SCALE - ch.ledger.balance(arb, "USDT")
+    assert bought > 0 and spent > 0
+    assert ch.ledger.balance(arb, "USDT") < 50_000 * MONEY_SCALE  # its capital is used up ...
+    assert a.capital_in_transit() > 250_000  # ... and on its way back, an hour later
+    assert v.books[b].best_ask() == 9_700  # the gap stays open: it has stopped
+    v.close()
+
+
+def test_a_population_of_100k_accounts_opens_with_exact_conservation() -> None:
+    v, world = market(lambda t: 100_000.0)
+    v.feed_index("BTCUSDT", "100000")
+    v.feed_index("BTC", "100000")
+    v.step(SECOND_NS)
+    ids = v.open_accounts(100_000)
+    tp = TraderParams(("BTCUSDT",), (1.0,), collateral={"USDT": 0.9, "BTC": 0.1})
+    pop, legs = LeveragedTraders.build("retail", v, ids, tp, seed=4)
+    book_legs(v, legs)
+    ch = v.clearing
+    ch.check(replay_journal=True)
+    size = ch.accounts.size[0, ids]
+    assert (size != 0).sum() > 90_000 and size.sum() == 0
+    assert 0.8 < (size > 0).sum() / (size != 0).sum() < 0.95  # most positions are long
+    assert len(ch.full_breaching()) == 0  # every account starts healthy at its chosen leverage
+    v.close()

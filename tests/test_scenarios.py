@@ -1,0 +1,69 @@
+"""Scenario files: validation with errors that name the file and the key path, overrides, extends, show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cascadelab.scenario.load import ScenarioError, builtin_names, load, to_toml
+
+
+def test_builtins_load_and_show_round_trips(tmp_path: Path) -> None:
+    assert {"oct-11", "calm"} <= set(builtin_names())
+    for name in builtin_names():
+        s = load(name)
+        p = tmp_path / f"{name}.toml"
+        p.write_text(to_toml(s))
+        assert load(str(p)) == s  # the printed scenario is complete: loading it gives the same scenario
+    calm = load("calm")
+    assert calm.world.news == [] and all(len(p.knots) == 1 for k, p in calm.world.paths.items() if p.of is None and p.start is None)
+    oct11 = load("oct-11")
+    assert calm.makers == oct11.makers and calm.population == oct11.population  # the same participants
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        (["venue.profile=foo"], "venue.profile: must be one of"),
+        (["population.nope=1"], "population.nope: unknown key"),
+        (["makers.0.gamma=-1"], "makers.0.gamma"),
+        (["makers.99.gamma=1"], "makers.99: list index must be within"),
+        (["run.duration_s=0"], "run.duration_s"),
+        (["population.symbols.XUSDT=0.5"], "population"),
+        (["lending.liquidation_ltv=0.5"], "liquidation_ltv must be above initial_ltv"),
+        (["makers.0.calm_vol_ratio=100"], "hysteresis"),
+        (["population.accounts"], "expected key.path=value"),
+    ],
+)
+def test_bad_overrides_name_the_key_and_what_is_allowed(overrides: list[str], needle: str) -> None:
+    with pytest.raises(ScenarioError, match=needle.replace(".", r"\.").replace("(", r"\(")) as exc:
+        load("oct-11", overrides)
+    assert "oct-11" in str(exc.value)
+
+
+def test_overrides_reach_any_field_and_are_typed() -> None:
+    s = load("oct-11", ["venue.profile=hyperliquid", "population.accounts=1234", "makers.1.gamma=0.05", "run.seed=7"])
+    assert s.venue.profile == "hyperliquid" and s.population is not None and s.population.accounts == 1234
+    assert s.makers[1].gamma == 0.05 and s.run.seed == 7
+
+
+def test_files_name_themselves_in_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('extends = "oct-11"\nname = "x"\n[venue]\nprofil = "okx"\n')
+    with pytest.raises(ScenarioError, match=r"bad\.toml: venue\.profil: unknown key"):
+        load(str(bad))
+    broken = tmp_path / "broken.toml"
+    broken.write_text("name = \n")
+    with pytest.raises(ScenarioError, match=r"broken\.toml: not valid TOML"):
+        load(str(broken))
+    loop = tmp_path / "loop.toml"
+    loop.write_text(f'extends = "{loop}"\nname = "loop"\n')
+    with pytest.raises(ScenarioError, match="extends itself"):
+        load(str(loop))
+    with pytest.raises(ScenarioError, match="no such scenario file"):
+        load(str(tmp_path / "missing.toml"))
+    unknown_ref = tmp_path / "ref.toml"
+    unknown_ref.write_text('extends = "oct-11"\nname = "r"\n[check]\ntracked = "NOPEUSDT"\n')
+    with pytest.raises(ScenarioError, match=r"check\.tracked: unknown \['NOPEUSDT'\]"):
+        load(str(unknown_ref))
