@@ -52,7 +52,8 @@ class ArbParams:
     transfer_delay_s: float = 600.0  # tokens out and cash back (spot arbitrage)
     redemption_fee_bps: float = 5.0
     every_ms: int = 2_000
-    rest: bool = True  # also rest a bid and an ask at the threshold prices (the gap it will trade), sized by its room
+    rest: bool = True  # also rest a bid and an ask (sized by its room) where it stands ready to trade...
+    rest_bps: float | None = None  # ...this far from the outside price (default: its threshold)
 
 
 class Arbitrageur:
@@ -141,7 +142,7 @@ class Arbitrageur:
         take = self._take_perp(m, ext, bid, ask, pos, room_long, room_short)
         if not p.rest:
             return take
-        thr = p.threshold_bps / 1e4
+        thr = (p.rest_bps if p.rest_bps is not None else p.threshold_bps) / 1e4
         bid_t, ask_t = math.floor(ext * (1 - thr) / tick), math.ceil(ext * (1 + thr) / tick)
         lb = int(min(p.clip_notional, max(0.0, room_long)) / max(bid_t * tick * lot, 1e-12))
         la = int(min(p.clip_notional, max(0.0, room_short)) / (ask_t * tick * lot))
@@ -223,9 +224,10 @@ class Arbitrageur:
             tokens_out = int(p.clip_notional / ext * (1 - p.redemption_fee_bps / 1e4) * MONEY_SCALE)
             self.tokens_in_transit.append((obs.now_ns + int(p.transfer_delay_s * SECOND_NS), tokens_out))
             cash -= p.clip_notional
-        if p.rest:  # stand ready at the threshold prices with what it has: cash to buy, tokens to sell
-            bid_t = math.floor(ext * (1 - thr) / tick)
-            ask_t = math.ceil(ext * (1 + thr) / tick)
+        if p.rest:  # stand ready with what it has: cash to buy, tokens to sell
+            rt = (p.rest_bps if p.rest_bps is not None else p.threshold_bps) / 1e4
+            bid_t = math.floor(ext * (1 - rt) / tick)
+            ask_t = math.ceil(ext * (1 + rt) / tick)
             lb = int(min(p.clip_notional, max(0.0, cash * 0.99)) / max(bid_t * tick * lot, 1e-12))
             la = int(min(p.clip_notional / (ask_t * tick), tokens / MONEY_SCALE) / lot)
             if self._stale(ext, lb, la, len(bought)):

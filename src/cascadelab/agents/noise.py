@@ -85,7 +85,12 @@ class NoiseTraders:
         ticks = np.maximum(ticks, 1)
         kind = np.where(marketable, Op.MARKET, Op.LIMIT)
         tif = np.where(marketable, TIF.IOC, TIF.GTC)
-        return Requests(orders(self.accounts[who], b, side, lots, np.where(marketable, 0, ticks), kind, tif))
+        new = orders(self.accounts[who], b, side, lots, np.where(marketable, 0, ticks), kind, tif)
+        # a trader's earlier resting order goes when it places the next one (noise orders do not linger for hours)
+        out = np.zeros(2 * len(new), new.dtype)
+        out[0::2] = orders(self.accounts[who], b, 0, 0, 0, Op.CANCEL_ALL)
+        out[1::2] = new
+        return Requests(out)
 
 
 @dataclass

@@ -34,7 +34,7 @@ from cascadelab.records import (
     Why,
 )
 from cascadelab.timing import PhaseClock
-from cascadelab.units import SECOND_NS
+from cascadelab.units import MONEY_SCALE, SECOND_NS
 
 CREDIT_SCALE = SECOND_NS
 """The liquidator's order budget is counted in billionths of an order (exact integers)."""
@@ -301,37 +301,50 @@ class EngineBase:
         return dt
 
     def _unwind(self, ev: Events, now: int) -> None:
-        """The liquidator sells what it holds, within its order and notional budgets (one batch)."""
+        """The liquidator sells what it holds, within its order and notional budgets (one batch).
+
+        Perpetual positions and spot collateral share the budgets; the instrument served
+        first rotates step by step, so no backlog starves another.
+        """
         ch, cfg, liq = self.ch, self.cfg, self.liquidator
         dt = self._refill(now)
         budget = cfg.liquidator_notional_per_s * dt // SECOND_NS if cfg.liquidator_notional_per_s else None
         acc = ch.accounts.arrays
+        n_perps, n_inst = len(ch.perps), len(ch.perps) + len(ch.spots)
         reqs = []
-        for k in range(len(ch.perps)):
-            q = int(acc.size[k, liq])
-            if q == 0 or self.credit < CREDIT_SCALE:
-                continue
-            lot_value = int(ch.marks[k]) * int(ch.units[k])
-            qty = abs(q) if budget is None else min(abs(q), budget // max(1, lot_value))
-            if qty <= 0:
-                continue
+        self._rotation = (getattr(self, "_rotation", -1) + 1) % max(n_inst, 1)
+        for step in range(n_inst):
+            b = (self._rotation + step) % n_inst
+            if self.credit < CREDIT_SCALE:
+                break
+            if b < n_perps:
+                q = int(acc.size[b, liq])
+                if q == 0:
+                    continue
+                lot_value = int(ch.marks[b]) * int(ch.units[b])
+                qty = abs(q) if budget is None else min(abs(q), budget // max(1, lot_value))
+                if qty <= 0:
+                    continue
+                side = -1 if q > 0 else 1
+                reqs.append(
+                    (now, liq, 0, 0, qty, b, FLAG_LIQUIDATION | FLAG_REDUCE_ONLY | FLAG_UNWIND, Op.MARKET, side, TIF.IOC, STP.NONE)
+                )
+                ev.add(Ev.UNWIND_ORDER, liq, instrument=b, side=side, qty=qty)
+            else:
+                s = ch.spots[b - n_perps]
+                a = ch.ledger.asset(s.base)
+                lots = int(ch.ledger.balances[a, liq]) // int(s.lot_units or 1)
+                if s.quote != ch.settle_asset or lots <= 0:
+                    continue
+                lot_value = max(1, int(ch.asset_price[a]) * int(s.lot_units or 1) // MONEY_SCALE)
+                qty = lots if budget is None else min(lots, budget // lot_value)
+                if qty <= 0:
+                    continue
+                reqs.append((now, liq, 0, 0, qty, b, FLAG_LIQUIDATION | FLAG_UNWIND, Op.MARKET, -1, TIF.IOC, STP.NONE))
+                ev.add(Ev.UNWIND_ORDER, liq, instrument=b, side=-1, qty=qty, reason=Why.COLLATERAL)
             self.credit -= CREDIT_SCALE
             if budget is not None:
-                budget -= qty * lot_value
-            side = -1 if q > 0 else 1
-            reqs.append(
-                (now, liq, 0, 0, qty, k, FLAG_LIQUIDATION | FLAG_REDUCE_ONLY | FLAG_UNWIND, Op.MARKET, side, TIF.IOC, STP.NONE)
-            )
-            ev.add(Ev.UNWIND_ORDER, liq, instrument=k, side=side, qty=qty)
-        for j, s in enumerate(ch.spots):
-            a = ch.ledger.asset(s.base)
-            lots = int(ch.ledger.balances[a, liq]) // int(s.lot_units or 1)
-            if s.quote != ch.settle_asset or lots <= 0 or self.credit < CREDIT_SCALE:
-                continue
-            self.credit -= CREDIT_SCALE
-            b = len(ch.perps) + j
-            reqs.append((now, liq, 0, 0, lots, b, FLAG_LIQUIDATION | FLAG_UNWIND, Op.MARKET, -1, TIF.IOC, STP.NONE))
-            ev.add(Ev.UNWIND_ORDER, liq, instrument=b, side=-1, qty=lots, reason=Why.COLLATERAL)
+                budget -= reqs[-1][4] * lot_value
         if not reqs:
             return
         out = self.venue.submit_risk_batch(np.array(reqs, ORDER_REQUEST))

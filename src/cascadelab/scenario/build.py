@@ -214,7 +214,8 @@ def build(s: Scenario) -> Built:
             if inst.kind == "perp":
                 lev = _leverage_within_tiers(ch, g.symbol, g.leverage, g.inventory_limit + 2 * g.clip_notional)
                 ch.configure_positions(g.symbol, np.array([acct]), lev, False)
-            params_a = ArbParams(g.symbol, g.threshold_bps, g.close_bps, g.clip_notional, g.inventory_limit, g.transfer_delay_s)
+            params_a = ArbParams(g.symbol, g.threshold_bps, g.close_bps, g.clip_notional, g.inventory_limit, g.transfer_delay_s,
+                                 rest=g.rest, rest_bps=g.rest_bps)  # fmt: skip
             arb = Arbitrageur(f"arb:{g.symbol}:{c}", int(acct), params_a, int(g.latency_ms * 1e6))
             agents.append(arb)
             groups["arbitrageurs"].append(arb)

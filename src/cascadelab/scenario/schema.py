@@ -230,6 +230,8 @@ class ArbGroup(Strict):
     clip_notional: float = Field(200_000.0, gt=0)
     inventory_limit: float = Field(5_000_000.0, gt=0)
     transfer_delay_s: float = Field(600.0, ge=0)
+    rest: bool = True  # rest a bid and an ask where it stands ready to trade
+    rest_bps: float | None = Field(None, gt=0)  # how far from the outside price (default: threshold_bps)
     leverage: int = Field(5, ge=1)
     latency_ms: float = Field(20.0, ge=0)
 
