@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from cascadelab.record.recorder import Recorder
@@ -119,6 +120,8 @@ def run(
         b.account_type, len(b.venue.risk.fund_accounts), external_assets=sim.world.external.assets,  # type: ignore[attr-defined]
         tracked=b.venue.index[s.check.tracked], news_ns=b.news_ns,
     )  # fmt: skip
+    rec.tick = np.asarray(b.venue.market_data.tick, np.float64)
+    rec.unit = b.venue.market_data.unit_notional.astype(np.float64) / 1e8
     sim.recorder = rec
     t1 = time.perf_counter()
     sim.run(end, None if progress is None else (lambda now: progress(now, end)))

@@ -26,6 +26,10 @@ from cascadelab.records import TIF, AccountOp, AccountType, Op
 from cascadelab.units import MONEY_SCALE, SECOND_NS
 
 
+IDLE_CASH = 100.0
+"""Quote units of borrowed cash a looper tolerates before spending it on the token (or repaying, when unwinding)."""
+
+
 @dataclass
 class LooperParams:
     """Loop construction and unwinding rules."""
@@ -148,19 +152,27 @@ class Loopers:
             if sell.any() and bid > 0:
                 px = max(1, int(bid * (1 - p.max_slippage_bps / 1e4) / tick))
                 out.append(Requests(orders(self.accounts[unw[sell]], b, -1, lots[sell], px, Op.LIMIT, TIF.IOC)))
-        # build: borrow up to the target LTV, buy the token with it
-        grow = np.flatnonzero(alive & ~self.unwinding & (self.loops_done < self.target_loops) & (ltv < self.target_ltv))
-        if len(grow) and ask > 0:
-            amount = self.target_ltv[grow] * coll[grow] - debt[grow]
+        # build: borrowed cash not yet in the token buys it first; a new loan only once the last one is spent
+        if ask > 0:
             px = ask * (1 + p.max_slippage_bps / 1e4)
-            lots = np.floor(amount / (px * lot) * 0.999).astype(np.int64)
-            go = lots > 0
-            g = grow[go]
-            if len(g):
-                borrow = (lots[go] * px * lot * MONEY_SCALE).astype(np.int64)
-                out.append(Requests(orders(self.accounts[g], b, 1, lots[go], int(px / tick), Op.LIMIT, TIF.IOC),
-                                    account_requests(self.accounts[g], AccountOp.BORROW, q, borrow)))  # fmt: skip
-                self.loops_done[g] += 1
+            idle = np.flatnonzero(alive & ~self.unwinding & (cash > IDLE_CASH) & (owed > 0))
+            if len(idle):
+                lots = np.floor(cash[idle] / (px * lot) * 0.999).astype(np.int64)
+                go = lots > 0
+                if go.any():
+                    out.append(Requests(orders(self.accounts[idle[go]], b, 1, lots[go], int(px / tick), Op.LIMIT, TIF.IOC)))
+            grow = np.flatnonzero(alive & ~self.unwinding & (self.loops_done < self.target_loops) & (ltv < self.target_ltv)
+                                  & (cash <= IDLE_CASH))  # fmt: skip
+            if len(grow):
+                amount = self.target_ltv[grow] * coll[grow] - debt[grow]
+                lots = np.floor(amount / (px * lot) * 0.999).astype(np.int64)
+                go = lots > 0
+                g = grow[go]
+                if len(g):
+                    borrow = (lots[go] * px * lot * MONEY_SCALE).astype(np.int64)
+                    out.append(Requests(orders(self.accounts[g], b, 1, lots[go], int(px / tick), Op.LIMIT, TIF.IOC),
+                                        account_requests(self.accounts[g], AccountOp.BORROW, q, borrow)))  # fmt: skip
+                    self.loops_done[g] += 1
         return Requests.concat(out)
 
 

@@ -166,6 +166,7 @@ class MarketMaker:
         self._hedge_k = -1
         self._fair_source = WATCH_VENUE
         self._stress_b = -1
+        self._quoted_key: tuple = ()
         self.stress_vol = MultiScaleVolatility(params.stress_daily_sigma)
         self.transitions: list[tuple[int, int, int, dict[str, float]]] = []  # (ns, new state, reason, measures)
         self.wake_on_fills = False  # fills are read at the next scheduled or price-driven wake
@@ -214,8 +215,12 @@ class MarketMaker:
             if math.isfinite(fair):
                 out.append(self._unwind(m, fair))
             return Requests.concat(out)
+        key = (self.state, self.regime, round(self.gamma_multiplier, 2), round(self.inventory, 9))
+        if self.has_quotes and key == self._quoted_key and abs(fair / self.quoted_fair - 1.0) * 1e4 < 0.25 * p.requote_move_bps:
+            return Requests.concat(out)  # nothing it quotes on has changed: the quotes stand
         out.append(self._quotes(m, fair))
         self.quoted_fair = fair
+        self._quoted_key = key
         self.has_quotes = True
         return Requests.concat(out)
 
@@ -263,24 +268,26 @@ class MarketMaker:
         self._fair_now = fair
 
     def _mark_to_market(self, obs: Observation, client: Client) -> float:
-        """Its book value at fair prices (no collateral haircuts): cash, holdings, positions' unrealized PnL."""
-        m = obs.market
-        ref = np.where(np.isfinite(obs.external.reference), obs.external.reference, m.reference())
-        value = 0.0
-        held: set[str] = set()
-        for b in range(len(m.symbols)):
-            for asset in (m.quote[b], m.base[b]) if not m.is_perp[b] else (m.quote[b],):
-                if asset in held:
-                    continue
-                held.add(asset)
-                px = 1.0 if asset == m.quote[b] else float(ref[b])
-                if math.isfinite(px):
-                    value += float(client.balances(asset)[0]) / 1e8 * px
-        pos, cost = client.positions()[:, 0], client.cost()[:, 0]
-        for k in np.flatnonzero(pos).tolist():
-            px = float(ref[k])
+        """Its book value at fair prices (no collateral haircuts): cash, the base it quotes, its positions' PnL."""
+        m, b = obs.market, self.instrument
+        ext = obs.external.reference
+        ref = m.reference()
+
+        def fair_of(j: int) -> float:
+            x = float(ext[j]) if j < len(ext) else math.nan
+            return x if math.isfinite(x) and x > 0 else float(ref[j])
+
+        value = float(client.balances(m.quote[b])[0]) / 1e8
+        if not m.is_perp[b]:
+            px = fair_of(b)
             if math.isfinite(px):
-                value += float(pos[k]) * float(m.lot[k]) * px - float(cost[k]) / 1e8
+                value += float(client.balances(m.base[b])[0]) / 1e8 * px
+        pos, cost = client.positions()[:, 0], client.cost()[:, 0]
+        for k in (b, self._hedge_k):
+            if k >= 0 and m.is_perp[k] and pos[k] != 0:
+                px = fair_of(k)
+                if math.isfinite(px):
+                    value += float(pos[k]) * float(m.lot[k]) * px - float(cost[k]) / 1e8
         return value
 
     def measures(self) -> dict[str, float]:

@@ -205,6 +205,7 @@ class IncrementalRisk:
         self.core = core
         self.rebuild_share = rebuild_share
         self.stale = True
+        self._last_prices: np.ndarray | None = None
         self.stats = {"rebuilds": 0, "checked": 0, "steps": 0}
 
     @property
@@ -257,6 +258,7 @@ class IncrementalRisk:
         self.always = ids[no_box]
         self.n_built = n
         self.stale = False
+        self._last_prices = self.prices()
         self.stats["rebuilds"] += 1
         self.stats["checked"] += len(ids)
         return ids[breach]
@@ -271,6 +273,11 @@ class IncrementalRisk:
             return self.rebuild()
         cur = self.prices()
         parts = [touched[touched < n], self.always]
+        moved = self._last_prices is None or not np.array_equal(cur, self._last_prices)
+        self._last_prices = cur
+        if not moved:  # prices as at the last check: only changed accounts and those without a box can have crossed
+            ids = np.unique(np.concatenate(parts)).astype(np.int64)
+            return self._check(ids)
         for d in range(self.dims):
             neg_trig, acct = self.lo_sorted[d]
             pos = int(np.searchsorted(neg_trig, -cur[d], side="right"))  # entries with trigger >= price
@@ -289,6 +296,10 @@ class IncrementalRisk:
             crossed = (self._r_lo[:r] >= cur).any(axis=1) | (self._r_hi[:r] <= cur).any(axis=1)
             parts.append(self._r_acct[:r][crossed])
         ids = np.unique(np.concatenate(parts)).astype(np.int64)
+        return self._check(ids)
+
+    def _check(self, ids: np.ndarray) -> np.ndarray:
+        """Recheck ``ids`` exactly, remember their new boxes; returns those breaching."""
         if len(ids) == 0:
             return ids
         lo, hi, breach, no_box = self._boxes(ids)

@@ -64,15 +64,13 @@ class Recorder:
         f8 = np.float64
         self.cols = {
             "t_ns": np.zeros(n, np.int64),
-            "mid": np.full((n, nb), np.nan),
-            "last": np.full((n, nb), np.nan),
-            "mark": np.full((n, nb), np.nan),
+            "bid_t": np.zeros((n, nb), np.int64),  # ticks, 0 for none
+            "ask_t": np.zeros((n, nb), np.int64),
+            "last_t": np.zeros((n, nb), np.int64),
+            "mark_t": np.zeros((n, nb), np.int64),
             "external": np.full((n, nb), np.nan),
-            "bid": np.full((n, nb), np.nan),
-            "ask": np.full((n, nb), np.nan),
-            "spread_bps": np.full((n, nb), np.nan),
-            "depth": np.zeros((n, nb, 3, 2), f8),
-            "removed_cancel": np.zeros((n, nb), f8),
+            "depth": np.zeros((n, nb, 3, 2), np.int64),  # money units
+            "removed_cancel": np.zeros((n, nb), f8),  # tick-lots
             "removed_trade": np.zeros((n, nb), f8),
             "liq_count": np.zeros((n, 3, 2), np.int64),  # tier (book, takeover, adl) x side (long, short)
             "liq_notional": np.zeros((n, 3, 2), f8),
@@ -104,10 +102,16 @@ class Recorder:
         self._slow_n = 0
         self._bad_debt = 0.0
         self._bankrupt = 0
+        self._fund_now = np.zeros(max(self.n_funds, 1))
+        self._backlog_now = 0.0
+        self._prev_bid: np.ndarray | None = None
+        self._prev_ask: np.ndarray | None = None
+        self.tick = np.ones(len(self.symbols))
+        self.unit = np.ones(len(self.symbols))
 
     # --- per step -------------------------------------------------------------------------------
     def record(self, sim: object, report: StepReport) -> None:
-        """Read the state after one step."""
+        """Read the state after one step (raw copies; prices in quote units are derived once, in :meth:`frames`)."""
         j = self.step
         if j >= self.n_steps:
             return
@@ -115,18 +119,14 @@ class Recorder:
         m = venue.market_data
         c = self.cols
         c["t_ns"][j] = report.now_ns
-        tick = m.tick
-        both = (m.best_bid > 0) & (m.best_ask > 0)
-        mid = np.where(both, (m.best_bid + m.best_ask) * 0.5 * tick, np.nan)
-        c["mid"][j] = mid
-        c["last"][j] = np.where(m.last > 0, m.last * tick, np.nan)
-        c["mark"][j] = np.where(m.mark > 0, m.mark * tick, np.nan)
+        c["bid_t"][j] = m.best_bid
+        c["ask_t"][j] = m.best_ask
+        c["last_t"][j] = m.last
+        c["mark_t"][j] = m.mark
         c["external"][j] = sim.world.external.reference  # type: ignore[attr-defined]
-        c["bid"][j] = np.where(m.best_bid > 0, m.best_bid * tick, np.nan)
-        c["ask"][j] = np.where(m.best_ask > 0, m.best_ask * tick, np.nan)
-        c["spread_bps"][j] = m.spread_bps()
-        c["depth"][j] = m.depth / MONEY_SCALE
-        self._removed(j, report, m, mid)
+        c["depth"][j] = m.depth
+        if len(report.cancels) or len(report.fills):
+            self._removed(j, report, m)
         self._liquidations(j, report, venue)
         if len(report.fills):
             self.fills.append(report.fills)
@@ -139,36 +139,39 @@ class Recorder:
         if j % self.slow_every == 0:
             self._record_slow(report.now_ns, venue)
         c["bankrupt"][j] = self._bankrupt
+        self._prev_bid, self._prev_ask = m.best_bid, m.best_ask
         self.step += 1
 
-    def _removed(self, j: int, r: StepReport, m: object, mid: np.ndarray) -> None:
-        prev = self._prev_mid if self._prev_mid is not None else mid
+    def _removed(self, j: int, r: StepReport, m: object) -> None:
+        """Notional removed within ±1% of the previous mid by cancels and by trades (tick-lots x unit, exact ints)."""
+        if self._prev_bid is None:
+            return
+        pb, pa = self._prev_bid, self._prev_ask
         nb = len(self.symbols)
-        unit = m.unit_notional.astype(np.float64) / MONEY_SCALE  # type: ignore[attr-defined]
         for name, arr in (("removed_cancel", r.cancels), ("removed_trade", r.fills)):
             if not len(arr):
                 continue
             b = arr["instrument"].astype(np.int64)
-            px = arr["price"] * m.tick[b]  # type: ignore[attr-defined]
-            ref = prev[b]
-            near = np.isfinite(ref) & (np.abs(px / np.where(np.isfinite(ref), ref, 1.0) - 1) <= 0.01)
-            notional = arr["price"] * arr["qty"] * unit[b]
+            mid2 = pb[b] + pa[b]  # twice the previous mid, in ticks; 0 where a side was empty
+            near = (pb[b] > 0) & (pa[b] > 0) & (np.abs(200 * arr["price"] - mid2 * 100) <= mid2)
+            notional = arr["price"] * arr["qty"]
             self.cols[name][j] = np.bincount(b[near], notional[near], minlength=nb)[:nb]
-        self._prev_mid = np.where(np.isfinite(mid), mid, prev)
 
     def _liquidations(self, j: int, r: StepReport, venue: object) -> None:
         c = self.cols
         ev = r.events
         eng = venue.risk  # type: ignore[attr-defined]
-        for f in range(self.n_funds):
-            c["funds"][j, f] = eng.fund_balance(f) / MONEY_SCALE
         ch = venue.clearing  # type: ignore[attr-defined]
-        liq = eng.liquidator
-        backlog = float(np.abs(ch.accounts.size[:, liq] * ch.marks * ch.units).sum()) / MONEY_SCALE
-        for a, code in enumerate(ch.assets):
-            if a != ch.q:
-                backlog += max(0, int(ch.ledger.balances[a, liq])) / MONEY_SCALE * float(ch.asset_price[a]) / MONEY_SCALE
-        c["backlog"][j] = backlog
+        if len(ev) or j % self.slow_every == 0:  # funds and backlog move only with events and unwinding
+            for f in range(self.n_funds):
+                self._fund_now[f] = eng.fund_balance(f) / MONEY_SCALE
+            liq = eng.liquidator
+            bal = np.maximum(ch.ledger.balances[:, liq], 0).astype(np.float64)
+            bal[ch.q] = 0.0
+            self._backlog_now = (float(np.abs(ch.accounts.size[:, liq] * ch.marks * ch.units).sum())
+                                 + float((bal * ch.asset_price).sum()) / MONEY_SCALE) / MONEY_SCALE  # fmt: skip
+        c["funds"][j, : self.n_funds] = self._fund_now[: self.n_funds]
+        c["backlog"][j] = self._backlog_now
         if len(ev):
             kind = ev["kind"]
             unit = ch.units.astype(np.float64)
@@ -261,13 +264,28 @@ class Recorder:
         """``steps`` (per step), ``seconds`` (per second), ``fills``, ``cancels``, ``events`` as Polars frames."""
         n = self.step
         c = self.cols
+        tick, unit = self.tick, self.unit
+        bid_t, ask_t = c["bid_t"][:n], c["ask_t"][:n]
+        both = (bid_t > 0) & (ask_t > 0)
+        derived = {
+            "mid": np.where(both, (bid_t + ask_t) * 0.5 * tick, np.nan),
+            "last": np.where(c["last_t"][:n] > 0, c["last_t"][:n] * tick, np.nan),
+            "mark": np.where(c["mark_t"][:n] > 0, c["mark_t"][:n] * tick, np.nan),
+            "external": c["external"][:n],
+            "bid": np.where(bid_t > 0, bid_t * tick, np.nan),
+            "ask": np.where(ask_t > 0, ask_t * tick, np.nan),
+            "spread_bps": np.where(both, 20_000.0 * (ask_t - bid_t) / np.maximum(bid_t + ask_t, 1), np.nan),
+            "removed_cancel": c["removed_cancel"][:n] * unit,
+            "removed_trade": c["removed_trade"][:n] * unit,
+        }
+        depth = c["depth"][:n] / MONEY_SCALE
         data: dict[str, np.ndarray] = {"t_s": c["t_ns"][:n] / 1e9}
         for b, sym in enumerate(self.symbols):
-            for name in ("mid", "last", "mark", "external", "bid", "ask", "spread_bps", "removed_cancel", "removed_trade"):
-                data[f"{sym}.{name}"] = c[name][:n, b]
+            for name, arr in derived.items():
+                data[f"{sym}.{name}"] = arr[:, b]
             for bi, band in enumerate(BAND_NAMES):
-                data[f"{sym}.depth_bid_{band}"] = c["depth"][:n, b, bi, 0]
-                data[f"{sym}.depth_ask_{band}"] = c["depth"][:n, b, bi, 1]
+                data[f"{sym}.depth_bid_{band}"] = depth[:, b, bi, 0]
+                data[f"{sym}.depth_ask_{band}"] = depth[:, b, bi, 1]
         for t, tier in enumerate(("book", "takeover", "adl")):
             for si, side in enumerate(("long", "short")):
                 data[f"liq.{tier}.{side}.count"] = c["liq_count"][:n, t, si]
