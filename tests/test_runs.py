@@ -53,6 +53,12 @@ def test_a_short_oct11_in_debug_mode_conserves_every_step(tmp_path: Path) -> Non
                                                              "fund_backlog.png", "collateral.png", "makers.png"}  # fmt: skip
     fills = pl.read_parquet(out / "fills.parquet")
     assert {"maker_account_type", "taker_account_type"} <= set(fills.columns)
+    # the open interest kept from the fills equals a full recount of the positions at the end
+    ch = res.built.venue.clearing  # type: ignore[union-attr]
+    size = ch.accounts.size[:, : ch.accounts.n]
+    long_lots = (size * (size > 0)).sum(axis=1)
+    rec = res.built.sim.recorder  # type: ignore[union-attr]
+    assert rec._oi.tolist() == long_lots.tolist()
     r = CliRunner().invoke(app, ["check", str(out)])
     assert r.exit_code == 1 and "targets pass" in r.stdout  # two minutes of market cannot look like the crash
 

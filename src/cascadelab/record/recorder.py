@@ -77,6 +77,7 @@ class Recorder:
             "funds": np.zeros((n, max(self.n_funds, 1)), f8),
             "backlog": np.zeros(n, f8),
             "liquidated": np.zeros(n, np.int64),
+            "open_interest": np.zeros((n, k), np.int64),  # lots held long (= held short), per perpetual
             "bankrupt": np.zeros(n, np.int64),
             "bad_debt": np.zeros(n, f8),
         }
@@ -105,6 +106,8 @@ class Recorder:
         self._fund_now = np.zeros(max(self.n_funds, 1))
         self._backlog_now = 0.0
         self._prev_bid: np.ndarray | None = None
+        self._oi: np.ndarray | None = None
+        self._bankrupt_set: set[int] = set()  # long open interest in lots per perpetual, kept from the fills
         self._prev_ask: np.ndarray | None = None
         self.tick = np.ones(len(self.symbols))
         self.unit = np.ones(len(self.symbols))
@@ -127,6 +130,7 @@ class Recorder:
         c["depth"][j] = m.depth
         if len(report.cancels) or len(report.fills):
             self._removed(j, report, m)
+        self._open_interest(j, report, venue)
         self._liquidations(j, report, venue)
         if len(report.fills):
             self.fills.append(report.fills)
@@ -141,6 +145,30 @@ class Recorder:
         c["bankrupt"][j] = self._bankrupt
         self._prev_bid, self._prev_ask = m.best_bid, m.best_ask
         self.step += 1
+
+    def _open_interest(self, j: int, r: StepReport, venue: object) -> None:
+        """Long open interest per perpetual (lots), updated from the step's fills: only accounts that traded change it."""
+        ch = venue.clearing  # type: ignore[attr-defined]
+        k_n = self.n_perps
+        if self._oi is None:  # the first step: count it once (the positions booked before the run)
+            size = ch.accounts.size[:, : ch.accounts.n]
+            self._oi = np.where(size > 0, size, 0).sum(axis=1).astype(np.int64)
+        else:
+            f = r.fills[r.fills["instrument"] < k_n] if len(r.fills) else r.fills
+            if len(f):
+                k = np.concatenate([f["instrument"], f["instrument"]]).astype(np.int64)
+                acct = np.concatenate([f["maker_account"], f["taker_account"]]).astype(np.int64)
+                d = np.concatenate([-f["aggressor"] * f["qty"], f["aggressor"] * f["qty"]]).astype(np.int64)
+                key = k * (ch.accounts.n + 1) + acct
+                uk, inv = np.unique(key, return_inverse=True)
+                delta = np.zeros(len(uk), np.int64)
+                np.add.at(delta, inv, d)
+                kk, aa = uk // (ch.accounts.n + 1), uk % (ch.accounts.n + 1)
+                after = ch.accounts.size[kk, aa]
+                before = after - delta
+                change = np.maximum(after, 0) - np.maximum(before, 0)
+                self._oi += np.bincount(kk, change, minlength=k_n)[:k_n].astype(np.int64)
+        self.cols["open_interest"][j] = self._oi
 
     def _removed(self, j: int, r: StepReport, m: object) -> None:
         """Notional removed within ±1% of the previous mid by cancels and by trades (tick-lots x unit, exact ints)."""
@@ -190,6 +218,10 @@ class Recorder:
                     c["liq_notional"][j, tier, s] += float(notional[mask].sum())
             starts = ev["account"][kind == Ev.LIQUIDATION_START]
             self._liquidated.update(starts.tolist())
+            taken = np.unique(ev["account"][(kind == Ev.TAKEOVER) | (kind == Ev.BAD_DEBT) | (kind == Ev.FUND_OUT)])
+            taken = taken[(taken >= 0) & (taken < ch.accounts.n)]
+            self._bankrupt_set.update(taken[ch.accounts.state[taken] == AccountState.BANKRUPT].tolist())
+            self._bankrupt = len(self._bankrupt_set)
             bad = kind == Ev.BAD_DEBT
             self._bad_debt += float(ev["amount"][bad].sum()) / MONEY_SCALE
         c["liquidated"][j] = len(self._liquidated)
@@ -203,16 +235,13 @@ class Recorder:
         ch = venue.clearing  # type: ignore[attr-defined]
         n = ch.accounts.n
         s["t_ns"][i] = now
-        size = ch.accounts.size[:, :n]
-        long_lots = np.where(size > 0, size, 0).sum(axis=1)
-        s["open_interest"][i] = long_lots * ch.marks * ch.units.astype(np.float64) / MONEY_SCALE
+        s["open_interest"][i] = self._oi * ch.marks * ch.units.astype(np.float64) / MONEY_SCALE if self._oi is not None else 0
         for k, mm in enumerate(self.makers):
             state, reason, inv, pnl = mm.status()  # type: ignore[attr-defined]
             s["mm_state"][i, k], s["mm_reason"][i, k], s["mm_inventory"][i, k], s["mm_pnl"][i, k] = state, reason, inv, pnl
         m = venue.market_data  # type: ignore[attr-defined]
         mid = m.mid()
         ext_assets = self.external_assets
-        self._bankrupt = int(np.count_nonzero(ch.accounts.state[:n] == AccountState.BANKRUPT))
         for a, code in enumerate(self.assets):
             s["collateral_venue"][i, a] = float(ch.asset_price[a]) / MONEY_SCALE
             b = next((bb for bb in range(self.n_perps, len(self.symbols)) if m.base[bb] == code), None)
@@ -286,6 +315,8 @@ class Recorder:
             for bi, band in enumerate(BAND_NAMES):
                 data[f"{sym}.depth_bid_{band}"] = depth[:, b, bi, 0]
                 data[f"{sym}.depth_ask_{band}"] = depth[:, b, bi, 1]
+        for k in range(self.n_perps):  # open interest at the mark, per step
+            data[f"{self.symbols[k]}.open_interest"] = c["open_interest"][:n, k] * c["mark_t"][:n, k] * unit[k]
         for t, tier in enumerate(("book", "takeover", "adl")):
             for si, side in enumerate(("long", "short")):
                 data[f"liq.{tier}.{side}.count"] = c["liq_count"][:n, t, si]
