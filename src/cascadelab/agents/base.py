@@ -142,6 +142,10 @@ class Client:
         ch = self._venue.clearing  # type: ignore[attr-defined]
         return float(ch.ratio[ch.ledger.asset(asset)]) / 1e6
 
+    def liquidation_ltv(self) -> float:
+        """The venue's published LTV (0..1) at which a loan account is liquidated (public terms)."""
+        return float(self._venue.clearing.loan_terms.liquidation_ltv) / 1e6  # type: ignore[attr-defined]
+
     def collateral_price(self, asset: str) -> float:
         """The venue's current valuation price of ``asset`` (quote per coin, float)."""
         ch = self._venue.clearing  # type: ignore[attr-defined]

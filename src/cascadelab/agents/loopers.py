@@ -44,8 +44,11 @@ class LooperParams:
     target_ltv: tuple[float, float] = (0.45, 0.6)  # LTV each loop borrows up to
     unwind_ltv: tuple[float, float] = (0.7, 0.85)  # above it: sell part of the token and repay
     unwind_fraction: float = 0.3
-    max_slippage_bps: float = 20.0  # buying: limit price above the ask
+    max_slippage_bps: float = 20.0  # buying, and unwinding at ease: limit price beyond the best price
+    panic_slippage_bps: float = 500.0  # unwinding near the venue's liquidation LTV: the limit it accepts there
     review_s: float = 5.0
+    prebuilt_loops: tuple[int, int] = (0, 0)  # loops already built before the run, with tokens minted at the issuer
+    mint_price: float = 1.0  # the issuer's mint price of the token in the borrowed asset (USDe: 1 USDT)
 
 
 class Loopers:
@@ -90,6 +93,47 @@ class Loopers:
             if price <= 0:
                 raise ValueError(f"loopers {self.name!r}: seed asset {name} has no price at the venue yet")
             ch.deposit_many(self.accounts[sel], name, (value[sel] / price * MONEY_SCALE).astype(np.int64))
+        self._prebuild(ch)
+
+    def _prebuild(self, ch: object) -> None:
+        """Loops built in the weeks before the run, ledger-exact through the clearing house's primitives.
+
+        Each pre-built loop borrows the asset up to the looper's target LTV (as the venue values
+        its collateral now), takes the cash out to mint the token at the issuer (``mint_price``),
+        and deposits the minted token back as collateral: borrow, deposit, withdraw. How the
+        token was acquired is the only thing not simulated; the debt, the collateral and the
+        LTV are the venue's own. The remaining loops (up to ``target_loops``) are built on
+        the venue's spot book during the run.
+        """
+        p = self.p
+        lo, hi = p.prebuilt_loops
+        if hi <= 0:
+            return
+        n = len(self.accounts)
+        pre = np.minimum(self.rng.integers(lo, hi + 1, n), self.target_loops)
+        a_tok, a_q = ch.ledger.asset(p.token), ch.ledger.asset(p.borrow_asset)  # type: ignore[attr-defined]
+        assets = [ch.ledger.asset(a) for a in sorted({p.token, p.borrow_asset, *p.seeds})]  # type: ignore[attr-defined]
+        price = {a: float(ch.asset_price[a]) / MONEY_SCALE for a in assets}  # type: ignore[attr-defined]
+        ratio = {a: float(ch.ratio[a]) / 1e6 for a in assets}  # type: ignore[attr-defined]  # millionths
+        tok_px = price[a_tok]
+        if tok_px <= 0:
+            raise ValueError(f"loopers {self.name!r}: token {p.token} has no price at the venue yet")
+        bal = ch.ledger.balances  # type: ignore[attr-defined]
+        for r in range(int(pre.max(initial=0))):
+            idx = np.flatnonzero(pre > r)
+            ids = self.accounts[idx]
+            coll = np.zeros(len(ids))
+            for a in assets:
+                coll += np.maximum(bal[a, ids], 0) / MONEY_SCALE * price[a] * ratio[a]
+            debt = ch.accounts.debt[a_q, ids] / MONEY_SCALE * price[a_q]  # type: ignore[attr-defined]
+            amount = np.floor((self.target_ltv[idx] * coll - debt) * 0.999)
+            go = amount > 1.0
+            for i, x in zip(ids[go].tolist(), amount[go].tolist(), strict=True):
+                cash = int(x * MONEY_SCALE)
+                ch.borrow(i, p.borrow_asset, cash)  # type: ignore[attr-defined]
+                ch.deposit(i, p.token, int(x / p.mint_price * MONEY_SCALE))  # type: ignore[attr-defined]
+                ch.withdraw(i, p.borrow_asset, cash)  # type: ignore[attr-defined]
+            self.loops_done[idx[go]] += 1
 
     def wake_at(self) -> int:
         """Every review."""
@@ -138,7 +182,8 @@ class Loopers:
         cash = client.balances(p.borrow_asset).astype(np.float64) / MONEY_SCALE
         owed = client.debt(p.borrow_asset).astype(np.float64) / MONEY_SCALE
         self.unwinding |= alive & (ltv > self.unwind_ltv)
-        # unwind: repay with the cash it has, sell part of the token
+        # unwind: repay with the cash it has, sell part of the token; the closer its LTV is to the venue's
+        # liquidation LTV, the more price it gives up to get out (urgency 0 at its unwind LTV, 1 at liquidation)
         unw = np.flatnonzero(alive & self.unwinding & (owed > 0))
         if len(unw):
             pay = np.minimum(cash[unw], owed[unw])
@@ -149,9 +194,20 @@ class Loopers:
             tok = client.balances(p.token, unw).astype(np.float64) / MONEY_SCALE
             lots = np.floor(tok * p.unwind_fraction / lot).astype(np.int64)
             sell = lots > 0
-            if sell.any() and bid > 0:
-                px = max(1, int(bid * (1 - p.max_slippage_bps / 1e4) / tick))
-                out.append(Requests(orders(self.accounts[unw[sell]], b, -1, lots[sell], px, Op.LIMIT, TIF.IOC)))
+            ref = bid if bid > 0 else float(m.reference()[b])  # no bid: price from the last trade
+            if sell.any() and ref > 0:
+                liq = client.liquidation_ltv()
+                span = np.maximum(liq - self.unwind_ltv[unw], 1e-9)
+                urgency = np.clip((ltv[unw] - self.unwind_ltv[unw]) / span, 0.0, 1.0)
+                bps = p.max_slippage_bps + urgency * max(0.0, p.panic_slippage_bps - p.max_slippage_bps)
+                px = np.maximum(1, (ref * (1 - bps / 1e4) / tick).astype(np.int64))
+                who = unw[sell]
+                # a limit sell that rests until the next review if no bid takes it; the previous one is replaced
+                new = orders(self.accounts[who], b, -1, lots[sell], px[sell], Op.LIMIT, TIF.GTC)
+                rows = np.zeros(2 * len(new), new.dtype)
+                rows[0::2] = orders(self.accounts[who], b, 0, 0, 0, Op.CANCEL_ALL)
+                rows[1::2] = new
+                out.append(Requests(rows))
         # build: borrowed cash not yet in the token buys it first; a new loan only once the last one is spent
         if ask > 0:
             px = ask * (1 + p.max_slippage_bps / 1e4)

@@ -274,7 +274,9 @@ def build(s: Scenario) -> Built:
         ids = open_accounts(lp.accounts, AccountType.LOOPER)
         params_l = LooperParams(lp.token, lp.book, "USDT", dict(lp.seeds), lp.seed_value_median, lp.seed_value_sigma,
                                 tuple(lp.loops), tuple(lp.target_ltv), tuple(lp.unwind_ltv), lp.unwind_fraction,
-                                review_s=lp.review_s)  # fmt: skip
+                                review_s=lp.review_s, prebuilt_loops=tuple(lp.prebuilt_loops),
+                                mint_price=lp.mint_price, max_slippage_bps=lp.max_slippage_bps,
+                                panic_slippage_bps=lp.panic_slippage_bps)  # fmt: skip
         loopers = Loopers("loopers", ids, params_l, seeds[4])
         loopers.fund(venue)
         sim.add_agent(loopers)  # type: ignore[arg-type]

@@ -150,6 +150,10 @@ class LoopersSection(Strict):
     unwind_ltv: tuple[float, float] = (0.7, 0.85)
     unwind_fraction: float = Field(0.3, gt=0, le=1)
     review_s: float = Field(5.0, gt=0)
+    prebuilt_loops: tuple[int, int] = (0, 0)
+    max_slippage_bps: float = Field(20.0, ge=0)
+    panic_slippage_bps: float = Field(500.0, ge=0)
+    mint_price: float = Field(1.0, gt=0)
 
 
 class NoiseSection(Strict):
