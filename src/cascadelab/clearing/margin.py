@@ -299,6 +299,17 @@ def margin_exact(ids, P, A, bal, equity, maint, initial, iso_breach):
         equity[j], maint[j], initial[j], iso_breach[j] = account_figures(P, A, bal, ids[j])
 
 
+@kernel
+def margin_exact_serial(ids, P, A, bal, equity, maint, initial, iso_breach):
+    """:func:`margin_exact` on one thread: for a few accounts, waking the other threads costs more than the work."""
+    for j in range(len(ids)):
+        equity[j], maint[j], initial[j], iso_breach[j] = account_figures(P, A, bal, ids[j])
+
+
+EXACT_PARALLEL_FROM = 4096
+"""Batches of at least this many accounts get their exact figures on every thread."""
+
+
 PRESCREEN_BAND = 1e-9
 """Relative error band of the float pre-screen. float64 arithmetic over a few dozen terms errs by
 well under 1e-14 of their magnitude, so any account the float pass leaves outside this band is

@@ -20,7 +20,9 @@ from cascadelab.clearing.margin import (
     bankruptcy_price,
     cross_breach,
     liquidation_price,
+    EXACT_PARALLEL_FROM,
     margin_exact,
+    margin_exact_serial,
     margin_prescreen,
     position_initial,
     position_maintenance,
@@ -126,7 +128,8 @@ class Margins:
         ids = np.ascontiguousarray(ids, np.int64)
         out = [np.zeros(len(ids), np.int64) for _ in range(3)] + [np.zeros(len(ids), np.bool_)]
         if len(ids):
-            margin_exact(ids, c.params, c.accounts.arrays, c.ledger.balances, *out)
+            kern = margin_exact if len(ids) >= EXACT_PARALLEL_FROM else margin_exact_serial
+            kern(ids, c.params, c.accounts.arrays, c.ledger.balances, *out)
         return out[0], out[1], out[2], out[3]
 
     def scan(self) -> ScanResult:
