@@ -17,3 +17,15 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _os.environ.setdefault("KMP_BLOCKTIME", "0")
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """``cascadelab.run`` and ``cascadelab.RunResult``, imported on first use (the package import stays light)."""
+    if name in ("run", "RunResult"):
+        from cascadelab import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module 'cascadelab' has no attribute {name!r}")
+
+
+__all__ = ["RunResult", "__version__", "run"]

@@ -65,14 +65,15 @@ class HedgedFund:
             inst = ch.perps[k].instrument
             price = float(ch.marks[k]) * float(inst.tick_size)
             lots = int(notional / (price * float(inst.lot_size)))
-            ch.configure_positions(symbol, me, self.p.leverage, False)
+            ch.configure_positions(symbol, me, min(self.p.leverage, ch.leverage_cap(symbol, int(notional * MONEY_SCALE))), False)
             out.append(Leg(symbol, int(ch.marks[k]), me.copy(), np.array([lots], np.int64)))
             total += lots * price * float(inst.lot_size)
         k = ch.core.perp(self.p.hedge_symbol)
         inst = ch.perps[k].instrument
         price = float(ch.marks[k]) * float(inst.tick_size)
         lots = int(total * self.p.hedge_ratio / (price * float(inst.lot_size)))
-        ch.configure_positions(self.p.hedge_symbol, me, self.p.leverage, False)
+        cap = ch.leverage_cap(self.p.hedge_symbol, int(lots * price * float(inst.lot_size) * MONEY_SCALE))
+        ch.configure_positions(self.p.hedge_symbol, me, min(self.p.leverage, cap), False)
         out.append(Leg(self.p.hedge_symbol, int(ch.marks[k]), me.copy(), np.array([-lots], np.int64)))
         self.target_short = lots * price * float(inst.lot_size)
         return out

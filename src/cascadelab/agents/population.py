@@ -204,11 +204,16 @@ class LeveragedTraders:
         units = [ch.perps[k].instrument for k in range(len(ch.perps))]
         lots = np.zeros(n, np.int64)
         entry = np.zeros(n)
-        for k in np.unique(ks).tolist():
+        held = {units[k].symbol for k in np.unique(self.home[holders]).tolist()}
+        orphan = sorted({g.symbol for g in (balance_legs or []) if g.symbol not in held})
+        if orphan:
+            raise ValueError(f"population {name!r}: the starting positions of funds and makers in {orphan} need population "
+                             "accounts holding those perpetuals to take the other side (population.symbols, population.accounts)")  # fmt: skip
+        start_round = int(np.argmin(np.abs(np.asarray(p.entry_factors) - 1.0)))
+        for k in np.unique(self.home[holders]).tolist():
             tick, lot = float(units[k].tick_size), float(units[k].lot_size)
             here = holders & (self.home == k)
             # a round needs both sides to cross; a one-sided round (small populations) joins the start-price round
-            start_round = int(np.argmin(np.abs(np.asarray(p.entry_factors) - 1.0)))
             for r in range(len(p.entry_factors)):
                 cell = here & (rounds == r)
                 if r != start_round and (not (cell & long).any() or not (cell & ~long).any()):
@@ -216,14 +221,29 @@ class LeveragedTraders:
             for r, f in enumerate(p.entry_factors):
                 px = max(1, int(round(marks[k] * f)))
                 sel = here & (rounds == r)
+                extra = [g for g in (balance_legs or []) if g.symbol == units[k].symbol] if r == start_round else []
+                # a start round with holders on one side only (tiny populations) and nothing else to cross with:
+                # its biggest holder takes the other side
+                if sel.sum() >= 2 and (not (sel & long).any() or not (sel & ~long).any()):
+                    big = np.flatnonzero(sel)[int(np.argmax((margin * lev)[sel]))]
+                    long[big] = ~long[big]
+                elif sel.sum() == 1 and not extra:  # a lone holder has no one to trade with: it starts flat
+                    holders[sel] = False
+                    here &= holders
+                    continue
                 entry[sel] = px
                 longs = sel & long
                 shorts = sel & ~long
                 lots[longs] = np.maximum(1, np.floor(margin[longs] * lev[longs] / (px * tick * lot))).astype(np.int64)
-                extra = [g for g in (balance_legs or []) if g.symbol == units[k].symbol] if r == len(p.entry_factors) - 1 else []
                 need = int(lots[longs].sum()) + sum(int(g.lots.sum()) for g in extra)
                 takers = shorts if need > 0 else longs  # who takes the other side of the imbalance
                 if need != 0:
+                    if not takers.any():
+                        takers = sel.copy()  # the extra legs alone are one-sided: the round's holders all take the other side
+                        long[takers] = need < 0
+                        lots[takers] = 0
+                        longs, shorts = sel & long, sel & ~long
+                        need = sum(int(g.lots.sum()) for g in extra)
                     if not takers.any():
                         raise ValueError(f"population: no accounts to balance {units[k].symbol} at entry round {r}")
                     w = margin[takers] * lev[takers]

@@ -206,6 +206,11 @@ class ClearingHouse:
         self.accounts.iso_margin[k, ids] = 0
         self.ledger.note(ids)
 
+    def leverage_cap(self, symbol: str, notional: int = 0) -> int:
+        """The highest leverage the margin tiers of ``symbol`` allow for a position of ``notional`` money units."""
+        tiers = self.perps[self.core.perp(symbol)].tiers
+        return int(tiers.max_leverage[tiers.tier(int(notional))])
+
     def opening_auction(self, symbol: str, ids: np.ndarray, sizes: np.ndarray, price: int, ts: int = 0) -> np.ndarray:
         """Open positions for many accounts at once by one crossing at ``price`` ticks; returns the FILL records.
 

@@ -115,9 +115,7 @@ def external_paths(s: Scenario, news_s: float, seed: int) -> dict[str, np.ndarra
 
 def _leverage_within_tiers(ch: object, symbol: str, wanted: int, notional: float) -> int:
     """The highest leverage up to ``wanted`` that the margin tiers allow at ``notional`` (quote units)."""
-    k = ch.core.perp(symbol)  # type: ignore[attr-defined]
-    tiers = ch.perps[k].tiers  # type: ignore[attr-defined]
-    return max(1, min(int(wanted), int(tiers.max_leverage[tiers.tier(int(notional * MONEY_SCALE))])))
+    return max(1, min(int(wanted), ch.leverage_cap(symbol, int(notional * MONEY_SCALE))))  # type: ignore[attr-defined]
 
 
 def _path_fn(arr: np.ndarray, step_ns: int) -> object:
@@ -201,6 +199,9 @@ def build(s: Scenario) -> Built:
                 ch.configure_positions(g.symbol, np.array([acct]), lev, False)
             if inst.kind == "spot" and g.base_inventory > 0:
                 ch.deposit_many(np.array([acct]), str(inst.base), np.array([int(g.base_inventory * MONEY_SCALE)]))
+                if g.hedge_symbol:  # the perpetual short against the holding, margined within its tiers
+                    lev = _leverage_within_tiers(ch, g.hedge_symbol, g.hedge_leverage, g.base_inventory * inst.price)
+                    ch.configure_positions(g.hedge_symbol, np.array([acct]), lev, False)
             mm = MarketMaker(f"maker:{g.symbol}:{c}", int(acct), params, int(g.latency_ms * 1e6), int(g.jitter_ms * 1e6))
             agents.append(mm)
             groups["makers"].append(mm)
@@ -241,8 +242,9 @@ def build(s: Scenario) -> Built:
             k = ch.core.perp(p.hedge_symbol)
             inst = ch.perps[k].instrument
             lots = int(p.inventory_target_base / float(inst.lot_size))
-            ch.configure_positions(p.hedge_symbol, mm.accounts, 5, False)  # type: ignore[attr-defined]
-            legs.append(Leg(p.hedge_symbol, int(ch.marks[k]), mm.accounts.copy(), np.array([-lots], np.int64)))  # type: ignore[attr-defined]
+            missing = -lots - int(ch.accounts.size[k, int(mm.accounts[0])])  # type: ignore[attr-defined]  # its own re-hedges count
+            if missing < 0:
+                legs.append(Leg(p.hedge_symbol, int(ch.marks[k]), mm.accounts.copy(), np.array([missing], np.int64)))  # type: ignore[attr-defined]
     if s.noise and s.noise.accounts:
         ids = open_accounts(s.noise.accounts, AccountType.NOISE)
         ch.deposit_many(ids, "USDT", np.full(len(ids), money_to_units(str(s.noise.deposit))))
@@ -296,6 +298,10 @@ def build(s: Scenario) -> Built:
         legs = legs_pop
         sim.add_agent(pop)  # type: ignore[arg-type]
         groups["retail"].append(pop)
+    if legs and not (s.population and s.population.accounts):
+        syms = sorted({g.symbol for g in legs})
+        raise ValueError(f"population.accounts: funds' and makers' hedges start with positions in {syms} and need a population "
+                         "to take the other side; give the population accounts, or remove [[funds]] and the makers' hedge_symbol")  # fmt: skip
     book_legs(venue, legs, sim.now_ns)
     ch.check()
     # outages name groups; the world refuses or delays the requests of their agents
