@@ -40,6 +40,7 @@ class MarketData:
     depth: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 2), np.int64))  # money units (n, band, side)
     trades: np.ndarray = field(default_factory=lambda: np.zeros(0, TRADE))  # the step's public tape
     _venue: object = None
+    _ref: np.ndarray | None = None  # reference() of this refresh
 
     def index(self, symbol: str) -> int:
         """Venue index of ``symbol``."""
@@ -51,11 +52,19 @@ class MarketData:
         return np.where(both, (self.best_bid + self.best_ask) * 0.5 * self.tick, np.nan)
 
     def reference(self) -> np.ndarray:
-        """Mid where both sides quote, else the last trade, else the mark; NaN with none (float prices)."""
+        """Mid where both sides quote, else the last trade, else the mark; NaN with none (float prices).
+
+        Computed once per refresh (agents read it many times a step); treat the result as read-only.
+        """
+        if self._ref is not None:
+            return self._ref
         mid = self.mid()
         last = np.where(self.last > 0, self.last * self.tick, np.nan)
         mark = np.where(self.mark > 0, self.mark * self.tick, np.nan)
-        return np.where(np.isnan(mid), np.where(np.isnan(last), mark, last), mid)
+        ref = np.where(np.isnan(mid), np.where(np.isnan(last), mark, last), mid)
+        ref.flags.writeable = False
+        self._ref = ref
+        return ref
 
     def spread_bps(self) -> np.ndarray:
         """(ask - bid) / mid in basis points, NaN where a side is empty."""
@@ -97,6 +106,7 @@ class MarketFeed:
         n = len(d.symbols)
         BK.snapshot(v.book_set.st, n, DEPTH_BPS, self._tops, self._depth)  # type: ignore[attr-defined]
         d.now_ns = now_ns
+        d._ref = None
         d.best_bid = self._tops[:n, 0].copy()
         d.best_ask = self._tops[:n, 1].copy()
         d.last = self._tops[:n, 2].copy()
