@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/cascadelab replay lobster tests/data/lobster/AAPL_2012-06-21_34200000_57600000_message_10.csv tests/data/lobster/AAPL_2012-06-21_34200000_57600000_orderbook_10.csv
+	$(BIN)/cascadelab run oct-11
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -12,6 +12,7 @@ import bench_book
 import bench_liquidation
 import bench_lobster
 import bench_margin
+import bench_sim
 import bench_threads
 import bench_venue
 
@@ -23,3 +24,4 @@ if __name__ == "__main__":
     bench_margin.run()
     bench_liquidation.run()
     bench_threads.run()
+    bench_sim.run()

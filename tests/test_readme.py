@@ -15,7 +15,7 @@ README = Path(__file__).parent.parent / "README.md"
 
 
 def test_readme_example_runs_and_liquidates_the_trader() -> None:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if "build(" in b]
     assert blocks, "README has no python example"
     scope: dict = {}
     with contextlib.redirect_stdout(io.StringIO()) as out:
@@ -23,6 +23,17 @@ def test_readme_example_runs_and_liquidates_the_trader() -> None:
     events = scope["report"].events
     assert Ev.LIQUIDATION_START in events["kind"] and Ev.TAKEOVER in events["kind"]
     assert "LIQUIDATION_START" in out.getvalue()
+
+
+def test_readme_notebook_example_runs_a_small_replay() -> None:
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if "cascadelab.run(" in b]
+    assert blocks, "README has no cascadelab.run example"
+    scope: dict = {}
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        exec(compile(blocks[0], "README.md", "exec"), scope)
+    r = scope["r"]
+    assert r.summary["ledger_check"]["passed"] and r.summary["accounts"] > 5_000
+    assert len(r.steps) > 4_000 and r.summary["event_hash"] in out.getvalue()
 
 
 def test_frame_labels_name_the_codes() -> None:
