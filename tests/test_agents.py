@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from cascadelab.agents.arbitrage import ArbParams, Arbitrageur
+from cascadelab.agents.arbitrage import Arbitrageur, ArbParams
 from cascadelab.agents.base import Client, Observation, Requests, Schedule, Watch, orders
 from cascadelab.agents.loopers import LooperParams, Loopers
 from cascadelab.agents.market_maker import MakerParams, MakerState, MarketMaker, Trigger
@@ -120,8 +120,9 @@ def test_looper_leverage_is_the_hand_computation() -> None:
     ch.seed_lending_pool("USDT", 10**9 * MONEY_SCALE)
     ch.deposit(mk, "USDT", 10**7 * MONEY_SCALE)
     ch.deposit(mk, "USDe", 10**7 * MONEY_SCALE)
-    maker = MarketMaker("usde-mm", mk, MakerParams("USDEUSDT", level_notional=200_000, daily_sigma=0.002, inventory_target_base=10**7,
-                                                    inventory_limit=5_000_000, level_step_bps=2))  # fmt: skip
+    mp = MakerParams("USDEUSDT", level_notional=200_000, daily_sigma=0.002, inventory_target_base=10**7,
+                     inventory_limit=5_000_000, level_step_bps=2)  # fmt: skip
+    maker = MarketMaker("usde-mm", mk, mp)
     loopers = Loopers("loopers", np.array([lp]), LooperParams(seeds={"BTC": 1.0}, seed_value_median=100_000, seed_value_sigma=0,
                                                               loops=(3, 3), target_ltv=(0.5, 0.5)), seed=3)  # fmt: skip
     sim = Simulation(v, [maker], world, seed=1)
@@ -167,13 +168,13 @@ def test_arbitrageur_closes_the_gap_until_its_capital_is_used_then_stops() -> No
 
 
 def test_a_population_of_100k_accounts_opens_with_exact_conservation() -> None:
-    v, world = market(lambda t: 100_000.0)
+    v, _world = market(lambda t: 100_000.0)
     v.feed_index("BTCUSDT", "100000")
     v.feed_index("BTC", "100000")
     v.step(SECOND_NS)
     ids = v.open_accounts(100_000)
     tp = TraderParams(("BTCUSDT",), (1.0,), collateral={"USDT": 0.9, "BTC": 0.1})
-    pop, legs = LeveragedTraders.build("retail", v, ids, tp, seed=4)
+    _pop, legs = LeveragedTraders.build("retail", v, ids, tp, seed=4)
     book_legs(v, legs)
     ch = v.clearing
     ch.check(replay_journal=True)

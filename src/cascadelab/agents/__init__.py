@@ -6,7 +6,7 @@ market-data feed in its :class:`~cascadelab.agents.base.Observation`) and answer
 Avellaneda–Stoikov and GLFT quoting rules and the paper's Monte Carlo.
 """
 
-from cascadelab.agents.arbitrage import ArbParams, Arbitrageur
+from cascadelab.agents.arbitrage import Arbitrageur, ArbParams
 from cascadelab.agents.base import Agent, Client, External, News, Observation, Requests, Schedule, Watch
 from cascadelab.agents.funds import FundParams, HedgedFund
 from cascadelab.agents.loopers import LooperParams, Loopers

@@ -136,11 +136,11 @@ class Arbitrageur:
         return Requests.concat(out)
 
     def _perp(self, m: object, client: Client, ext: float) -> Requests:
-        p, b, me = self.p, self.instrument, self.accounts[0]
+        p, b, _me = self.p, self.instrument, self.accounts[0]
         tick, lot = float(m.tick[b]), float(m.lot[b])  # type: ignore[attr-defined]
         bid, ask = int(m.best_bid[b]) * tick, int(m.best_ask[b]) * tick  # type: ignore[attr-defined]
         pos = float(client.positions()[b, 0]) * lot
-        thr, close = p.threshold_bps / 1e4, p.close_bps / 1e4
+        thr, _close = p.threshold_bps / 1e4, p.close_bps / 1e4
         room_long = p.inventory_limit - pos * ext
         room_short = p.inventory_limit + pos * ext
         take = self._take_perp(m, ext, bid, ask, pos, room_long, room_short)
@@ -170,7 +170,9 @@ class Arbitrageur:
         self._rested = (ext, lb, la)
         return Requests(out)
 
-    def _take_perp(self, m: object, ext: float, bid: float, ask: float, pos: float, room_long: float, room_short: float) -> Requests:
+    def _take_perp(
+        self, m: object, ext: float, bid: float, ask: float, pos: float, room_long: float, room_short: float
+    ) -> Requests:
         p, b, me = self.p, self.instrument, self.accounts[0]
         tick, lot = float(m.tick[b]), float(m.lot[b])  # type: ignore[attr-defined]
         thr, close = p.threshold_bps / 1e4, p.close_bps / 1e4

@@ -97,7 +97,8 @@ class HedgedFund:
         if not (math.isfinite(ref) and ref > 0):
             return Requests()
         short = -float(client.positions()[k, 0]) * float(m.lot[k]) * ref
-        longs = sum(max(0.0, float(client.positions()[m.index(s), 0]) * float(m.lot[m.index(s)]) * float(m.reference()[m.index(s)]))
+        ref_all = m.reference()
+        longs = sum(max(0.0, float(client.positions()[m.index(s), 0]) * float(m.lot[m.index(s)]) * float(ref_all[m.index(s)]))
                     for s in p.longs)  # fmt: skip
         want = longs * p.hedge_ratio
         if want <= 0 or short >= p.rehedge_below * want:

@@ -25,7 +25,6 @@ from cascadelab.clearing.accounts import AccountState
 from cascadelab.records import TIF, AccountOp, AccountType, Op
 from cascadelab.units import MONEY_SCALE, SECOND_NS
 
-
 IDLE_CASH = 100.0
 """Quote units of borrowed cash a looper tolerates before spending it on the token (or repaying, when unwinding)."""
 

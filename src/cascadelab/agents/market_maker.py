@@ -53,7 +53,6 @@ from cascadelab.records import FLAG_REDUCE_ONLY, ORDER_REQUEST, STP, TIF, Accoun
 from cascadelab.units import SECOND_NS
 from cascadelab.venue.feed import MarketData
 
-
 MAX_SHIFT_BPS = 3_000.0
 """A bound on the reservation skew and on the half-spread (basis points): quotes stay within ±60% of the fair price."""
 

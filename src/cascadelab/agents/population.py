@@ -207,8 +207,10 @@ class LeveragedTraders:
         held = {units[k].symbol for k in np.unique(self.home[holders]).tolist()}
         orphan = sorted({g.symbol for g in (balance_legs or []) if g.symbol not in held})
         if orphan:
-            raise ValueError(f"population {name!r}: the starting positions of funds and makers in {orphan} need population "
-                             "accounts holding those perpetuals to take the other side (population.symbols, population.accounts)")  # fmt: skip
+            raise ValueError(
+                f"population {name!r}: the starting positions of funds and makers in {orphan} need population accounts "
+                "holding those perpetuals to take the other side (population.symbols, population.accounts)"
+            )
         start_round = int(np.argmin(np.abs(np.asarray(p.entry_factors) - 1.0)))
         for k in np.unique(self.home[holders]).tolist():
             tick, lot = float(units[k].tick_size), float(units[k].lot_size)
@@ -219,7 +221,7 @@ class LeveragedTraders:
                 if r != start_round and (not (cell & long).any() or not (cell & ~long).any()):
                     rounds[cell] = start_round
             for r, f in enumerate(p.entry_factors):
-                px = max(1, int(round(marks[k] * f)))
+                px = max(1, round(marks[k] * f))
                 sel = here & (rounds == r)
                 extra = [g for g in (balance_legs or []) if g.symbol == units[k].symbol] if r == start_round else []
                 # a start round with holders on one side only (tiny populations) and nothing else to cross with:
@@ -305,7 +307,7 @@ class LeveragedTraders:
 
     def act(self, obs: Observation, client: Client) -> Requests:
         """One decision pass: reviews when due, news reactions, crossed triggers (all as arrays)."""
-        p, m, now = self.p, obs.market, obs.now_ns
+        _p, m, now = self.p, obs.market, obs.now_ns
         mark = np.where(m.mark > 0, m.mark * m.tick, np.nan)
         out: list[Requests] = []
         if not self._dips_placed:

@@ -322,7 +322,8 @@ class ClearingHouse:
             if m.available < 0:
                 self.accounts.leverage[k, i] = before
                 raise ClearingError(
-                    f"account {i}: {symbol} leverage {leverage} needs initial margin {m.initial} > equity {m.equity}; kept {before}"
+                    f"account {i}: {symbol} leverage {leverage} needs initial margin {m.initial} > equity {m.equity}; "
+                    f"kept {before}"
                 )
 
     def set_margin_mode(self, i: int, symbol: str, mode: MarginMode) -> None:

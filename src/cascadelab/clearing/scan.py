@@ -15,12 +15,12 @@ import numpy as np
 
 from cascadelab.clearing.core import ClearingCore, ClearingError
 from cascadelab.clearing.margin import (
+    EXACT_PARALLEL_FROM,
     ScanResult,
     account_figures,
     bankruptcy_price,
     cross_breach,
     liquidation_price,
-    EXACT_PARALLEL_FROM,
     margin_exact,
     margin_exact_serial,
     margin_prescreen,

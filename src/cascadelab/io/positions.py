@@ -286,7 +286,8 @@ def _check_consistent(path: Path, positions: list[Position]) -> None:
         w = wallet.setdefault(p.account, (p.wallet, p.row))
         if w[0] != p.wallet:
             raise PositionFileError(
-                f"{path}: row {p.row}, column 'wallet_balance': account {p.account!r} has a different wallet balance on row {w[1]} "
+                f"{path}: row {p.row}, column 'wallet_balance': account {p.account!r} has a different wallet balance "
+                f"on row {w[1]} "
                 f"(the wallet is the account's, the same on each of its rows)"
             )
         m = mark.setdefault(p.symbol, (p.mark, p.row))

@@ -247,10 +247,8 @@ class EngineBase:
             f = self.fund_of(k)
             actual = self.fund_balance(f)
             bal = actual - committed.get(f, 0)
-            if trig.code == 2:  # the vault: deleveraging starts when its own value no longer covers the loss
-                pays = min(loss, max(0, bal))
-            else:
-                pays = trig.fund_pays(loss, bal, max(self.history_peak(f, now), actual))
+            # with the vault (trigger code 2), deleveraging starts when its own value no longer covers the loss
+            pays = min(loss, max(0, bal)) if trig.code == 2 else trig.fund_pays(loss, bal, max(self.history_peak(f, now), actual))
             committed[f] = committed.get(f, 0) + pays
             rest = loss - pays
             if rest <= 0:
@@ -327,7 +325,19 @@ class EngineBase:
                     continue
                 side = -1 if q > 0 else 1
                 reqs.append(
-                    (now, liq, 0, 0, qty, b, FLAG_LIQUIDATION | FLAG_REDUCE_ONLY | FLAG_UNWIND, Op.MARKET, side, TIF.IOC, STP.NONE)
+                    (
+                        now,
+                        liq,
+                        0,
+                        0,
+                        qty,
+                        b,
+                        FLAG_LIQUIDATION | FLAG_REDUCE_ONLY | FLAG_UNWIND,
+                        Op.MARKET,
+                        side,
+                        TIF.IOC,
+                        STP.NONE,
+                    )
                 )
                 ev.add(Ev.UNWIND_ORDER, liq, instrument=b, side=side, qty=qty)
             else:

@@ -233,7 +233,6 @@ class Recorder:
             return
         s = self.slow
         ch = venue.clearing  # type: ignore[attr-defined]
-        n = ch.accounts.n
         s["t_ns"][i] = now
         s["open_interest"][i] = self._oi * ch.marks * ch.units.astype(np.float64) / MONEY_SCALE if self._oi is not None else 0
         for k, mm in enumerate(self.makers):

@@ -80,7 +80,7 @@ def _valuation(asset: str, c: CollateralSection) -> Valuation:
 def external_paths(s: Scenario, news_s: float, seed: int) -> dict[str, np.ndarray]:
     """Every external path on the world's grid (one price per ``feed_every_ms``)."""
     step_s = s.world.feed_every_ms / 1000
-    n = int(math.ceil(s.run.duration_s / step_s)) + 2
+    n = math.ceil(s.run.duration_s / step_s) + 2
     t = np.arange(n) * step_s - news_s
     start = {i.symbol: i.price for i in s.instruments}
     sigma = {i.symbol: i.daily_sigma for i in s.instruments}
@@ -140,7 +140,7 @@ def build(s: Scenario) -> Built:
         overrides["liquidator_notional_per_s"] = money_to_units(str(v.liquidator_notional_per_s))
     if v.adl_ranking is not None:
         overrides["adl_ranking"] = v.adl_ranking
-    terms = LoanTerms(int(round(s.lending.initial_ltv * 1e6)), int(round(s.lending.liquidation_ltv * 1e6)))
+    terms = LoanTerms(round(s.lending.initial_ltv * 1e6), round(s.lending.liquidation_ltv * 1e6))
     venue = build_venue(v.profile, perps, spots, collateral, debug=v.debug, loan_terms=terms, **overrides)
     ch = venue.clearing
     for asset, c in s.collateral.items():
@@ -178,21 +178,39 @@ def build(s: Scenario) -> Built:
 
     types.append(np.full(ch.accounts.n, AccountType.VENUE, np.int8))  # the liquidator (and any venue account)
     agents: list[object] = []
-    for j, g in enumerate(s.makers):
+    for g in s.makers:
         inst = next(i for i in s.instruments if i.symbol == g.symbol)
         for c in range(g.count):
             (acct,) = open_accounts(1, AccountType.MARKET_MAKER)
             ch.deposit_many(np.array([acct]), "USDT", np.array([money_to_units(str(g.capital))]))
             params = MakerParams(
-                g.symbol, level_notional=g.level_notional, levels=g.levels, level_step_bps=g.level_step_bps, gamma=g.gamma,
-                k=g.k, horizon_s=g.horizon_s, daily_sigma=inst.daily_sigma, min_half_spread_bps=g.min_half_spread_bps,
-                inventory_limit=g.inventory_limit, requote_ms=g.requote_ms, requote_move_bps=g.requote_move_bps,
-                loss_window_s=g.loss_window_s, loss_limit=g.loss_limit, calm_loss=g.calm_loss, one_sided_share=g.one_sided_share,
-                one_sided_min_fills=g.one_sided_min_fills, calm_one_sided_share=g.calm_one_sided_share,
-                vol_spike_ratio=g.vol_spike_ratio, calm_vol_ratio=g.calm_vol_ratio, widen_slope=g.widen_slope,
-                anchor_external=g.anchor_external, stress_symbol=g.stress_symbol, inventory_target_base=g.base_inventory,
+                g.symbol,
+                level_notional=g.level_notional,
+                levels=g.levels,
+                level_step_bps=g.level_step_bps,
+                gamma=g.gamma,
+                k=g.k,
+                horizon_s=g.horizon_s,
+                daily_sigma=inst.daily_sigma,
+                min_half_spread_bps=g.min_half_spread_bps,
+                inventory_limit=g.inventory_limit,
+                requote_ms=g.requote_ms,
+                requote_move_bps=g.requote_move_bps,
+                loss_window_s=g.loss_window_s,
+                loss_limit=g.loss_limit,
+                calm_loss=g.calm_loss,
+                one_sided_share=g.one_sided_share,
+                one_sided_min_fills=g.one_sided_min_fills,
+                calm_one_sided_share=g.calm_one_sided_share,
+                vol_spike_ratio=g.vol_spike_ratio,
+                calm_vol_ratio=g.calm_vol_ratio,
+                widen_slope=g.widen_slope,
+                anchor_external=g.anchor_external,
+                stress_symbol=g.stress_symbol,
+                inventory_target_base=g.base_inventory,
                 stress_daily_sigma=next((i.daily_sigma for i in s.instruments if i.symbol == g.stress_symbol), 0.02),
-                hedge_symbol=g.hedge_symbol, hedge_asset=str(inst.base) if g.hedge_symbol else None,
+                hedge_symbol=g.hedge_symbol,
+                hedge_asset=str(inst.base) if g.hedge_symbol else None,
             )
             if inst.kind == "perp":  # margined at a leverage its whole inventory range allows (tiers by notional)
                 lev = _leverage_within_tiers(ch, g.symbol, g.leverage, g.inventory_limit + 2 * g.level_notional * g.levels)
@@ -300,8 +318,10 @@ def build(s: Scenario) -> Built:
         groups["retail"].append(pop)
     if legs and not (s.population and s.population.accounts):
         syms = sorted({g.symbol for g in legs})
-        raise ValueError(f"population.accounts: funds' and makers' hedges start with positions in {syms} and need a population "
-                         "to take the other side; give the population accounts, or remove [[funds]] and the makers' hedge_symbol")  # fmt: skip
+        raise ValueError(
+            f"population.accounts: funds' and makers' hedges start with positions in {syms} and need a population to take "
+            "the other side; give the population accounts, or remove [[funds]] and the makers' hedge_symbol"
+        )
     book_legs(venue, legs, sim.now_ns)
     ch.check()
     # outages name groups; the world refuses or delays the requests of their agents
