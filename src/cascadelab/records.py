@@ -343,7 +343,9 @@ class Ev(IntEnum):
     DEBT_TAKEN = 9
     FUND_IN = 10
     FUND_OUT = 11
-    ADL_TRIGGER = 12
+    ADL_TRIGGER = 12  # amount = the loss to cover; pnl = what the fund takes on (for the liquidator's carried
+    # loss, a commitment: the fund is debited only when that loss is realized by the unwind, so its
+    # balance need not move at the trigger); the rest is closed by ADL
     ADL_CLOSE = 13
     BAD_DEBT = 14
     UNWIND_ORDER = 15
@@ -382,7 +384,7 @@ LIQ_EVENT = _dtype(
         ("qty", i8),
         ("price", i8),
         ("amount", i8),  # money units (fees, fund flows, deficits, equity)
-        ("pnl", i8),  # realized PnL (fills, ADL closes) or the amount a fund paid (ADL trigger)
+        ("pnl", i8),  # realized PnL (fills, ADL closes) or the part a fund pays or commits (ADL trigger)
         ("fund_balance", i8),  # the fund's (or vault's) balance after the event, where a fund is involved
         ("score", f8),
         ("rank", i4),

@@ -128,11 +128,13 @@ class Arbitrageur:
             return Requests.concat(out)
         thr = p.threshold_bps / 1e4
         lo, hi = ext * (1 - thr), ext * (1 + thr)
-        out.append(self._perp(m, client, ext) if m.is_perp[b] else self._spot(obs, client, ext))
-        # a gap it has just acted on (or cannot act on: capital or inventory used up) is rechecked on its
-        # schedule and on its fills, not on every step the venue's price stays outside the band
+        trade = self._perp(m, client, ext) if m.is_perp[b] else self._spot(obs, client, ext)
+        out.append(trade)
+        # a gap it cannot act on (capital, inventory or tokens used up) is rechecked on its schedule and on
+        # its fills, not on every step the venue's price stays outside the band; one it trades keeps it awake
         ref = float(m.reference()[b])
-        self._band = (lo, hi) if not math.isfinite(ref) or lo <= ref <= hi else None
+        inside = not math.isfinite(ref) or lo <= ref <= hi
+        self._band = (lo, hi) if inside or len(trade.orders) else None
         return Requests.concat(out)
 
     def _perp(self, m: object, client: Client, ext: float) -> Requests:

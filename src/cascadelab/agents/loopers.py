@@ -199,10 +199,10 @@ class Loopers:
                 span = np.maximum(liq - self.unwind_ltv[unw], 1e-9)
                 urgency = np.clip((ltv[unw] - self.unwind_ltv[unw]) / span, 0.0, 1.0)
                 bps = p.max_slippage_bps + urgency * max(0.0, p.panic_slippage_bps - p.max_slippage_bps)
-                px = np.maximum(1, (ref * (1 - bps / 1e4) / tick).astype(np.int64))
+                sell_px = np.maximum(1, (ref * (1 - bps / 1e4) / tick).astype(np.int64))
                 who = unw[sell]
                 # a limit sell that rests until the next review if no bid takes it; the previous one is replaced
-                new = orders(self.accounts[who], b, -1, lots[sell], px[sell], Op.LIMIT, TIF.GTC)
+                new = orders(self.accounts[who], b, -1, lots[sell], sell_px[sell], Op.LIMIT, TIF.GTC)
                 rows = np.zeros(2 * len(new), new.dtype)
                 rows[0::2] = orders(self.accounts[who], b, 0, 0, 0, Op.CANCEL_ALL)
                 rows[1::2] = new

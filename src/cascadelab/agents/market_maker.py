@@ -155,6 +155,7 @@ class MarketMaker:
         self.instrument = -1
         self.quoted_fair = math.nan
         self.has_quotes = False
+        self.hedging = True  # re-hedges by its own rule (off while its starting hedge is booked by the scenario)
         self.equity_hist: deque[tuple[int, float]] = deque()  # window maxima first (a monotonic queue) and the latest
         self.fill_hist: deque[tuple[int, int]] = deque()  # (ts, +1 bought / -1 sold)
         self._buys = 0
@@ -417,7 +418,7 @@ class MarketMaker:
         p = self.p
         k = self._hedge_k
         m = obs.market
-        if k < 0 or not p.hedge_asset:
+        if k < 0 or not p.hedge_asset or not self.hedging:
             return Requests()
         spot = float(client.balances(p.hedge_asset)[0]) / 1e8
         lot = float(m.lot[k])

@@ -286,6 +286,24 @@ class LeveragedTraders:
         self.high = marks[self.home] * np.array([float(u.tick_size) for u in units])[self.home]
         return self, legs
 
+    def start_thresholds(self, venue: object, headroom: float = 0.8, cap: float = 0.95) -> int:
+        """Defenders' thresholds above where they start, once the opening positions are booked; returns how many moved.
+
+        A defender acts when its margin ratio (maintenance / equity) reaches its threshold. One
+        that starts at or near its threshold would have acted in the days before the run, so
+        its threshold is raised to its starting ratio / ``headroom`` (at most ``cap``): at the
+        start no defender's own rule has fired yet.
+        """
+        idx = np.flatnonzero(self.behaviour == Behaviour.DEFEND)
+        if not len(idx):
+            return 0
+        eq, mm, _im, _iso = venue.clearing.exact_margins(self.accounts[idx])  # type: ignore[attr-defined]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(eq > 0, mm / np.maximum(eq, 1), np.inf)
+        low = ratio > headroom * self.threshold[idx]
+        self.threshold[idx[low]] = np.minimum(cap, np.maximum(self.threshold[idx[low]], ratio[low] / headroom))
+        return int(low.sum())
+
     # --- the protocol ----------------------------------------------------------------------------------
     def wake_at(self) -> int:
         """The next review or the next panic seller's reaction."""

@@ -116,8 +116,8 @@ class EngineBase:
         self.unwind_fees = np.zeros(len(ch.perps), np.int64)
         self.event_log: list[np.ndarray] = []
         self.clock = PhaseClock()  # wall time per phase of step(), summed over steps
-        self.adl_queues: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        """The ADL queues scored in the last step: (perpetual, side) -> (accounts, |sizes|, profitable), in snapshot order."""
+        self.adl_queues: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        """ADL queues scored in the last step: (perpetual, side) -> (accounts, |sizes|, profitable, equity), in snapshot order."""
 
     # --- funds ---------------------------------------------------------------------------------
     def fund_of(self, k: int) -> int:

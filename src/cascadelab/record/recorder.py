@@ -175,6 +175,7 @@ class Recorder:
         if self._prev_bid is None:
             return
         pb, pa = self._prev_bid, self._prev_ask
+        assert pa is not None  # set together with _prev_bid
         nb = len(self.symbols)
         for name, arr in (("removed_cancel", r.cancels), ("removed_trade", r.fills)):
             if not len(arr):

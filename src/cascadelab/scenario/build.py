@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -130,7 +131,7 @@ def build(s: Scenario) -> Built:
     perps = [(i.symbol, i.tick, i.lot) for i in s.instruments if i.kind == "perp"]
     spots = [spot(i.symbol, str(i.base), i.quote, i.tick, i.lot) for i in s.instruments if i.kind == "spot"]
     collateral = [CollateralAsset.of(a, str(c.ratio), _valuation(a, c)) for a, c in s.collateral.items()]
-    overrides: dict[str, object] = {}
+    overrides: dict[str, Any] = {}
     v = s.venue
     if v.insurance_fund is not None:
         overrides["fund_seed"] = money_to_units(str(v.insurance_fund))
@@ -143,11 +144,11 @@ def build(s: Scenario) -> Built:
     terms = LoanTerms(round(s.lending.initial_ltv * 1e6), round(s.lending.liquidation_ltv * 1e6))
     venue = build_venue(v.profile, perps, spots, collateral, debug=v.debug, loan_terms=terms, **overrides)
     ch = venue.clearing
-    for asset, c in s.collateral.items():
-        if c.source in ("index", "blend"):
+    for asset, col in s.collateral.items():
+        if col.source in ("index", "blend"):
             venue.add_asset_index(asset, {"external": Fraction(1)})
-        if c.source == "redemption" and str(c.base_asset) not in venue.asset_indices:
-            venue.add_asset_index(str(c.base_asset), {"external": Fraction(1)})
+        if col.source == "redemption" and str(col.base_asset) not in venue.asset_indices:
+            venue.add_asset_index(str(col.base_asset), {"external": Fraction(1)})
     for asset, amount in s.lending.pools.items():
         if amount > 0:
             ch.seed_lending_pool(asset, money_to_units(str(amount)))
@@ -178,91 +179,95 @@ def build(s: Scenario) -> Built:
 
     types.append(np.full(ch.accounts.n, AccountType.VENUE, np.int8))  # the liquidator (and any venue account)
     agents: list[object] = []
-    for g in s.makers:
-        inst = next(i for i in s.instruments if i.symbol == g.symbol)
-        for c in range(g.count):
+    for mg in s.makers:
+        inst = next(i for i in s.instruments if i.symbol == mg.symbol)
+        for c in range(mg.count):
             (acct,) = open_accounts(1, AccountType.MARKET_MAKER)
-            ch.deposit_many(np.array([acct]), "USDT", np.array([money_to_units(str(g.capital))]))
+            ch.deposit_many(np.array([acct]), "USDT", np.array([money_to_units(str(mg.capital))]))
             params = MakerParams(
-                g.symbol,
-                level_notional=g.level_notional,
-                levels=g.levels,
-                level_step_bps=g.level_step_bps,
-                gamma=g.gamma,
-                k=g.k,
-                horizon_s=g.horizon_s,
+                mg.symbol,
+                level_notional=mg.level_notional,
+                levels=mg.levels,
+                level_step_bps=mg.level_step_bps,
+                gamma=mg.gamma,
+                k=mg.k,
+                horizon_s=mg.horizon_s,
                 daily_sigma=inst.daily_sigma,
-                min_half_spread_bps=g.min_half_spread_bps,
-                inventory_limit=g.inventory_limit,
-                requote_ms=g.requote_ms,
-                requote_move_bps=g.requote_move_bps,
-                loss_window_s=g.loss_window_s,
-                loss_limit=g.loss_limit,
-                calm_loss=g.calm_loss,
-                one_sided_share=g.one_sided_share,
-                one_sided_min_fills=g.one_sided_min_fills,
-                calm_one_sided_share=g.calm_one_sided_share,
-                vol_spike_ratio=g.vol_spike_ratio,
-                calm_vol_ratio=g.calm_vol_ratio,
-                widen_slope=g.widen_slope,
-                anchor_external=g.anchor_external,
-                stress_symbol=g.stress_symbol,
-                inventory_target_base=g.base_inventory,
-                stress_daily_sigma=next((i.daily_sigma for i in s.instruments if i.symbol == g.stress_symbol), 0.02),
-                hedge_symbol=g.hedge_symbol,
-                hedge_asset=str(inst.base) if g.hedge_symbol else None,
+                min_half_spread_bps=mg.min_half_spread_bps,
+                inventory_limit=mg.inventory_limit,
+                requote_ms=mg.requote_ms,
+                requote_move_bps=mg.requote_move_bps,
+                loss_window_s=mg.loss_window_s,
+                loss_limit=mg.loss_limit,
+                calm_loss=mg.calm_loss,
+                one_sided_share=mg.one_sided_share,
+                one_sided_min_fills=mg.one_sided_min_fills,
+                calm_one_sided_share=mg.calm_one_sided_share,
+                vol_spike_ratio=mg.vol_spike_ratio,
+                calm_vol_ratio=mg.calm_vol_ratio,
+                widen_slope=mg.widen_slope,
+                anchor_external=mg.anchor_external,
+                stress_symbol=mg.stress_symbol,
+                inventory_target_base=mg.base_inventory,
+                stress_daily_sigma=next((i.daily_sigma for i in s.instruments if i.symbol == mg.stress_symbol), 0.02),
+                hedge_symbol=mg.hedge_symbol,
+                hedge_asset=str(inst.base) if mg.hedge_symbol else None,
             )
             if inst.kind == "perp":  # margined at a leverage its whole inventory range allows (tiers by notional)
-                lev = _leverage_within_tiers(ch, g.symbol, g.leverage, g.inventory_limit + 2 * g.level_notional * g.levels)
-                ch.configure_positions(g.symbol, np.array([acct]), lev, False)
-            if inst.kind == "spot" and g.base_inventory > 0:
-                ch.deposit_many(np.array([acct]), str(inst.base), np.array([int(g.base_inventory * MONEY_SCALE)]))
-                if g.hedge_symbol:  # the perpetual short against the holding, margined within its tiers
-                    lev = _leverage_within_tiers(ch, g.hedge_symbol, g.hedge_leverage, g.base_inventory * inst.price)
-                    ch.configure_positions(g.hedge_symbol, np.array([acct]), lev, False)
-            mm = MarketMaker(f"maker:{g.symbol}:{c}", int(acct), params, int(g.latency_ms * 1e6), int(g.jitter_ms * 1e6))
+                lev = _leverage_within_tiers(ch, mg.symbol, mg.leverage, mg.inventory_limit + 2 * mg.level_notional * mg.levels)
+                ch.configure_positions(mg.symbol, np.array([acct]), lev, False)
+            if inst.kind == "spot" and mg.base_inventory > 0:
+                ch.deposit_many(np.array([acct]), str(inst.base), np.array([int(mg.base_inventory * MONEY_SCALE)]))
+                if mg.hedge_symbol:  # the perpetual short against the holding, margined within its tiers
+                    lev = _leverage_within_tiers(ch, mg.hedge_symbol, mg.hedge_leverage, mg.base_inventory * inst.price)
+                    ch.configure_positions(mg.hedge_symbol, np.array([acct]), lev, False)
+            mm = MarketMaker(f"maker:{mg.symbol}:{c}", int(acct), params, int(mg.latency_ms * 1e6), int(mg.jitter_ms * 1e6))
             agents.append(mm)
             groups["makers"].append(mm)
-    for g in s.arbitrageurs:
-        inst = next(i for i in s.instruments if i.symbol == g.symbol)
-        for c in range(g.count):
+    for ag in s.arbitrageurs:
+        inst = next(i for i in s.instruments if i.symbol == ag.symbol)
+        for c in range(ag.count):
             (acct,) = open_accounts(1, AccountType.ARBITRAGEUR)
-            ch.deposit_many(np.array([acct]), "USDT", np.array([money_to_units(str(g.capital))]))
-            if inst.kind == "spot" and g.tokens > 0:
-                ch.deposit_many(np.array([acct]), str(inst.base), np.array([int(g.tokens * MONEY_SCALE)]))
+            ch.deposit_many(np.array([acct]), "USDT", np.array([money_to_units(str(ag.capital))]))
+            if inst.kind == "spot" and ag.tokens > 0:
+                ch.deposit_many(np.array([acct]), str(inst.base), np.array([int(ag.tokens * MONEY_SCALE)]))
             if inst.kind == "perp":
-                lev = _leverage_within_tiers(ch, g.symbol, g.leverage, g.inventory_limit + 2 * g.clip_notional)
-                ch.configure_positions(g.symbol, np.array([acct]), lev, False)
-            params_a = ArbParams(g.symbol, g.threshold_bps, g.close_bps, g.clip_notional, g.inventory_limit, g.transfer_delay_s,
-                                 rest=g.rest, rest_bps=g.rest_bps)  # fmt: skip
-            arb = Arbitrageur(f"arb:{g.symbol}:{c}", int(acct), params_a, int(g.latency_ms * 1e6))
+                lev = _leverage_within_tiers(ch, ag.symbol, ag.leverage, ag.inventory_limit + 2 * ag.clip_notional)
+                ch.configure_positions(ag.symbol, np.array([acct]), lev, False)
+            params_a = ArbParams(ag.symbol, ag.threshold_bps, ag.close_bps, ag.clip_notional, ag.inventory_limit,
+                                 ag.transfer_delay_s, rest=ag.rest, rest_bps=ag.rest_bps)  # fmt: skip
+            arb = Arbitrageur(f"arb:{ag.symbol}:{c}", int(acct), params_a, int(ag.latency_ms * 1e6))
             agents.append(arb)
             groups["arbitrageurs"].append(arb)
     sim = Simulation(venue, agents, world, s.run.step_ms * 1_000_000, seed=seeds[1])  # type: ignore[arg-type]
     # pre-open: books, marks and collateral prices come to exist
+    hedgers = [mm for mm in groups["makers"] if isinstance(mm, MarketMaker) and mm.p.hedge_symbol]
+    for mm in hedgers:  # their starting hedges are booked below with the other opening positions
+        mm.hedging = False
     sim.run(int(PRE_OPEN_S * SECOND_NS))
     for a, price in ((a, ch.asset_price[ch.ledger.asset(a)]) for a in ch.assets):
         if price <= 0:
             raise ValueError(f"collateral {a} has no price after the pre-open: give its book makers or its index a path")
     legs: list[Leg] = []
-    for j, g in enumerate(s.funds):
-        for c in range(g.count):
+    for j, fg in enumerate(s.funds):
+        for c in range(fg.count):
             (acct,) = open_accounts(1, AccountType.FUND)
-            fp = FundParams(dict(g.longs), g.hedge_symbol, g.hedge_ratio, g.leverage, g.margin, g.review_s, g.rehedge_below,
-                            g.max_spread_bps)  # fmt: skip
+            fp = FundParams(dict(fg.longs), fg.hedge_symbol, fg.hedge_ratio, fg.leverage, fg.margin, fg.review_s,
+                            fg.rehedge_below, fg.max_spread_bps)  # fmt: skip
             fund = HedgedFund(f"fund:{j}:{c}", int(acct), fp)
             legs += fund.legs(venue)
-            sim.add_agent(fund)  # type: ignore[arg-type]
+            sim.add_agent(fund)
             groups["funds"].append(fund)
-    for mm in groups["makers"]:
-        p = mm.p  # type: ignore[attr-defined]
+    for maker in groups["makers"]:
+        assert isinstance(maker, MarketMaker)
+        p = maker.p
         if p.hedge_symbol and p.inventory_target_base > 0:
             k = ch.core.perp(p.hedge_symbol)
-            inst = ch.perps[k].instrument
-            lots = int(p.inventory_target_base / float(inst.lot_size))
-            missing = -lots - int(ch.accounts.size[k, int(mm.accounts[0])])  # type: ignore[attr-defined]  # its own re-hedges count
-            if missing < 0:
-                legs.append(Leg(p.hedge_symbol, int(ch.marks[k]), mm.accounts.copy(), np.array([missing], np.int64)))  # type: ignore[attr-defined]
+            hedge_inst = ch.perps[k].instrument
+            lots = int(p.inventory_target_base / float(hedge_inst.lot_size))
+            short = -lots - int(ch.accounts.size[k, int(maker.accounts[0])])  # its own re-hedges count
+            if short < 0:
+                legs.append(Leg(p.hedge_symbol, int(ch.marks[k]), maker.accounts.copy(), np.array([short], np.int64)))
     if s.noise and s.noise.accounts:
         ids = open_accounts(s.noise.accounts, AccountType.NOISE)
         ch.deposit_many(ids, "USDT", np.full(len(ids), money_to_units(str(s.noise.deposit))))
@@ -276,7 +281,7 @@ def build(s: Scenario) -> Built:
                 price = float(ch.asset_price[ch.ledger.asset(base)]) / MONEY_SCALE
                 if price > 0:
                     ch.deposit_many(ids, base, np.full(len(ids), int(s.noise.deposit / price * MONEY_SCALE)))
-        sim.add_agent(agent)  # type: ignore[arg-type]
+        sim.add_agent(agent)
         groups["noise"].append(agent)
     if s.news_sellers and s.news_sellers.accounts:
         ns = s.news_sellers
@@ -287,34 +292,36 @@ def build(s: Scenario) -> Built:
                 ch.configure_positions(sym, ids, 5, False)
         agent2 = NewsSellers("news_sellers", ids, NewsSellerParams(tuple(ns.symbols), ns.delay_median_s, ns.delay_sigma,
                                                                    ns.short_notional), seeds[3])  # fmt: skip
-        sim.add_agent(agent2)  # type: ignore[arg-type]
+        sim.add_agent(agent2)
         groups["news_sellers"].append(agent2)
     if s.loopers and s.loopers.accounts:
         lp = s.loopers
         ids = open_accounts(lp.accounts, AccountType.LOOPER)
         params_l = LooperParams(lp.token, lp.book, "USDT", dict(lp.seeds), lp.seed_value_median, lp.seed_value_sigma,
-                                tuple(lp.loops), tuple(lp.target_ltv), tuple(lp.unwind_ltv), lp.unwind_fraction,
-                                review_s=lp.review_s, prebuilt_loops=tuple(lp.prebuilt_loops),
+                                (lp.loops[0], lp.loops[1]), (lp.target_ltv[0], lp.target_ltv[1]),
+                                (lp.unwind_ltv[0], lp.unwind_ltv[1]), lp.unwind_fraction,
+                                review_s=lp.review_s, prebuilt_loops=(lp.prebuilt_loops[0], lp.prebuilt_loops[1]),
                                 mint_price=lp.mint_price, max_slippage_bps=lp.max_slippage_bps,
                                 panic_slippage_bps=lp.panic_slippage_bps)  # fmt: skip
         loopers = Loopers("loopers", ids, params_l, seeds[4])
         loopers.fund(venue)
-        sim.add_agent(loopers)  # type: ignore[arg-type]
+        sim.add_agent(loopers)
         groups["loopers"].append(loopers)
     if s.population and s.population.accounts:
         pp = s.population
         ids = open_accounts(pp.accounts, AccountType.RETAIL)
         tp = TraderParams(
             tuple(pp.symbols), tuple(pp.symbols.values()), pp.long_share, pp.leverage_median, pp.leverage_sigma, pp.leverage_max,
-            pp.margin_median, pp.margin_sigma, pp.isolated_share, dict(pp.collateral), dict(pp.behaviours),
-            tuple(pp.defend_ratio), pp.add_margin_share, tuple(pp.reserve_multiple), tuple(pp.momentum_drop),
-            pp.momentum_short_share, pp.panic_delay_median_s, pp.panic_delay_sigma, tuple(pp.dip_depth),
+            pp.margin_median, pp.margin_sigma, pp.isolated_share, dict(pp.collateral),
+            {b: share for b, share in pp.behaviours.items()}, (pp.defend_ratio[0], pp.defend_ratio[1]), pp.add_margin_share,
+            (pp.reserve_multiple[0], pp.reserve_multiple[1]), (pp.momentum_drop[0], pp.momentum_drop[1]),
+            pp.momentum_short_share, pp.panic_delay_median_s, pp.panic_delay_sigma, (pp.dip_depth[0], pp.dip_depth[1]),
             tuple(pp.entry_factors), pp.review_s, pp.cooldown_s,
         )  # fmt: skip
         pop, legs_pop = LeveragedTraders.build("retail", venue, ids, tp, seeds[5], balance_legs=legs)
         pop.latency_ns, pop.jitter_ns = int(pp.latency_ms * 1e6), int(pp.jitter_ms * 1e6)
         legs = legs_pop
-        sim.add_agent(pop)  # type: ignore[arg-type]
+        sim.add_agent(pop)
         groups["retail"].append(pop)
     if legs and not (s.population and s.population.accounts):
         syms = sorted({g.symbol for g in legs})
@@ -323,6 +330,11 @@ def build(s: Scenario) -> Built:
             "the other side; give the population accounts, or remove [[funds]] and the makers' hedge_symbol"
         )
     book_legs(venue, legs, sim.now_ns)
+    for mm in hedgers:
+        mm.hedging = True
+    for pop_ in groups["retail"]:
+        if isinstance(pop_, LeveragedTraders):
+            pop_.start_thresholds(venue)
     ch.check()
     # outages name groups; the world refuses or delays the requests of their agents
     by_group = {g: frozenset(a.name for a in groups[g]) for g in GROUPS}  # type: ignore[attr-defined]

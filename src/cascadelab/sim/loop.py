@@ -188,7 +188,9 @@ class Simulation:
         for arr in (r.acks, r.account_acks, r.fills, r.cancels, r.events):
             h.update(np.int64(len(arr)).tobytes())
             if len(arr):
-                for name in arr.dtype.names:
+                names = arr.dtype.names
+                assert names is not None  # structured records
+                for name in names:
                     h.update(np.ascontiguousarray(arr[name]).astype(arr.dtype[name].newbyteorder("<")).tobytes())
 
     @property
@@ -317,7 +319,9 @@ class Simulation:
         if watch_changed:
             rows = [r for rr in self._watch_rows for r in rr]
             w = np.zeros(len(rows), self._watch.dtype)
-            for name, col in zip(w.dtype.names, zip(*rows, strict=True), strict=True) if rows else ():
+            names = w.dtype.names
+            assert names is not None  # structured records
+            for name, col in zip(names, zip(*rows, strict=True), strict=True) if rows else ():
                 w[name] = col
             self._watch = w
 
