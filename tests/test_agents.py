@@ -183,3 +183,25 @@ def test_a_population_of_100k_accounts_opens_with_exact_conservation() -> None:
     assert 0.8 < (size > 0).sum() / (size != 0).sum() < 0.95  # most positions are long
     assert len(ch.full_breaching()) == 0  # every account starts healthy at its chosen leverage
     v.close()
+
+
+def test_defenders_watch_their_isolated_position_and_a_calm_market_stays_calm() -> None:
+    """Regression: isolated defenders read the account's cross figures (zero maintenance), so their trigger sat at the
+    start price and they all sold in the first seconds of a calm market, crashing the thin altcoin books."""
+    from cascadelab.records import AccountType
+    from cascadelab.scenario.build import build
+    from cascadelab.scenario.load import load
+
+    b = build(load("calm", ["population.accounts=4000", "loopers.accounts=50", "noise.accounts=200",
+                            "news_sellers.accounts=50", "run.duration_s=60"]))  # fmt: skip
+    pop = b.groups["retail"][0]
+    ch = b.venue.clearing
+    before = ch.accounts.size[:, pop.accounts].copy()
+    b.sim.run(b.sim.now_ns + 30 * SECOND_NS)
+    iso = ch.accounts.isolated[:, pop.accounts].any(axis=0)
+    defend = pop.behaviour == 1
+    assert (iso & defend).sum() > 10  # the case exists
+    moved = (ch.accounts.size[:, pop.accounts] != before).any(axis=0)
+    assert not (moved & defend).any(), "a defender acted in a calm market before anything moved"
+    assert int((ch.accounts.state[pop.accounts] != 0).sum()) == 0
+    assert AccountType.RETAIL == pop.account_type

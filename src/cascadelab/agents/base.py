@@ -142,6 +142,24 @@ class Client:
         ch = self._venue.clearing  # type: ignore[attr-defined]
         return float(ch.ratio[ch.ledger.asset(asset)]) / 1e6
 
+    def positions_margin(self, which: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per perpetual x account: (isolated, equity of the position, maintenance), money units.
+
+        For an isolated position the equity is its earmarked margin plus its unrealized PnL at
+        the mark (what the venue liquidates it on); for a cross one, its unrealized PnL. The
+        maintenance is the position's own, at its tier.
+        """
+        from cascadelab.liquidation import kernels as LK  # the venue's own position figures
+
+        ch = self._venue.clearing  # type: ignore[attr-defined]
+        ids = np.ascontiguousarray(self._ids(which), np.int64)
+        shape = (len(ch.perps), len(ids))
+        upnl, maint, notional, mmr = (np.zeros(shape, np.int64) for _ in range(4))
+        if len(ids):
+            LK.position_figures(ch.core.params, ch.accounts.arrays, ids, upnl, maint, notional, mmr)
+        iso = ch.accounts.isolated[:, ids]
+        return iso, np.where(iso, ch.accounts.iso_margin[:, ids] + upnl, upnl), maint
+
     def liquidation_ltv(self) -> float:
         """The venue's published LTV (0..1) at which a loan account is liquidated (public terms)."""
         return float(self._venue.clearing.loan_terms.liquidation_ltv) / 1e6  # type: ignore[attr-defined]

@@ -298,6 +298,10 @@ class LeveragedTraders:
         if not len(idx):
             return 0
         eq, mm, _im, _iso = venue.clearing.exact_margins(self.accounts[idx])  # type: ignore[attr-defined]
+        iso, peq, pmm = Client(venue, self.accounts).positions_margin(idx)
+        kk, cols = self.home[idx], np.arange(len(idx))
+        on_iso = iso[kk, cols]
+        eq, mm = np.where(on_iso, peq[kk, cols], eq), np.where(on_iso, pmm[kk, cols], mm)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(eq > 0, mm / np.maximum(eq, 1), np.inf)
         low = ratio > headroom * self.threshold[idx]
@@ -383,6 +387,13 @@ class LeveragedTraders:
         d = np.flatnonzero(alive & (size != 0) & (self.behaviour == Behaviour.DEFEND))
         if len(d):
             eq, mm, _ = client.margin(d)
+            # an isolated position is liquidated on its own margin: its defender watches that, not the account
+            iso, peq, pmm = client.positions_margin(d)
+            kk = self.home[d]
+            cols = np.arange(len(d))
+            on_iso = iso[kk, cols]
+            eq = np.where(on_iso, peq[kk, cols], eq)
+            mm = np.where(on_iso, pmm[kk, cols], mm)
             q = size[d].astype(np.float64)
             unit = lot[self.home[d]]
             p0 = mk[d]
