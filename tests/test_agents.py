@@ -204,4 +204,4 @@ def test_defenders_watch_their_isolated_position_and_a_calm_market_stays_calm() 
     moved = (ch.accounts.size[:, pop.accounts] != before).any(axis=0)
     assert not (moved & defend).any(), "a defender acted in a calm market before anything moved"
     assert int((ch.accounts.state[pop.accounts] != 0).sum()) == 0
-    assert AccountType.RETAIL == pop.account_type
+    assert pop.account_type == AccountType.RETAIL

@@ -15,210 +15,475 @@ A scenario is a TOML file (built-ins live in ``cascadelab/data/scenarios``). Sec
 * ``[world]``: news, external price paths (knots relative to the first news), outages.
 
 Times in the file are seconds (``*_s``) or milliseconds (``*_ms``); money in quote units.
+
+Validation is complete before anything is built: every number is finite (no ``nan`` or
+``inf``), every amount lies within bounds the integer units can hold (money up to
+:data:`MONEY_MAX` quote units, prices up to :data:`PRICE_MAX`, times up to
+:data:`MAX_DURATION_S`), ranges ``[low, high]`` have ``low <= high``, share tables are
+>= 0 and sum to 1 (within :data:`SHARE_TOLERANCE`; they are not normalised), ``true`` /
+``false`` are not numbers, and every name that refers to an instrument, an asset or a
+path exists. An error names the key path (``world.paths.BTCUSDT.knots.1.1``, the same
+form ``--set`` takes) and what is allowed.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import datetime as dt
+import math
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+SETTLEMENT_ASSET = "USDT"
+"""The venue's settlement asset: perpetuals are margined in it, spot books are quoted in it, loopers borrow it."""
+MONEY_MAX = 1e10
+"""Largest money amount (quote units) a field may hold: money is counted in int64 units of 1e-8."""
+PRICE_MAX = 1e9
+"""Largest price (quote units per base unit)."""
+MAX_DURATION_S = 7 * 86_400.0
+"""Longest run and longest time a field may hold: 7 days."""
+MAX_MS = MAX_DURATION_S * 1_000
+MAX_ACCOUNTS = 10_000_000
+MAX_COUNT = 1_000
+"""Most agents in one maker, arbitrageur or fund group."""
+MAX_BPS = 10_000.0
+MAX_LEVERAGE = 1_000
+MAX_SIGMA = 5.0
+"""Largest log-normal sigma (margins, delays, notionals)."""
+TAIL_SIGMAS = 6.0
+"""Log-normal draws are checked at ``median x exp(6 sigma)``: the far tail must fit the units too."""
+MAX_STEPS = 2_000_000
+"""Most simulation steps in one run (the per-step tables are held in memory)."""
+MAX_FEED_POINTS = 10_000_000
+"""Most points of one external price path."""
+MAX_STEP_MS = 1_000
+"""The pre-open (:data:`PRE_OPEN_S`) needs a step at least every second to open every book."""
+PRE_OPEN_S = 3.0
+"""Market time of the pre-open (the same as ``cascadelab.scenario.build.PRE_OPEN_S``)."""
+MAX_PATH_FACTOR = 100.0
+SHARE_TOLERANCE = 1e-9
+
+Loc = tuple[str | int, ...]
+
+
+class Invalid(ValueError):
+    """A validation error at ``loc``, a key path relative to the model that raises it.
+
+    :func:`cascadelab.scenario.load.load` joins it to the model's own location, so the
+    message names the full key path (``instruments.3.symbol``).
+    """
+
+    def __init__(self, loc: Loc, message: str) -> None:
+        super().__init__(message)
+        self.loc = tuple(loc)
+
+
+def _not_bool(v: Any) -> Any:
+    if isinstance(v, bool):
+        raise ValueError(f"must be a number, not {str(v).lower()}")
+    return v
+
+
+def _ordered(v: tuple[Any, Any]) -> tuple[Any, Any]:
+    if v[0] > v[1]:
+        raise ValueError(f"must be [low, high] with low <= high, got [{v[0]}, {v[1]}]")
+    return v
+
+
+def _num(x: float) -> str:
+    """A number as people write it: 10,000,000,000 or 0.75 or 1e-06."""
+    if isinstance(x, float) and x.is_integer() and abs(x) < 1e16:
+        return f"{int(x):,}"
+    if isinstance(x, int):
+        return f"{x:,}"
+    return f"{x:g}"
+
+
+Float = Annotated[float, BeforeValidator(_not_bool)]
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Money = Annotated[float, BeforeValidator(_not_bool), Field(le=MONEY_MAX)]
+Seconds = Annotated[float, BeforeValidator(_not_bool), Field(le=MAX_DURATION_S)]
+Millis = Annotated[float, BeforeValidator(_not_bool), Field(le=MAX_MS)]
+Bps = Annotated[float, BeforeValidator(_not_bool), Field(le=MAX_BPS)]
+Share = Annotated[float, BeforeValidator(_not_bool), Field(ge=0, le=1)]
+Sigma = Annotated[float, BeforeValidator(_not_bool), Field(ge=0, le=MAX_SIGMA)]
+Ratio = Annotated[float, BeforeValidator(_not_bool), Field(gt=0, le=1e4)]
+Leverage = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=MAX_LEVERAGE)]
+Count = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=MAX_COUNT)]
+Accounts = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=MAX_ACCOUNTS)]
+
+
+def _range(lo: dict[str, float], hi: dict[str, float] | None = None, kind: type = float) -> Any:
+    """A ``[low, high]`` pair with ``low <= high``, each item within the bounds ``lo`` (and ``hi``) give."""
+    item = Annotated[kind, BeforeValidator(_not_bool), Field(**lo, **(hi or {}))]  # type: ignore[valid-type]
+    return Annotated[tuple[item, item], AfterValidator(_ordered)]  # type: ignore[valid-type]
+
+
+def _name_ok(v: str) -> bool:
+    return bool(v) and not any(c.isspace() or c in ".=/\\\"'[]" for c in v)
+
+
+def _check_shares(v: dict[Any, float]) -> dict[Any, float]:
+    if not v:
+        raise ValueError("needs at least one entry (shares that sum to 1)")
+    total = math.fsum(v.values())
+    if abs(total - 1) > SHARE_TOLERANCE:
+        raise ValueError(f"shares must be >= 0 and sum to 1 (within {SHARE_TOLERANCE:g}), they sum to {total:.10g}")
+    return v
+
+
+def _check_unique(v: list[Any]) -> list[Any]:
+    seen: set[Any] = set()
+    for j, x in enumerate(v):
+        if x in seen:
+            raise Invalid((j,), f"{x!r} is listed twice")
+        seen.add(x)
+    return v
+
+
+def _tail(median: float, sigma: float) -> float:
+    return median * math.exp(TAIL_SIGMAS * sigma)
 
 
 class Strict(BaseModel):
-    """Base: unknown keys are errors."""
+    """Base: unknown keys are errors; floats must be finite (no ``nan``, ``inf``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class RunSection(Strict):
     """Clock and seed."""
 
-    seed: int = 1
-    duration_s: float = Field(7200.0, gt=0)
-    step_ms: int = Field(100, gt=0)
+    seed: Int = Field(1, ge=0, le=2**63 - 1)
+    duration_s: Seconds = Field(7200.0, gt=PRE_OPEN_S)
+    step_ms: Int = Field(100, gt=0, le=MAX_STEP_MS)
     start_label: str = "2025-10-10T19:55:00Z"  # wall-clock label of market time 0 (for reports)
+
+    @field_validator("start_label")
+    @classmethod
+    def _label(cls, v: str) -> str:
+        try:
+            dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"must be an ISO 8601 date-time such as '2025-10-10T19:55:00Z', got {v!r}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _steps(self) -> RunSection:
+        steps = self.duration_s * 1000 / self.step_ms
+        if steps > MAX_STEPS:
+            raise Invalid(("step_ms",), f"duration_s / step_ms = {_num(math.ceil(steps))} steps; at most {_num(MAX_STEPS)} "
+                          "(every step is recorded in memory): raise step_ms or shorten duration_s")  # fmt: skip
+        return self
 
 
 class VenueSection(Strict):
     """The venue under one profile; liquidation overrides."""
 
     profile: Literal["binance", "bybit", "okx", "hyperliquid", "bitmex"] = "binance"
-    insurance_fund: float | None = Field(None, ge=0)  # quote units; None: the profile's
-    liquidator_orders_per_s: int | None = Field(None, ge=1)
-    liquidator_notional_per_s: float | None = Field(None, ge=0)
+    insurance_fund: Money | None = Field(None, ge=0)  # quote units; None: the profile's
+    liquidator_orders_per_s: Int | None = Field(None, ge=1, le=1_000_000)
+    liquidator_notional_per_s: Money | None = Field(None, ge=0)
     adl_ranking: Literal["binance", "bitmex", "hyperliquid", "pnl_pct", "pro_rata", "water_filling"] | None = None
     debug: bool = False
 
 
 class InstrumentSection(Strict):
-    """One perpetual or spot book."""
+    """One perpetual or spot book.
+
+    Perpetuals are USDT-margined: the symbol is ``<BASE>USDT`` and gives the base asset.
+    Spot books name their base asset (a collateral asset) and are quoted in USDT. ``tick``
+    and ``lot`` are decimal strings; one tick times one lot must be a whole number of money
+    units (1e-8), and the start price at least one tick.
+    """
 
     symbol: str
     kind: Literal["perp", "spot"]
     base: str | None = None  # spot: the base asset (perpetuals: from the symbol)
-    quote: str = "USDT"
+    quote: str = SETTLEMENT_ASSET
     tick: str
     lot: str
-    price: float = Field(gt=0)  # start price (quote per base)
-    daily_sigma: float = Field(0.03, gt=0)  # prior daily volatility the participants know
+    price: Float = Field(gt=0, le=PRICE_MAX)  # start price (quote per base)
+    daily_sigma: Float = Field(0.03, gt=0, le=1)  # prior daily volatility the participants know
+
+    @field_validator("symbol", "base")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and not _name_ok(v):
+            raise ValueError(f"must be a non-empty name without spaces, dots, quotes, brackets, slashes or '=', got {v!r}")
+        return v
+
+    @field_validator("quote")
+    @classmethod
+    def _quote(cls, v: str) -> str:
+        if v != SETTLEMENT_ASSET:
+            raise ValueError(f"must be {SETTLEMENT_ASSET!r}, the settlement asset (only {SETTLEMENT_ASSET}-margined perpetuals "
+                             f"and {SETTLEMENT_ASSET}-quoted spot books are supported), got {v!r}")  # fmt: skip
+        return v
+
+    @field_validator("tick", "lot")
+    @classmethod
+    def _decimal(cls, v: str) -> str:
+        try:
+            d = Decimal(v.strip())
+        except InvalidOperation:
+            d = Decimal("nan")
+        if not d.is_finite() or d <= 0:
+            raise ValueError(f'must be a decimal string > 0 such as "0.01", got {v!r}')
+        if d < Decimal("1e-8") or d > Decimal("1e9"):
+            raise ValueError(f"must be within 1e-8 and 1e9, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _units(self) -> InstrumentSection:
+        tick, lot = Decimal(self.tick.strip()), Decimal(self.lot.strip())
+        if self.kind == "perp":
+            base = self.symbol.removesuffix(SETTLEMENT_ASSET)
+            if base == self.symbol or not base:
+                raise Invalid(("symbol",), f"a perpetual's symbol is <BASE>{SETTLEMENT_ASSET} (only {SETTLEMENT_ASSET}-margined "
+                                           f"perpetuals are supported), got {self.symbol!r}")  # fmt: skip
+            if self.base is not None and self.base != base:
+                raise Invalid(("base",), f"a perpetual's base asset comes from its symbol ({base!r}); leave base out")
+        else:
+            if self.base is None:
+                raise Invalid(("base",), f"the spot book {self.symbol!r} needs its base asset (base = \"...\")")
+            if self.base == SETTLEMENT_ASSET:
+                raise Invalid(("base",), f"the base asset of a spot book cannot be the quote asset {SETTLEMENT_ASSET}")
+            if (lot * 10**8) % 1:
+                raise Invalid(("lot",), f"a spot lot must be a whole number of 1e-8 units (delivered exactly), got {self.lot!r}")
+        if (tick * lot * 10**8) % 1:
+            raise Invalid(("tick",), f"tick x lot = {tick * lot} must be a whole multiple of the money unit 1e-8 "
+                                     "(so that every notional is exact)")  # fmt: skip
+        if self.price < tick:
+            raise Invalid(("price",), f"must be at least one tick ({self.tick}), got {self.price:g}")
+        if self.price / float(tick) > 1e10:
+            raise Invalid(("tick",), f"price / tick = {self.price / float(tick):.3g} ticks; at most 1e10 (raise the tick)")
+        if self.price * float(lot) > 1e8:
+            raise Invalid(("lot",), f"one lot at the start price is worth {self.price * float(lot):.3g} quote units; "
+                                    "at most 1e8 (lower the lot)")  # fmt: skip
+        return self
+
+    @property
+    def base_asset(self) -> str:
+        """The base asset: a spot book's ``base``; a perpetual's symbol without the quote."""
+        return self.base if self.kind == "spot" and self.base else self.symbol.removesuffix(SETTLEMENT_ASSET)
 
 
 class CollateralSection(Strict):
-    """How the venue values one collateral asset."""
+    """How the venue values one collateral asset.
 
-    ratio: float = Field(ge=0, le=1)
+    Each ``source`` reads its own fields: ``fixed``: ``price``; ``book``: ``book``; ``index``:
+    the asset's external path; ``redemption``: ``rate`` and ``base_asset``; ``blend``:
+    ``book`` and ``blend_book``. ``floor`` applies to every source but ``fixed``.
+    """
+
+    ratio: Share
     source: Literal["fixed", "book", "index", "redemption", "blend"]
-    price: float | None = Field(None, gt=0)  # fixed
+    price: Float | None = Field(None, gt=0, le=PRICE_MAX)  # fixed
     book: str | None = None  # book: the spot book's symbol
-    rate: float | None = Field(None, gt=0)  # redemption: units of the base asset per token
+    rate: Float | None = Field(None, gt=0, le=1e6)  # redemption: units of the base asset per token
     base_asset: str | None = None  # redemption: the asset whose index it redeems into
-    blend_book: float | None = Field(None, ge=0, le=1)  # blend: weight of the book (the rest: the index)
-    floor: float | None = Field(None, gt=0)
+    blend_book: Share | None = None  # blend: weight of the book (the rest: the index)
+    floor: Float | None = Field(None, gt=0, le=PRICE_MAX)
 
     @model_validator(mode="after")
     def _needs(self) -> CollateralSection:
-        need = {"fixed": ["price"], "book": ["book"], "redemption": ["rate", "base_asset"], "blend": ["book", "blend_book"]}
-        missing = [f for f in need.get(self.source, []) if getattr(self, f) is None]
-        if missing:
-            raise ValueError(f"source {self.source!r} needs {missing}")
+        need = {"fixed": ["price"], "book": ["book"], "index": [], "redemption": ["rate", "base_asset"], "blend": ["book", "blend_book"]}
+        uses = {k: {*v, "floor"} for k, v in need.items()} | {"fixed": {"price"}}
+        for f in need[self.source]:
+            if getattr(self, f) is None:
+                raise Invalid((f,), f"required with source = {self.source!r} (it needs {need[self.source]})")
+        for f in ("price", "book", "rate", "base_asset", "blend_book", "floor"):
+            if getattr(self, f) is not None and f not in uses[self.source]:
+                users = sorted(k for k, v in uses.items() if f in v)
+                raise Invalid((f,), f"not used with source = {self.source!r} (only with {users}); remove it")
         return self
 
 
 class LendingSection(Strict):
     """Borrowing limits and the lending pools (quote units of each asset)."""
 
-    initial_ltv: float = Field(0.65, gt=0, lt=1)
-    liquidation_ltv: float = Field(0.91, gt=0, le=1)
-    pools: dict[str, float] = Field(default_factory=lambda: {"USDT": 5_000_000_000.0})
+    initial_ltv: Float = Field(0.65, gt=0, lt=1)
+    liquidation_ltv: Float = Field(0.91, gt=0, le=1)
+    pools: dict[str, Annotated[Money, Field(ge=0)]] = Field(default_factory=lambda: {"USDT": 5_000_000_000.0})
 
     @model_validator(mode="after")
     def _order(self) -> LendingSection:
         if self.liquidation_ltv <= self.initial_ltv:
-            raise ValueError("liquidation_ltv must be above initial_ltv")
+            raise Invalid(("liquidation_ltv",), f"must be above lending.initial_ltv ({_num(self.initial_ltv)}), "
+                                                f"got {_num(self.liquidation_ltv)}")  # fmt: skip
         return self
 
 
 class PopulationSection(Strict):
     """Leveraged traders (see cascadelab.agents.population.TraderParams)."""
 
-    accounts: int = Field(100_000, ge=0)
-    symbols: dict[str, float]  # perpetual -> share of accounts
-    long_share: float = Field(0.87, ge=0, le=1)
-    leverage_median: float = Field(5.0, ge=1)
-    leverage_sigma: float = Field(0.7, ge=0)
-    leverage_max: float = Field(100.0, ge=1)
-    margin_median: float = Field(2_000.0, gt=0)
-    margin_sigma: float = Field(1.2, ge=0)
-    isolated_share: float = Field(0.2, ge=0, le=1)
-    collateral: dict[str, float] = Field(default_factory=lambda: {"USDT": 1.0})
-    behaviours: dict[Literal["hold", "defend", "momentum", "panic", "dip_buyer"], float] = Field(
+    accounts: Accounts = 100_000
+    symbols: dict[str, Share]  # perpetual -> share of accounts
+    long_share: Share = 0.87
+    leverage_median: Float = Field(5.0, ge=1, le=MAX_LEVERAGE)
+    leverage_sigma: Sigma = 0.7
+    leverage_max: Float = Field(100.0, ge=1, le=MAX_LEVERAGE)
+    margin_median: Money = Field(2_000.0, gt=0)
+    margin_sigma: Sigma = 1.2
+    isolated_share: Share = 0.2
+    collateral: dict[str, Share] = Field(default_factory=lambda: {"USDT": 1.0})
+    behaviours: dict[Literal["hold", "defend", "momentum", "panic", "dip_buyer"], Share] = Field(
         default_factory=lambda: {"hold": 0.5, "defend": 0.25, "momentum": 0.1, "panic": 0.1, "dip_buyer": 0.05}
     )
-    defend_ratio: tuple[float, float] = (0.6, 0.9)
-    add_margin_share: float = Field(0.5, ge=0, le=1)
-    reserve_multiple: tuple[float, float] = (0.2, 1.5)
-    momentum_drop: tuple[float, float] = (0.02, 0.08)
-    momentum_short_share: float = Field(0.3, ge=0, le=1)
-    panic_delay_median_s: float = Field(600.0, gt=0)
-    panic_delay_sigma: float = Field(1.0, ge=0)
-    dip_depth: tuple[float, float] = (0.1, 0.9)
-    entry_factors: list[float] = Field(default_factory=lambda: [0.94, 0.96, 0.98, 1.0, 1.01], min_length=1)
-    review_s: float = Field(30.0, gt=0)
-    cooldown_s: float = Field(60.0, ge=0)
-    latency_ms: float = Field(150.0, ge=0)
-    jitter_ms: float = Field(250.0, ge=0)
+    defend_ratio: _range({"ge": 0}, {"le": 1}) = (0.6, 0.9)  # type: ignore[valid-type]
+    add_margin_share: Share = 0.5
+    reserve_multiple: _range({"ge": 0}, {"le": 100}) = (0.2, 1.5)  # type: ignore[valid-type]
+    momentum_drop: _range({"gt": 0}, {"lt": 1}) = (0.02, 0.08)  # type: ignore[valid-type]
+    momentum_short_share: Share = 0.3
+    panic_delay_median_s: Seconds = Field(600.0, gt=0)
+    panic_delay_sigma: Sigma = 1.0
+    dip_depth: _range({"gt": 0}, {"lt": 1}) = (0.1, 0.9)  # type: ignore[valid-type]
+    entry_factors: list[Annotated[Float, Field(gt=0, le=10)]] = Field(
+        default_factory=lambda: [0.94, 0.96, 0.98, 1.0, 1.01], min_length=1, max_length=100
+    )
+    review_s: Seconds = Field(30.0, gt=0)
+    cooldown_s: Seconds = Field(60.0, ge=0)
+    latency_ms: Millis = Field(150.0, ge=0)
+    jitter_ms: Millis = Field(250.0, ge=0)
 
     @field_validator("symbols", "collateral", "behaviours")
     @classmethod
     def _shares(cls, v: dict) -> dict:
-        if not v or any(x < 0 for x in v.values()) or abs(sum(v.values()) - 1) > 1e-6:
-            raise ValueError("shares must be >= 0 and sum to 1")
-        return v
+        return _check_shares(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PopulationSection:
+        if self.leverage_max < self.leverage_median:
+            raise Invalid(("leverage_max",), f"must be >= leverage_median ({_num(self.leverage_median)}), "
+                                             f"got {_num(self.leverage_max)}")  # fmt: skip
+        tail = _tail(self.margin_median, self.margin_sigma) * max(1.0, self.leverage_max, self.reserve_multiple[1])
+        if tail > MONEY_MAX:
+            raise Invalid(("margin_median",), f"margin_median x exp({TAIL_SIGMAS:g} x margin_sigma) x max(leverage_max, "
+                          f"reserve_multiple high) = {tail:.3g} quote units; at most {MONEY_MAX:.0e} (the far tail of "
+                          "the log-normal margins must fit the money units): lower margin_median or margin_sigma")  # fmt: skip
+        if _tail(self.panic_delay_median_s, self.panic_delay_sigma) > 1e9:
+            raise Invalid(("panic_delay_sigma",), f"panic_delay_median_s x exp({TAIL_SIGMAS:g} x panic_delay_sigma) must be "
+                                                  "<= 1e9 s (the far tail of the delays must fit the clock)")  # fmt: skip
+        return self
 
 
 class LoopersSection(Strict):
-    """Looping accounts (see cascadelab.agents.loopers.LooperParams)."""
+    """Looping accounts (see cascadelab.agents.loopers.LooperParams); they borrow USDT."""
 
-    accounts: int = Field(1_000, ge=0)
+    accounts: Accounts = 1_000
     token: str = "USDe"
     book: str = "USDEUSDT"
-    seeds: dict[str, float] = Field(default_factory=lambda: {"BTC": 0.4, "wBETH": 0.4, "BNSOL": 0.2})
-    seed_value_median: float = Field(200_000.0, gt=0)
-    seed_value_sigma: float = Field(1.0, ge=0)
-    loops: tuple[int, int] = (2, 5)
-    target_ltv: tuple[float, float] = (0.45, 0.6)
-    unwind_ltv: tuple[float, float] = (0.7, 0.85)
-    unwind_fraction: float = Field(0.3, gt=0, le=1)
-    review_s: float = Field(5.0, gt=0)
-    prebuilt_loops: tuple[int, int] = (0, 0)
-    max_slippage_bps: float = Field(20.0, ge=0)
-    panic_slippage_bps: float = Field(500.0, ge=0)
-    mint_price: float = Field(1.0, gt=0)
+    seeds: dict[str, Share] = Field(default_factory=lambda: {"BTC": 0.4, "wBETH": 0.4, "BNSOL": 0.2})
+    seed_value_median: Money = Field(200_000.0, gt=0)
+    seed_value_sigma: Sigma = 1.0
+    loops: _range({"ge": 0}, {"le": 100}, int) = (2, 5)  # type: ignore[valid-type]
+    target_ltv: _range({"gt": 0}, {"lt": 1}) = (0.45, 0.6)  # type: ignore[valid-type]
+    unwind_ltv: _range({"gt": 0}, {"le": 1}) = (0.7, 0.85)  # type: ignore[valid-type]
+    unwind_fraction: Float = Field(0.3, gt=0, le=1)
+    review_s: Seconds = Field(5.0, gt=0)
+    prebuilt_loops: _range({"ge": 0}, {"le": 100}, int) = (0, 0)  # type: ignore[valid-type]
+    max_slippage_bps: Bps = Field(20.0, ge=0)
+    panic_slippage_bps: Bps = Field(500.0, ge=0)
+    mint_price: Float = Field(1.0, gt=0, le=PRICE_MAX)
+
+    @field_validator("seeds")
+    @classmethod
+    def _shares(cls, v: dict) -> dict:
+        return _check_shares(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LoopersSection:
+        if self.unwind_ltv[0] <= self.target_ltv[1]:
+            raise Invalid(("unwind_ltv",), f"must lie above target_ltv: its low ({_num(self.unwind_ltv[0])}) must be above "
+                                           f"target_ltv's high ({_num(self.target_ltv[1])})")  # fmt: skip
+        tail = _tail(self.seed_value_median, self.seed_value_sigma)
+        if tail > MONEY_MAX:
+            raise Invalid(("seed_value_median",), f"seed_value_median x exp({TAIL_SIGMAS:g} x seed_value_sigma) = {tail:.3g} "
+                                                  f"quote units; at most {MONEY_MAX:.0e}")  # fmt: skip
+        return self
 
 
 class NoiseSection(Strict):
     """Noise traders."""
 
-    accounts: int = Field(1_000, ge=0)
-    symbols: list[str]
-    rate_per_min: float = Field(0.5, ge=0)
-    notional_median: float = Field(2_000.0, gt=0)
-    notional_sigma: float = Field(1.0, ge=0)
-    marketable_share: float = Field(0.5, ge=0, le=1)
-    passive_offset_bps: float = Field(5.0, ge=0)
-    deposit: float = Field(50_000.0, gt=0)
+    accounts: Accounts = 1_000
+    symbols: Annotated[list[str], AfterValidator(_check_unique)] = Field(min_length=1)
+    rate_per_min: Float = Field(0.5, ge=0, le=10_000)
+    notional_median: Money = Field(2_000.0, gt=0)
+    notional_sigma: Sigma = 1.0
+    marketable_share: Share = 0.5
+    passive_offset_bps: Bps = Field(5.0, ge=0)
+    deposit: Money = Field(50_000.0, gt=0)
+
+    @model_validator(mode="after")
+    def _tail(self) -> NoiseSection:
+        if _tail(self.notional_median, self.notional_sigma) > MONEY_MAX:
+            raise Invalid(("notional_median",), f"notional_median x exp({TAIL_SIGMAS:g} x notional_sigma) must be <= "
+                                                f"{MONEY_MAX:.0e} quote units")  # fmt: skip
+        return self
 
 
 class NewsSellersSection(Strict):
-    """Accounts that sell after the news, each after its own delay."""
+    """Accounts that sell perpetuals after the news, each after its own delay."""
 
-    accounts: int = Field(500, ge=0)
-    symbols: list[str]
-    delay_median_s: float = Field(120.0, gt=0)
-    delay_sigma: float = Field(1.0, ge=0)
-    short_notional: float = Field(20_000.0, gt=0)
-    deposit: float = Field(10_000.0, gt=0)
+    accounts: Accounts = 500
+    symbols: Annotated[list[str], AfterValidator(_check_unique)] = Field(min_length=1)
+    delay_median_s: Seconds = Field(120.0, gt=0)
+    delay_sigma: Sigma = 1.0
+    short_notional: Money = Field(20_000.0, gt=0)
+    deposit: Money = Field(10_000.0, gt=0)
+
+    @model_validator(mode="after")
+    def _tail(self) -> NewsSellersSection:
+        if _tail(self.delay_median_s, self.delay_sigma) > 1e9:
+            raise Invalid(("delay_sigma",), f"delay_median_s x exp({TAIL_SIGMAS:g} x delay_sigma) must be <= 1e9 s "
+                                            "(the far tail of the delays must fit the clock)")  # fmt: skip
+        return self
 
 
 class MakerGroup(Strict):
     """``count`` market makers on one instrument (see cascadelab.agents.market_maker.MakerParams)."""
 
     symbol: str
-    count: int = Field(1, ge=1)
-    capital: float = Field(5_000_000.0, gt=0)
-    level_notional: float = Field(50_000.0, gt=0)
-    levels: int = Field(10, ge=1)
-    level_step_bps: float = Field(8.0, gt=0)
-    gamma: float = Field(0.02, gt=0)
-    k: float = Field(0.5, gt=0)
-    horizon_s: float = Field(60.0, gt=0)
-    min_half_spread_bps: float = Field(1.0, ge=0)
-    inventory_limit: float = Field(1_000_000.0, gt=0)
-    requote_ms: int = Field(1_000, gt=0)
-    requote_move_bps: float = Field(3.0, gt=0)
-    loss_window_s: float = Field(60.0, gt=0)
-    loss_limit: float = Field(50_000.0, gt=0)
-    calm_loss: float = Field(5_000.0, ge=0)
-    one_sided_share: float = Field(0.9, gt=0.5, le=1)
-    one_sided_min_fills: int = Field(30, ge=1)
-    calm_one_sided_share: float = Field(0.7, gt=0.5, le=1)
-    vol_spike_ratio: float = Field(8.0, gt=1)
-    calm_vol_ratio: float = Field(2.0, gt=0)
-    widen_slope: float = Field(1.0, ge=0)
+    count: Count = 1
+    capital: Money = Field(5_000_000.0, gt=0)
+    level_notional: Money = Field(50_000.0, gt=0)
+    levels: Int = Field(10, ge=1, le=1_000)
+    level_step_bps: Bps = Field(8.0, gt=0)
+    gamma: Float = Field(0.02, gt=0, le=1e6)
+    k: Float = Field(0.5, gt=0, le=1e6)
+    horizon_s: Seconds = Field(60.0, gt=0)
+    min_half_spread_bps: Bps = Field(1.0, ge=0)
+    inventory_limit: Money = Field(1_000_000.0, gt=0)
+    requote_ms: Int = Field(1_000, gt=0, le=int(MAX_MS))
+    requote_move_bps: Bps = Field(3.0, gt=0)
+    loss_window_s: Seconds = Field(60.0, gt=0)
+    loss_limit: Money = Field(50_000.0, gt=0)
+    calm_loss: Money = Field(5_000.0, ge=0)
+    one_sided_share: Float = Field(0.9, gt=0.5, le=1)
+    one_sided_min_fills: Int = Field(30, ge=1, le=1_000_000)
+    calm_one_sided_share: Float = Field(0.7, gt=0.5, le=1)
+    vol_spike_ratio: Float = Field(8.0, gt=1, le=1e4)
+    calm_vol_ratio: Float = Field(2.0, gt=0, le=1e4)
+    widen_slope: Float = Field(1.0, ge=0, le=1e4)
     anchor_external: bool = True
     stress_symbol: str | None = None  # a desk-wide risk signal: this instrument's outside volatility counts too
-    leverage: int = Field(2, ge=1)  # perpetuals: the leverage its resting quotes are margined at
-    base_inventory: float = Field(0.0, ge=0)  # spot books: base units held (and aimed at)
+    leverage: Leverage = 2  # perpetuals: the leverage its resting quotes are margined at
+    base_inventory: Float = Field(0.0, ge=0, le=MONEY_MAX)  # spot books: base units held (and aimed at)
     hedge_symbol: str | None = None  # a perpetual shorted against the spot holding (seed 002)
-    hedge_leverage: int = Field(5, ge=1)
-    latency_ms: float = Field(5.0, ge=0)
-    jitter_ms: float = Field(5.0, ge=0)
+    hedge_leverage: Leverage = 5
+    latency_ms: Millis = Field(5.0, ge=0)
+    jitter_ms: Millis = Field(5.0, ge=0)
 
     @model_validator(mode="after")
     def _calm(self) -> MakerGroup:
-        if (self.calm_vol_ratio >= self.vol_spike_ratio or self.calm_loss >= self.loss_limit
-                or self.calm_one_sided_share >= self.one_sided_share):  # fmt: skip
-            raise ValueError("calm thresholds must be below the triggers (hysteresis)")
+        for calm, trigger in (("calm_vol_ratio", "vol_spike_ratio"), ("calm_loss", "loss_limit"),
+                              ("calm_one_sided_share", "one_sided_share")):  # fmt: skip
+            if getattr(self, calm) >= getattr(self, trigger):
+                raise Invalid((calm,), f"must be below {trigger} ({_num(getattr(self, trigger))}), got "
+                                       f"{_num(getattr(self, calm))}: calm thresholds sit below the triggers (hysteresis)")  # fmt: skip
         return self
 
 
@@ -226,79 +491,110 @@ class ArbGroup(Strict):
     """``count`` arbitrageurs on one instrument."""
 
     symbol: str
-    count: int = Field(1, ge=1)
-    capital: float = Field(1_000_000.0, gt=0)
-    tokens: float = Field(0.0, ge=0)  # spot: tokens held at the start (to sell when the venue is rich)
-    threshold_bps: float = Field(30.0, gt=0)
-    close_bps: float = Field(5.0, ge=0)
-    clip_notional: float = Field(200_000.0, gt=0)
-    inventory_limit: float = Field(5_000_000.0, gt=0)
-    transfer_delay_s: float = Field(600.0, ge=0)
+    count: Count = 1
+    capital: Money = Field(1_000_000.0, gt=0)
+    tokens: Float = Field(0.0, ge=0, le=MONEY_MAX)  # spot: tokens held at the start (to sell when the venue is rich)
+    threshold_bps: Bps = Field(30.0, gt=0)
+    close_bps: Bps = Field(5.0, ge=0)
+    clip_notional: Money = Field(200_000.0, gt=0)
+    inventory_limit: Money = Field(5_000_000.0, gt=0)
+    transfer_delay_s: Seconds = Field(600.0, ge=0)
     rest: bool = True  # rest a bid and an ask where it stands ready to trade
-    rest_bps: float | None = Field(None, gt=0)  # how far from the outside price (default: threshold_bps)
-    leverage: int = Field(5, ge=1)
-    latency_ms: float = Field(20.0, ge=0)
+    rest_bps: Bps | None = Field(None, gt=0)  # how far from the outside price (default: threshold_bps)
+    leverage: Leverage = 5
+    latency_ms: Millis = Field(20.0, ge=0)
+
+    @model_validator(mode="after")
+    def _bands(self) -> ArbGroup:
+        if self.close_bps >= self.threshold_bps:
+            raise Invalid(("close_bps",), f"must be below threshold_bps ({_num(self.threshold_bps)}), got {_num(self.close_bps)}: "
+                                          "a position opens beyond the threshold and closes inside close_bps")  # fmt: skip
+        return self
 
 
 class FundGroup(Strict):
     """``count`` hedged funds: long majors, short an altcoin."""
 
-    count: int = Field(1, ge=1)
-    longs: dict[str, float]
+    count: Count = 1
+    longs: dict[str, Annotated[Money, Field(gt=0)]] = Field(min_length=1)  # perpetual -> long notional (quote units)
     hedge_symbol: str
-    hedge_ratio: float = Field(1.0, gt=0)
-    leverage: int = Field(10, ge=1)
-    margin: float = Field(700_000.0, gt=0)
-    review_s: float = Field(30.0, gt=0)
-    rehedge_below: float = Field(0.5, gt=0, le=1)
-    max_spread_bps: float = Field(100.0, gt=0)
+    hedge_ratio: Float = Field(1.0, gt=0, le=100)
+    leverage: Leverage = 10
+    margin: Money = Field(700_000.0, gt=0)
+    review_s: Seconds = Field(30.0, gt=0)
+    rehedge_below: Float = Field(0.5, gt=0, le=1)
+    max_spread_bps: Bps = Field(100.0, gt=0)
 
 
 class NewsItem(Strict):
     """A public information event."""
 
-    at_s: float = Field(ge=0)
+    at_s: Seconds = Field(ge=0)
     name: str
-    severity: float = Field(ge=0, le=1)
+    severity: Share
 
 
 class PathSection(Strict):
     """An external price path: piecewise log-linear knots (seconds after the first news, factor of the start price).
 
-    Before the first knot the factor is the first knot's; after the last, the last's. A
+    Before the first knot the factor is the first knot's; after the last, the last's. Knot
+    times increase and lie within 7 days of the reference; factors are within (0, 100]. A
     seeded Brownian wiggle with the instrument's prior daily volatility is added (``noise``
-    scales it; 0 for none). ``of`` derives the path from another (e.g. wBETH = 1.07 x ETH).
+    scales it, 0 to 1; 0 for none). ``of`` derives the path from another (e.g. wBETH =
+    1.07 x ETH): such a path takes no knots or start of its own, and ``ratio`` is used only
+    with ``of``.
     """
 
-    knots: list[tuple[float, float]] = Field(default_factory=lambda: [(0.0, 1.0)], min_length=1)
-    noise: float = Field(1.0, ge=0)
+    knots: list[tuple[Float, Float]] = Field(default_factory=lambda: [(0.0, 1.0)], min_length=1, max_length=100_000)
+    noise: Float = Field(1.0, ge=0, le=1)
     of: str | None = None
-    ratio: float = Field(1.0, gt=0)
-    start: float | None = Field(None, gt=0)  # the start price (default: the instrument's price)
+    ratio: Float = Field(1.0, gt=0, le=MAX_PATH_FACTOR)
+    start: Float | None = Field(None, gt=0, le=PRICE_MAX)  # the start price (default: the instrument's price)
 
     @field_validator("knots")
     @classmethod
     def _knots(cls, v: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        if any(f <= 0 for _, f in v):
-            raise ValueError("knot factors must be > 0")
-        if any(b[0] <= a[0] for a, b in zip(v, v[1:], strict=False)):
-            raise ValueError("knot times must increase")
+        for j, (t, f) in enumerate(v):
+            if abs(t) > MAX_DURATION_S:
+                raise Invalid((j, 0), f"knot time must be within ±{_num(MAX_DURATION_S)} s of the reference, got {_num(t)}")
+            if not 0 < f <= MAX_PATH_FACTOR:
+                raise Invalid((j, 1), f"knot factor must be > 0 and <= {_num(MAX_PATH_FACTOR)}, got {_num(f)}")
+            if j and t <= v[j - 1][0]:
+                raise Invalid((j, 0), f"knot times must increase: {_num(t)} s follows {_num(v[j - 1][0])} s")
         return v
+
+    @model_validator(mode="after")
+    def _derived(self) -> PathSection:
+        if self.of is not None:
+            if self.start is not None:
+                raise Invalid(("start",), f"a path derived with of = {self.of!r} takes its start from that path; remove start")
+            if [tuple(k) for k in self.knots] != [(0.0, 1.0)]:
+                raise Invalid(("knots",), f"a path derived with of = {self.of!r} follows that path; remove knots")
+        elif self.ratio != 1.0:
+            raise Invalid(("ratio",), "ratio is used only with of (a derived path); remove it or set of")
+        return self
+
+
+Group = Literal["retail", "loopers", "makers", "arbitrageurs", "funds", "noise", "news_sellers"]
 
 
 class OutageSection(Strict):
-    """An API outage window for groups of participants."""
+    """An API outage window for groups of participants (``delay_ms`` only with ``mode = "delay"``, and > 0 there)."""
 
-    start_s: float = Field(ge=0)  # after the first news
-    end_s: float = Field(gt=0)
-    groups: list[Literal["retail", "loopers", "makers", "arbitrageurs", "funds", "noise", "news_sellers"]]
+    start_s: Seconds = Field(ge=0)  # after the first news
+    end_s: Seconds = Field(gt=0)
+    groups: Annotated[list[Group], AfterValidator(_check_unique)] = Field(min_length=1)
     mode: Literal["reject", "delay"] = "reject"
-    delay_ms: float = Field(0.0, ge=0)
+    delay_ms: Millis = Field(0.0, ge=0)
 
     @model_validator(mode="after")
     def _window(self) -> OutageSection:
         if self.end_s <= self.start_s:
-            raise ValueError("end_s must be after start_s")
+            raise Invalid(("end_s",), f"must be after start_s ({_num(self.start_s)}), got {_num(self.end_s)}")
+        if self.mode == "delay" and self.delay_ms <= 0:
+            raise Invalid(("delay_ms",), 'must be > 0 with mode = "delay"')
+        if self.mode == "reject" and self.delay_ms != 0:
+            raise Invalid(("delay_ms",), 'is used only with mode = "delay" (mode "reject" refuses requests); remove it')
         return self
 
 
@@ -306,10 +602,26 @@ class WorldSection(Strict):
     """The exogenous world: news, external price paths, outages."""
 
     news: list[NewsItem] = Field(default_factory=list)
-    paths: dict[str, PathSection] = Field(default_factory=dict)  # instrument symbol or asset -> path
+    paths: dict[str, PathSection] = Field(default_factory=dict)  # perpetual symbol or asset -> path
     outages: list[OutageSection] = Field(default_factory=list)
-    feed_every_ms: int = Field(1_000, gt=0)
-    reference_s: float | None = Field(None, ge=0)  # time 0 of the paths' knots and of "pre-news" (default: the first news)
+    feed_every_ms: Int = Field(1_000, gt=0, le=3_600_000)
+    reference_s: Seconds | None = Field(None, ge=0)  # time 0 of the paths' knots and of "pre-news" (default: the first news)
+
+    @model_validator(mode="after")
+    def _derivations(self) -> WorldSection:
+        for name, p in self.paths.items():
+            if p.of is None:
+                continue
+            if p.of not in self.paths:
+                raise Invalid(("paths", name, "of"), f"{p.of!r} is not a path of world.paths; allowed: {sorted(set(self.paths) - {name})}")
+            chain = [name]
+            cur = p.of
+            while cur is not None:
+                if cur in chain:
+                    raise Invalid(("paths", name, "of"), f"the paths derive from each other in a cycle: {' -> '.join([*chain, cur])}")
+                chain.append(cur)
+                cur = self.paths[cur].of if cur in self.paths else None
+        return self
 
 
 class CheckSection(Strict):
@@ -341,51 +653,182 @@ class Scenario(Strict):
     world: WorldSection = Field(default_factory=WorldSection)
     check: CheckSection = Field(default_factory=CheckSection)
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v.strip() or any(c in v for c in "/\\") or v.strip() in (".", ".."):
+            raise ValueError(f"must be a non-empty name without slashes (it names the run directory), got {v!r}")
+        return v
+
+    @field_validator("collateral")
+    @classmethod
+    def _assets(cls, v: dict[str, CollateralSection]) -> dict[str, CollateralSection]:
+        for a in v:
+            if not _name_ok(a):
+                raise Invalid((a,), "an asset code must be a non-empty name without spaces, dots, quotes, brackets, slashes or '='")
+        if SETTLEMENT_ASSET not in v:
+            raise ValueError(f"must include the settlement asset {SETTLEMENT_ASSET} ([collateral.{SETTLEMENT_ASSET}])")
+        return v
+
     @model_validator(mode="after")
     def _references(self) -> Scenario:
-        symbols = [i.symbol for i in self.instruments]
-        if len(set(symbols)) != len(symbols):
-            raise ValueError(f"instrument symbols repeat: {symbols}")
-        perps = {i.symbol for i in self.instruments if i.kind == "perp"}
-        spots = {i.symbol for i in self.instruments if i.kind == "spot"}
-        assets = set(self.collateral)
-
-        def need(where: str, names: object, allowed: set[str]) -> None:
-            bad = sorted(set(names) - allowed)  # type: ignore[arg-type]
-            if bad:
-                raise ValueError(f"{where}: unknown {bad}; allowed: {sorted(allowed)}")
-
-        for i in self.instruments:
-            if i.kind == "spot" and not i.base:
-                raise ValueError(f"instruments: spot {i.symbol!r} needs a base asset")
-        for a, c in self.collateral.items():
-            if c.book is not None:
-                need(f"collateral.{a}.book", [c.book], spots)
-        if self.population:
-            need("population.symbols", self.population.symbols, perps)
-            need("population.collateral", self.population.collateral, assets)
-        if self.loopers:
-            need("loopers.book", [self.loopers.book], spots)
-            need("loopers.seeds", self.loopers.seeds, assets)
-            need("loopers.token", [self.loopers.token], assets)
-        for group in ("noise", "news_sellers"):
-            sec = getattr(self, group)
-            if sec:
-                need(f"{group}.symbols", sec.symbols, perps | spots)
-        for j, m in enumerate(self.makers):
-            need(f"makers.{j}.symbol", [m.symbol], perps | spots)
-            if m.hedge_symbol:
-                need(f"makers.{j}.hedge_symbol", [m.hedge_symbol], perps)
-            if m.stress_symbol:
-                need(f"makers.{j}.stress_symbol", [m.stress_symbol], perps | spots)
-        for j, a in enumerate(self.arbitrageurs):
-            need(f"arbitrageurs.{j}.symbol", [a.symbol], perps | spots)
-        for j, f in enumerate(self.funds):
-            need(f"funds.{j}.longs", f.longs, perps)
-            need(f"funds.{j}.hedge_symbol", [f.hedge_symbol], perps)
-        need("world.paths", self.world.paths, set(symbols) | assets)
-        need("check.tracked", [self.check.tracked], perps | spots)
+        self._check_instruments()
+        self._check_participants()
+        self._check_world()
+        self._check_check()
         return self
 
+    # --- the cross-section checks (each raises Invalid naming the key) ---------------------------
+    def _check_instruments(self) -> None:
+        first: dict[str, int] = {}
+        for j, i in enumerate(self.instruments):
+            if i.symbol in first:
+                raise Invalid(("instruments", j, "symbol"), f"{i.symbol!r} repeats instruments.{first[i.symbol]}.symbol; "
+                                                            "instrument symbols must be unique")  # fmt: skip
+            first[i.symbol] = j
+        assets = set(self.collateral)
+        spot_of = {i.symbol: i for i in self.instruments if i.kind == "spot"}
+        for j, i in enumerate(self.instruments):
+            if i.kind == "spot" and i.base not in assets:
+                raise Invalid(("instruments", j, "base"), f"{i.base!r} is not a collateral asset; allowed: {sorted(assets)} "
+                                                          "(a spot book's base asset must be configured in [collateral])")  # fmt: skip
+        for a, c in self.collateral.items():
+            if c.book is not None:
+                self._need(("collateral", a, "book"), [c.book], set(spot_of))
+                if spot_of[c.book].base != a:
+                    raise Invalid(("collateral", a, "book"), f"{c.book!r} trades {spot_of[c.book].base}, not {a}")
+        for name, amount in self.lending.pools.items():
+            if name not in assets:
+                raise Invalid(("lending", "pools", name), f"unknown asset {name!r}; allowed: {sorted(assets)} (the collateral assets)")
+            del amount
 
-__all__ = ["Scenario"]
+    def _check_participants(self) -> None:
+        perps = {i.symbol for i in self.instruments if i.kind == "perp"}
+        spot_of = {i.symbol: i for i in self.instruments if i.kind == "spot"}
+        books = perps | set(spot_of)
+        price = {i.symbol: i.price for i in self.instruments}
+        assets = set(self.collateral)
+        lend = self.lending
+        if self.population:
+            self._need(("population", "symbols"), self.population.symbols, perps)
+            self._need(("population", "collateral"), self.population.collateral, assets)
+        if self.loopers:
+            lp = self.loopers
+            self._need(("loopers", "token"), [lp.token], assets)
+            self._need(("loopers", "book"), [lp.book], set(spot_of))
+            if spot_of[lp.book].base != lp.token:
+                raise Invalid(("loopers", "book"), f"{lp.book!r} trades {spot_of[lp.book].base}, not the loopers' token {lp.token}")
+            self._need(("loopers", "seeds"), lp.seeds, assets)
+            if lp.target_ltv[1] >= lend.initial_ltv:
+                raise Invalid(("loopers", "target_ltv"), f"must stay below lending.initial_ltv ({_num(lend.initial_ltv)}), "
+                                                         f"got [{_num(lp.target_ltv[0])}, {_num(lp.target_ltv[1])}]")  # fmt: skip
+            if lp.unwind_ltv[1] >= lend.liquidation_ltv:
+                raise Invalid(("loopers", "unwind_ltv"), f"must stay below lending.liquidation_ltv ({_num(lend.liquidation_ltv)}), "
+                                                         f"got [{_num(lp.unwind_ltv[0])}, {_num(lp.unwind_ltv[1])}]")  # fmt: skip
+            if lp.accounts and lend.pools.get(SETTLEMENT_ASSET, 0.0) <= 0:
+                raise Invalid(("lending", "pools", SETTLEMENT_ASSET), f"loopers borrow {SETTLEMENT_ASSET}: the pool must be > 0 "
+                                                                      "when loopers.accounts > 0")  # fmt: skip
+        if self.noise:
+            self._need(("noise", "symbols"), self.noise.symbols, books)
+        if self.news_sellers:
+            self._need(("news_sellers", "symbols"), self.news_sellers.symbols, perps, "news sellers short perpetuals")
+        seen: dict[str, int] = {}
+        for j, m in enumerate(self.makers):
+            self._need(("makers", j, "symbol"), [m.symbol], books)
+            if m.symbol in seen:
+                raise Invalid(("makers", j, "symbol"), f"{m.symbol!r} already has a maker group (makers.{seen[m.symbol]}); "
+                                                       f"raise makers.{seen[m.symbol]}.count instead")  # fmt: skip
+            seen[m.symbol] = j
+            if m.stress_symbol:
+                self._need(("makers", j, "stress_symbol"), [m.stress_symbol], books)
+            if m.base_inventory > 0:
+                if m.symbol not in spot_of:
+                    raise Invalid(("makers", j, "base_inventory"), "only makers on spot books hold a base inventory")
+                if m.base_inventory * price[m.symbol] > MONEY_MAX:
+                    raise Invalid(("makers", j, "base_inventory"), f"worth {m.base_inventory * price[m.symbol]:.3g} quote units at "
+                                                                   f"the start price; at most {MONEY_MAX:.0e}")  # fmt: skip
+            if m.hedge_symbol:
+                self._need(("makers", j, "hedge_symbol"), [m.hedge_symbol], perps)
+                if m.symbol not in spot_of or m.base_inventory <= 0:
+                    raise Invalid(("makers", j, "hedge_symbol"), "hedges a spot holding: only for makers on spot books with "
+                                                                 "base_inventory > 0")  # fmt: skip
+        seen = {}
+        for j, a in enumerate(self.arbitrageurs):
+            self._need(("arbitrageurs", j, "symbol"), [a.symbol], books)
+            if a.symbol in seen:
+                raise Invalid(("arbitrageurs", j, "symbol"), f"{a.symbol!r} already has an arbitrageur group (arbitrageurs."
+                                                             f"{seen[a.symbol]}); raise its count instead")  # fmt: skip
+            seen[a.symbol] = j
+            if a.tokens > 0:
+                if a.symbol not in spot_of:
+                    raise Invalid(("arbitrageurs", j, "tokens"), "only arbitrageurs on spot books hold tokens")
+                if a.tokens * price[a.symbol] > MONEY_MAX:
+                    raise Invalid(("arbitrageurs", j, "tokens"), f"worth {a.tokens * price[a.symbol]:.3g} quote units at the "
+                                                                 f"start price; at most {MONEY_MAX:.0e}")  # fmt: skip
+        for j, f in enumerate(self.funds):
+            self._need(("funds", j, "longs"), f.longs, perps)
+            self._need(("funds", j, "hedge_symbol"), [f.hedge_symbol], perps)
+        # positions booked at the start need population accounts holding those perpetuals on the other side
+        legs = {s: ("funds", j, "longs") for j, f in enumerate(self.funds) for s in f.longs}
+        legs |= {f.hedge_symbol: ("funds", j, "hedge_symbol") for j, f in enumerate(self.funds)}
+        legs |= {str(m.hedge_symbol): ("makers", j, "hedge_symbol") for j, m in enumerate(self.makers) if m.hedge_symbol}
+        if legs:
+            pop = self.population
+            if pop is None or pop.accounts == 0:
+                raise Invalid(("population", "accounts"), f"funds' and makers' hedges start with positions in {sorted(legs)} and "
+                              "need a population to take the other side: give the population accounts, or remove [[funds]] "
+                              "and the makers' hedge_symbol")  # fmt: skip
+            for sym, loc in legs.items():
+                if pop.symbols.get(sym, 0.0) <= 0:
+                    raise Invalid(loc, f"starts a position in {sym} and needs population accounts holding {sym} to take the "
+                                       f"other side: give population.symbols.{sym} a share > 0")  # fmt: skip
+
+    def _check_world(self) -> None:
+        perps = [i.symbol for i in self.instruments if i.kind == "perp"]
+        spot_bases = {str(i.base): i.symbol for i in self.instruments if i.kind == "spot"}
+        assets = set(self.collateral)
+        paths = self.world.paths
+        self._need(("world", "paths"), paths, set(perps) | assets,
+                   "paths are named by perpetual symbol or asset (a spot book follows the path of its base asset)")  # fmt: skip
+        for sym in perps:
+            if sym not in paths:
+                raise Invalid(("world", "paths"), f"no path for the perpetual {sym}: every perpetual's index needs an external "
+                                                  f"price path (world.paths.{sym})")  # fmt: skip
+        for base, sym in spot_bases.items():
+            if base not in paths:
+                raise Invalid(("world", "paths"), f"no path for {base}, the base asset of the spot book {sym}: its makers and "
+                              f"arbitrageurs anchor to it (world.paths.{base}; of = \"...\" derives one from another path)")  # fmt: skip
+        for a, c in self.collateral.items():
+            if c.source in ("index", "blend") and a not in paths:
+                raise Invalid(("world", "paths"), f"no path for {a}: collateral.{a} is valued from its external index "
+                                                  f"(source = {c.source!r}) and needs world.paths.{a}")  # fmt: skip
+            if c.source == "redemption" and str(c.base_asset) not in paths:
+                raise Invalid(("collateral", a, "base_asset"), f"{c.base_asset!r} has no external path: the redemption value "
+                                                               f"needs world.paths.{c.base_asset}")  # fmt: skip
+        for name, p in paths.items():
+            if p.of is None and p.start is None and name not in perps and name not in spot_bases:
+                raise Invalid(("world", "paths", name, "start"), f"required: {name} is not a perpetual or a spot book's base, so "
+                                                                 "its start price is not known (or derive it with of = \"...\")")  # fmt: skip
+        feed_points = self.run.duration_s * 1000 / self.world.feed_every_ms
+        if feed_points > MAX_FEED_POINTS:
+            raise Invalid(("world", "feed_every_ms"), f"run.duration_s / feed_every_ms = {_num(math.ceil(feed_points))} points "
+                                                      f"per path; at most {_num(MAX_FEED_POINTS)}: raise feed_every_ms")  # fmt: skip
+
+    def _check_check(self) -> None:
+        books = {i.symbol for i in self.instruments}
+        given = self.check.model_fields_set
+        for key in ("tracked", "majors", "altcoins", "token"):
+            value = getattr(self.check, key)
+            names = value if isinstance(value, list) else [value]
+            note = "" if key in given else f" (the default check.{key}: set [check] {key} for this market)"
+            self._need(("check", key), names, books, note=note)
+
+    @staticmethod
+    def _need(loc: Loc, names: Any, allowed: set[str], why: str = "", note: str = "") -> None:
+        bad = [n for n in names if n not in allowed]
+        if bad:
+            shown = bad[0] if len(bad) == 1 else sorted(bad)
+            raise Invalid(loc, f"unknown {shown!r}; allowed: {sorted(allowed)}{f' ({why})' if why else ''}{note}")
+
+
+__all__ = ["MONEY_MAX", "PRICE_MAX", "Invalid", "Scenario"]
