@@ -311,8 +311,10 @@ class LeveragedTraders:
     # --- the protocol ----------------------------------------------------------------------------------
     def wake_at(self) -> int:
         """The next review or the next panic seller's reaction."""
-        pending = self.panic_due[self.panic_due > 0]
-        nxt = int(pending.min()) if len(pending) else NEVER
+        nxt = int(self.panic_due.min()) if len(self.panic_due) else NEVER  # NEVER or a due time; 0 = done
+        if nxt <= 0:
+            pending = self.panic_due[self.panic_due > 0]
+            nxt = int(pending.min()) if len(pending) else NEVER
         return min(self.schedule.next_ns, nxt)
 
     def watch(self) -> list[Watch]:

@@ -55,6 +55,7 @@ class BinanceMark:
     basis: deque = field(default_factory=deque)  # (second, mid - index)
     next_sample_s: int | None = None
     last_basis: Fraction | None = None
+    basis_sum: Fraction = Fraction(0)  # exact sum of the samples in ``basis`` (kept as they come and go)
 
     def update(
         self,
@@ -76,12 +77,15 @@ class BinanceMark:
             b = current if self.next_sample_s == now_s else self.last_basis
             if b is not None:
                 self.basis.append((self.next_sample_s, b))
+                self.basis_sum += b
             self.next_sample_s += 1
         self.last_basis = current
         while self.basis and self.basis[0][0] <= now_s - self.window_s:
-            self.basis.popleft()
+            self.basis_sum -= self.basis.popleft()[1]
+        if not self.basis:
+            self.basis_sum = Fraction(0)
         p1 = index * (1 + funding.last_rate * Fraction(funding.next_funding_ns - now_ns, funding.interval_ns))
-        p2 = index + (sum((b for _, b in self.basis), Fraction(0)) / len(self.basis) if self.basis else Fraction(0))
+        p2 = index + (self.basis_sum / len(self.basis) if self.basis else Fraction(0))
         return _median([p1, p2, last]) if last is not None else (p1 + p2) / 2
 
 

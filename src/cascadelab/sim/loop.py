@@ -238,9 +238,17 @@ class Simulation:
             if not len(arr):
                 return
             acc = np.asarray(accounts, np.int64)
-            who = np.where((acc >= 0) & (acc < n), owner[np.clip(acc, 0, n - 1)], -1)
-            for j in np.unique(who[who >= 0]).tolist():
-                getattr(self.inbox[j], slot).append(arr[who == j])
+            if len(acc) and int(acc.min()) >= 0 and int(acc.max()) < n:
+                who = owner[acc]
+            else:
+                who = np.where((acc >= 0) & (acc < n), owner[np.clip(acc, 0, n - 1)], -1)
+            keep = np.flatnonzero(who >= 0)
+            if not len(keep):
+                return
+            order = keep[np.argsort(who[keep], kind="stable")]  # each agent's rows, in their original order
+            agents, starts = np.unique(who[order], return_index=True)
+            for j, part in zip(agents.tolist(), np.split(order, starts[1:]), strict=True):
+                getattr(self.inbox[j], slot).append(arr[part])
 
         if len(r.fills):
             f = r.fills
