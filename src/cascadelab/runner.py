@@ -10,9 +10,12 @@ resolved scenario), Parquet tables (``steps``, ``seconds``, ``fills``, ``cancels
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +27,49 @@ import polars as pl
 from cascadelab.record.recorder import Recorder
 from cascadelab.record.summary import headline
 from cascadelab.scenario.build import Built, build
-from cascadelab.scenario.load import load, to_toml
+from cascadelab.scenario.load import ScenarioError, load, to_toml, validate
 from cascadelab.scenario.schema import Scenario
 from cascadelab.units import SECOND_NS
 
 TABLES = ("steps", "seconds", "fills", "cancels", "events")
+FIGURES = ("depth.png", "heatmap.png", "prices.png", "liquidations.png", "fund_backlog.png", "collateral.png", "makers.png")
+"""The figures a run directory may hold (``figures/``); a new run removes the old ones before drawing."""
+
+
+class RunDirError(OSError):
+    """The run directory cannot be written there; ``result`` holds the finished run when only the writing failed."""
+
+    def __init__(self, message: str, result: RunResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def check_out_dir(out: str | Path) -> Path:
+    """``out`` as a Path if a run directory can be written there (checked before a run, nothing is created).
+
+    It must be an existing writable directory, or a path whose nearest existing ancestor is
+    a writable directory. Raises RunDirError naming the path otherwise.
+    """
+    if not isinstance(out, str | os.PathLike) or not str(out).strip():
+        raise RunDirError(f"out: {out!r}: give the path of the run directory to write")
+    path = Path(out)
+    if path.exists():
+        if not path.is_dir():
+            raise RunDirError(f"{path}: exists and is not a directory (the run directory is a directory of tables and figures)")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise RunDirError(f"{path}: the directory is not writable")
+        return path
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise RunDirError(f"{path}: cannot be created: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RunDirError(f"{path}: cannot be created: {parent} is not writable")
+    return path
 
 
 @dataclass
@@ -92,12 +133,20 @@ def run(
     ``overrides`` are ``{"key.path": value}`` or ``["key.path=value", ...]``; ``seed``
     overrides ``run.seed``. With ``out`` the run directory is written there (tables,
     summary, figures); ``progress(now_ns, end_ns)`` is called after every step.
+
+    Bad inputs raise before anything runs: a ScenarioError naming the key for the scenario
+    and overrides, a RunDirError naming ``out`` when no run directory can be written there.
+    If writing fails after the run, the RunDirError carries the finished run (``.result``).
     """
+    if not isinstance(scenario, str | Scenario):
+        raise TypeError(f"scenario: expected a built-in name, a file path or a Scenario, got {type(scenario).__name__}")
     ov: dict[str, Any] = {}
     if isinstance(overrides, dict):
         ov.update(overrides)
     elif overrides:
         for o in overrides:
+            if not isinstance(o, str) or "=" not in o:
+                raise ScenarioError(f"overrides: {o!r}: expected key.path=value")
             k, _, v = o.partition("=")
             ov[k.strip()] = v.strip()
     if seed is not None:
@@ -108,6 +157,8 @@ def run(
     else:
         name = scenario
         s = load(scenario, [f"{k}={_toml_value(v)}" for k, v in ov.items()])
+    if out is not None:
+        check_out_dir(out)
     t0 = time.perf_counter()
     b = build(s)
     build_s = time.perf_counter() - t0
@@ -115,9 +166,11 @@ def run(
     end = int(s.run.duration_s * SECOND_NS)
     n_steps = max(0, (end - sim.now_ns) // sim.step_ns)
     ch = b.venue.clearing
+    risk = b.venue.risk
+    assert risk is not None  # a scenario's venue always has its liquidation engine
     rec = Recorder(
         n_steps, tuple(b.venue.market_data.symbols), b.venue.n_perps, tuple(ch.assets), b.groups["makers"], b.groups["loopers"],
-        b.account_type, len(b.venue.risk.fund_accounts), external_assets=sim.world.external.assets,  # type: ignore[attr-defined]
+        b.account_type, len(risk.fund_accounts), external_assets=sim.world.external.assets,  # type: ignore[attr-defined]
         tracked=b.venue.index[s.check.tracked], news_ns=b.news_ns,
     )  # fmt: skip
     rec.tick = np.asarray(b.venue.market_data.tick, np.float64)
@@ -132,7 +185,7 @@ def run(
     except Exception as exc:
         check = {"passed": False, "message": str(exc)}
     frames = rec.frames()
-    b.liquidated_low_leverage = rec.liquidated_below(2.0)  # type: ignore[attr-defined]
+    b.liquidated_low_leverage = rec.liquidated_below(2.0)
     summary = {
         "scenario": name,
         "overrides": {k: _json_value(v) for k, v in ov.items()},
@@ -148,7 +201,7 @@ def run(
             "build": round(build_s, 3),
             "run": round(run_s, 3),
             "phases": {k: round(v, 3) for k, v in sim.clock.seconds().items()},
-        },  # fmt: skip
+        },
     }
     result = RunResult(s, ov, summary, frames, None, b)
     if out is not None:
@@ -158,15 +211,8 @@ def run(
 
 def load_from(s: Scenario, overrides: dict[str, Any]) -> Scenario:
     """A Scenario object with overrides applied (through its TOML form, so validation is the same)."""
-    import tempfile
-
-    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
-        f.write(to_toml(s))
-        path = f.name
-    try:
-        return load(path, [f"{k}={_toml_value(v)}" for k, v in overrides.items()])
-    finally:
-        Path(path).unlink(missing_ok=True)
+    raw = tomllib.loads(to_toml(s))
+    return validate(raw, f"scenario {s.name!r}", [f"{k}={_toml_value(v)}" for k, v in overrides.items()])
 
 
 def _toml_value(v: Any) -> str:
@@ -181,19 +227,48 @@ def _json_value(v: Any) -> Any:
     return v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
 
 
-def write(result: RunResult, out: Path, figures: bool = True) -> Path:
-    """Write the run directory: tables, summary, resolved scenario, figures."""
-    out.mkdir(parents=True, exist_ok=True)
-    for name in TABLES:
-        result.frames[name].write_parquet(out / f"{name}.parquet")
-    (out / "scenario.toml").write_text(to_toml(result.scenario))
-    if figures:
-        from cascadelab.report.figures import draw_all
+def _remove_old_figures(out: Path) -> None:
+    """Remove the figures an earlier run wrote into ``out/figures`` (only the tool's own files), and the folder if empty."""
+    folder = out / "figures"
+    if not folder.is_dir():
+        return
+    names = set(FIGURES)
+    try:  # the earlier run's summary lists the figures it drew
+        old = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        listed = old.get("figures", []) if isinstance(old, dict) else []
+        names |= {n for n in listed if isinstance(n, str) and n.endswith(".png") and Path(n).name == n}
+    except (OSError, ValueError):
+        pass
+    for name in names:
+        f = folder / name
+        if f.is_file() or f.is_symlink():
+            f.unlink()
+    with contextlib.suppress(OSError):  # other files are there: not ours to remove
+        folder.rmdir()
 
-        result.summary["figures"] = [str(p.name) for p in draw_all(result, out / "figures")]
-    (out / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str))
+
+def write(result: RunResult, out: Path, figures: bool = True) -> Path:
+    """Write the run directory: tables, summary, resolved scenario, figures (the old figures removed first).
+
+    Raises RunDirError naming ``out`` (with ``.result`` set) if anything cannot be written.
+    """
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _remove_old_figures(out)
+        for name in TABLES:
+            result.frames[name].write_parquet(out / f"{name}.parquet")
+        (out / "scenario.toml").write_text(to_toml(result.scenario), encoding="utf-8")
+        result.summary.pop("figures", None)
+        if figures:
+            from cascadelab.report.figures import draw_all
+
+            result.summary["figures"] = [str(p.name) for p in draw_all(result, out / "figures")]
+        (out / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str), encoding="utf-8")
+    except Exception as exc:
+        raise RunDirError(f"{out}: could not write the run directory: {type(exc).__name__}: {exc}", result) from exc
     result.out_dir = out
     return out
 
 
-__all__ = ["TABLES", "RunResult", "code_version", "run", "write"]
+__all__ = ["FIGURES", "TABLES", "RunDirError", "RunResult", "check_out_dir", "code_version", "run", "write"]

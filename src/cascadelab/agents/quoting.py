@@ -71,6 +71,12 @@ def _require(ok: NDArray[np.bool_] | bool, name: str, rule: str, value: ArrayLik
         raise ValueError(f"{name} must be {rule}, got {value!r}")
 
 
+def _finite(**values: NDArray[np.float64] | float) -> None:
+    """Raise ValueError naming the first argument that is not finite everywhere (``nan``, ``inf``, ``-inf``)."""
+    for name, value in values.items():
+        _require(np.isfinite(value), name, "finite (not nan or inf)", value)
+
+
 @dataclass(frozen=True)
 class AvellanedaStoikovQuotes:
     """Avellaneda–Stoikov quotes: reservation price, bid, ask and total spread (ask − bid)."""
@@ -93,17 +99,22 @@ def avellaneda_stoikov(
     ``A·exp(−k·δ)``; ``σ`` is the absolute (price-unit) volatility of the mid. All arguments
     broadcast against each other.
 
-    Raises ValueError if ``gamma <= 0``, ``k <= 0``, ``sigma < 0`` or ``t > T`` anywhere.
+    Raises ValueError if any argument is not finite (``nan``, ``inf``), or if ``gamma <= 0``,
+    ``k <= 0``, ``sigma < 0`` or ``t > T`` anywhere.
     """
     s, q, t, T = _as_float("s", s), _as_float("q", q), _as_float("t", t), _as_float("T", T)
     sigma, gamma, k = _as_float("sigma", sigma), _as_float("gamma", gamma), _as_float("k", k)
+    _finite(s=s, q=q, t=t, T=T, sigma=sigma, gamma=gamma, k=k)
     _require(gamma > 0, "gamma", "> 0", gamma)
     _require(k > 0, "k", "> 0", k)
     _require(sigma >= 0, "sigma", ">= 0", sigma)
     _require(t <= T, "t", "<= T", t)
     risk = gamma * sigma**2 * (T - t)
     reservation = s - q * risk
-    spread = risk + (2.0 / gamma) * np.log1p(gamma / k)
+    with np.errstate(over="ignore"):
+        spread = risk + (2.0 / gamma) * np.log1p(gamma / k)
+    if not (np.all(np.isfinite(spread)) and np.all(np.isfinite(reservation))):
+        raise ValueError(f"the quotes overflow for gamma={gamma!r}, k={k!r}: gamma is too close to 0 or the inputs too large")
     return AvellanedaStoikovQuotes(reservation, reservation - spread / 2, reservation + spread / 2, spread)
 
 
@@ -133,10 +144,12 @@ def glft(q: ArrayLike, sigma: ArrayLike, A: ArrayLike, k: ArrayLike, gamma: Arra
     spread ``bid_depth + ask_depth = 2·c1 + c2`` does not depend on ``q``. A depth can be
     negative for large ``|q|`` (a quote through the mid). All arguments broadcast.
 
-    Raises ValueError if ``gamma <= 0``, ``k <= 0``, ``A <= 0`` or ``sigma < 0`` anywhere.
+    Raises ValueError if any argument is not finite (``nan``, ``inf``), or if ``gamma <= 0``,
+    ``k <= 0``, ``A <= 0`` or ``sigma < 0`` anywhere.
     """
     q, sigma, A = _as_float("q", q), _as_float("sigma", sigma), _as_float("A", A)
     k, gamma = _as_float("k", k), _as_float("gamma", gamma)
+    _finite(q=q, sigma=sigma, A=A, k=k, gamma=gamma)
     _require(gamma > 0, "gamma", "> 0", gamma)
     _require(k > 0, "k", "> 0", k)
     _require(A > 0, "A", "> 0", A)
@@ -233,11 +246,15 @@ def simulate_avellaneda_stoikov(
     from the quotes to the mid *after* the step's move (quotes posted before the price moves),
     which adds a little adverse selection.
     """
+    args = {"gamma": gamma, "s0": s0, "T": T, "sigma": sigma, "dt": dt, "k": k, "A": A}
+    _finite(**{name: _as_float(name, value) for name, value in args.items()})
     for name, value in (("gamma", gamma), ("T", T), ("dt", dt), ("k", k), ("A", A)):
         _require(value > 0, name, "> 0", value)
     _require(sigma >= 0, "sigma", ">= 0", sigma)
     if isinstance(paths, bool) or not isinstance(paths, int | np.integer) or paths < 2:
         raise ValueError(f"paths must be an integer >= 2, got {paths!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
+        raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
     steps = round(T / dt)
     if steps < 1 or not math.isclose(steps * dt, T, rel_tol=1e-9):
         raise ValueError(f"dt must divide T into a whole number of steps, got T={T!r}, dt={dt!r}")

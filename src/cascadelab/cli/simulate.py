@@ -24,44 +24,67 @@ def register(app: typer.Typer, console: Any, fail: Any) -> None:
 
     @app.command("run")
     def run_cmd(
-        scenario: Annotated[str, typer.Argument(help="a built-in scenario (see `cascadelab scenarios`) or a TOML file")] = "oct-11",
+        scenario: Annotated[
+            str, typer.Argument(help="a built-in scenario (see `cascadelab scenarios`) or a TOML file")
+        ] = "oct-11",
         seed: Annotated[int | None, typer.Option(help="the run's seed (overrides run.seed)")] = None,
         set_: Annotated[list[str] | None, typer.Option("--set", help="override any field: key.path=value (repeatable)")] = None,
-        out: Annotated[Path | None, typer.Option(help="run directory (default runs/<scenario>-<timestamp>/)")] = None,
+        out: Annotated[str | None, typer.Option(help="run directory (default runs/<scenario>-<timestamp>/)")] = None,
         debug: Annotated[bool, typer.Option("--debug", help="check conservation exactly after every step")] = False,
         figures: Annotated[bool, typer.Option(help="draw the PNG figures")] = True,
     ) -> None:
-        """Run a scenario, print its summary, write the run directory (tables, summary.json, figures)."""
-        from cascadelab.runner import run
-        from cascadelab.scenario.load import ScenarioError, load
+        """Run a scenario, print its summary, write the run directory (tables, summary.json, figures).
+
+        Exit status 0 on success, 1 if the ledger check failed, 2 on bad input or when the run
+        directory cannot be written (checked before the run; one error line on stderr).
+        """
+        from cascadelab.runner import RunDirError, check_out_dir, run, write
+        from cascadelab.scenario.load import ScenarioError, describe, load
 
         overrides = list(set_ or [])
         if debug:
             overrides.append("venue.debug=true")
-        try:
-            s = load(scenario, overrides)
+        try:  # validate everything (the seed too) before anything runs
+            s = load(scenario, overrides + ([f"run.seed={seed}"] if seed is not None else []))
         except ScenarioError as exc:
             fail(str(exc))
             return
+        if out is not None and not out.strip():
+            fail("--out: empty path; give the run directory to write (or leave --out out for runs/<scenario>-<timestamp>/)")
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        folder = out or Path("runs") / f"{s.name}-{stamp}"
+        folder = Path(out) if out is not None else Path("runs") / f"{s.name}-{stamp}"
+        try:
+            check_out_dir(folder)
+        except RunDirError as exc:
+            fail(f"--out {exc}")
         label = dt.datetime.fromisoformat(s.run.start_label.replace("Z", "+00:00"))
+        started = False
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[clock]}"),
                       TimeElapsedColumn(), console=console, transient=False) as bar:  # fmt: skip
             task = bar.add_task(f"{s.name}", total=1.0, clock="building")
 
             def progress(now_ns: int, end_ns: int) -> None:
+                nonlocal started
+                started = True
                 if now_ns % 1_000_000_000 == 0:  # once per second of market time
                     clock = (label + dt.timedelta(seconds=now_ns / 1e9)).strftime("%H:%M:%S UTC")
                     bar.update(task, completed=now_ns / end_ns, clock=f"market time {clock}")
 
-            try:
-                result = run(s, seed=seed, out=folder, progress=progress, figures=figures)
-            except (ScenarioError, ValueError) as exc:
+            try:  # the overrides go through so that summary.json records every one of them
+                result = run(s, seed=seed, overrides=overrides, progress=progress, figures=figures)
+            except ScenarioError as exc:
                 fail(str(exc))
+                return
+            except Exception as exc:  # a safety net: one line, never a traceback
+                stage = "the run failed" if started else "could not build the scenario"
+                fail(f"{describe(scenario)}: {stage}: {type(exc).__name__}: {exc}")
                 return
             bar.update(task, completed=1.0)
         console.print(summary_table(result.summary))
+        try:
+            write(result, folder, figures)
+        except RunDirError as exc:
+            fail(f"{exc} (the run finished, its summary is printed above, but its run directory was not written)")
         console.print(f"run directory: {escape(str(folder))}  (event hash {result.summary['event_hash']})")
         if not result.summary["ledger_check"]["passed"]:
             console.print(f"[red]ledger check failed:[/] {escape(result.summary['ledger_check']['message'])}")
@@ -69,27 +92,21 @@ def register(app: typer.Typer, console: Any, fail: Any) -> None:
 
     @app.command("check")
     def check_cmd(run_dir: Annotated[Path, typer.Argument(help="a run directory written by `cascadelab run`")]) -> None:
-        """Compare a run with what the 10-11 October event looked like; exit 1 if any target fails."""
+        """Compare a run with what the 10-11 October event looked like; exit 1 if any target fails, 2 on a bad run directory."""
         from cascadelab.record.summary import facts, targets
 
-        tables = {}
+        summary, info, tables = _read_run_dir(run_dir, fail)
         try:
-            summary = json.loads((run_dir / "summary.json").read_text())
-            info = summary["headline"]["info"]
-            import polars as pl
-
-            for name in ("steps", "seconds", "events"):
-                tables[name] = pl.read_parquet(run_dir / f"{name}.parquet")
-        except (OSError, KeyError, ValueError) as exc:
-            fail(f"{run_dir}: not a readable run directory ({exc})")
+            h = facts(tables["steps"], tables["seconds"], tables["events"], info)
+            h["liquidated_below_2x"] = summary["headline"].get("liquidated_below_2x", 0)
+            h["info"] = info
+            results = targets(h)
+        except Exception as exc:
+            fail(f"{run_dir}: summary.json and the tables do not belong together ({type(exc).__name__}: {exc})")
             return
-        h = facts(tables["steps"], tables["seconds"], tables["events"], info)
-        h["liquidated_below_2x"] = summary["headline"].get("liquidated_below_2x", 0)
-        h["info"] = info
-        table = Table(title=f"check: {escape(summary.get('scenario', '?'))} (seed {summary.get('seed')})")
+        table = Table(title=f"check: {escape(str(summary.get('scenario', '?')))} (seed {summary.get('seed')})")
         for col in ("target", "value", "band", "result"):
             table.add_column(col)
-        results = targets(h)
         for t in results:
             table.add_row(escape(t.name), escape(t.value), escape(t.band), "[green]pass[/]" if t.passed else "[red]fail[/]")
         console.print(table)
@@ -136,12 +153,82 @@ def register(app: typer.Typer, console: Any, fail: Any) -> None:
         """
         from cascadelab.agents.quoting import format_paper_lines, simulate_avellaneda_stoikov
 
-        if not (math.isfinite(gamma) and gamma > 0):
-            fail(f"--gamma must be > 0, got {gamma}")
-        if paths < 2:
-            fail(f"--paths must be >= 2, got {paths}")
+        if not (math.isfinite(gamma) and 0 < gamma <= MAX_PAPER_GAMMA):
+            fail(f"--gamma must be > 0 and <= {MAX_PAPER_GAMMA:g}, got {gamma}")
+        if not 2 <= paths <= MAX_PAPER_PATHS:
+            fail(f"--paths must be between 2 and {MAX_PAPER_PATHS:,} (the paths are held in memory), got {paths}")
+        if seed is not None and not 0 <= seed < 2**63:
+            fail(f"--seed must be >= 0 (and below 2**63), got {seed}")
         for line in format_paper_lines(simulate_avellaneda_stoikov(gamma, paths, seed)):
             typer.echo(line)
+
+
+MAX_PAPER_PATHS = 1_000_000
+"""Most Monte Carlo paths of ``cascadelab paper avellaneda-stoikov`` (a few arrays of this length in memory)."""
+MAX_PAPER_GAMMA = 1_000.0
+
+_INFO_TYPES: dict[str, tuple[type, ...]] = {
+    "news_s": (int, float),
+    "end_s": (int, float),
+    "tracked": (str,),
+    "token": (str,),
+    "perps": (list,),
+    "spots": (list,),
+    "majors": (list,),
+    "altcoins": (list,),
+}
+
+
+def _summary_problem(summary: object) -> str | None:
+    """What makes ``summary`` unlike a run's summary.json (None if it looks right)."""
+    if not isinstance(summary, dict):
+        return f"expected a JSON object, got a JSON {type(summary).__name__}"
+    h = summary.get("headline")
+    if not isinstance(h, dict):
+        return "'headline' must be an object" if "headline" in summary else "no 'headline'"
+    info = h.get("info")
+    if not isinstance(info, dict):
+        return "'headline.info' must be an object"
+    for key, types in _INFO_TYPES.items():
+        v = info.get(key)
+        if isinstance(v, bool) or not isinstance(v, types):
+            return f"'headline.info.{key}' must be {'a number' if float in types else 'a ' + types[0].__name__}, got {v!r}"
+        if isinstance(v, list) and not all(isinstance(x, str) for x in v):
+            return f"'headline.info.{key}' must be a list of instrument symbols, got {v!r}"
+        if isinstance(v, float) and not math.isfinite(v):
+            return f"'headline.info.{key}' must be a finite number, got {v!r}"
+    below = h.get("liquidated_below_2x", 0)
+    if below is not None and (isinstance(below, bool) or not isinstance(below, int)):
+        return f"'headline.liquidated_below_2x' must be an integer, got {below!r}"
+    return None
+
+
+def _read_run_dir(run_dir: Path, fail: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(summary, headline info, tables) of a run directory; ``fail`` (one line, exit 2) names the file that is wrong."""
+    import polars as pl
+
+    path = run_dir / "summary.json"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        fail(f"{run_dir}: not a readable run directory ({path}: {reason})")
+    try:
+        summary = json.loads(text)
+    except ValueError as exc:
+        fail(f"{path}: not valid JSON ({exc})")
+    problem = _summary_problem(summary)
+    if problem:
+        fail(f"{path}: not the summary of a cascadelab run: {problem}")
+    tables = {}
+    for name in ("steps", "seconds", "events"):
+        table = run_dir / f"{name}.parquet"
+        try:
+            tables[name] = pl.read_parquet(table)
+        except Exception as exc:  # polars raises its own errors (ComputeError, ...) on a damaged file
+            reason = " ".join(str(exc).split())[:200]
+            fail(f"{table}: not a readable Parquet table ({type(exc).__name__}: {reason})")
+    return summary, summary["headline"]["info"], tables
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
@@ -172,7 +259,9 @@ def summary_table(summary: dict[str, Any]) -> Table:
     t.add_row("ADL", f"{h['adl_count']:,} closes, {money(h['adl_notional'])}")
     t.add_row("bad debt (socialized)", money(h["bad_debt"]))
     start, low, end = h["fund_start"], h["fund_min"], h["fund_end"]
-    t.add_row("insurance fund", f"start {money(start)}, low {money(low)}, end {money(end)} (used {money((start or 0) - (low or 0))})")
+    t.add_row(
+        "insurance fund", f"start {money(start)}, low {money(low)}, end {money(end)} (used {money((start or 0) - (low or 0))})"
+    )
     t.add_row("accounts liquidated / bankrupt", f"{h['accounts_liquidated']:,} / {h['accounts_bankrupt']:,}")
     t.add_row("open interest", "n/a" if h.get("oi_drop") is None else f"down {100 * h['oi_drop']:.1f}% at its low")
     t.add_row("ledger check", "passed" if summary["ledger_check"]["passed"] else "FAILED")

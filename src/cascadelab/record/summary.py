@@ -83,7 +83,9 @@ def facts(steps: pl.DataFrame, seconds: pl.DataFrame, events: pl.DataFrame, info
         out["drawdown_external"][sym] = 1 - float(np.nanmin(ext[after])) / p_ext if p_ext > 0 and after.any() else math.nan
     # open interest (notional, all perpetuals)
     ts = seconds["t_s"].to_numpy()
-    oi = sum(seconds[f"{s}.open_interest"].to_numpy() for s in info["perps"])
+    oi = np.zeros(len(ts))
+    for s in info["perps"]:
+        oi = oi + seconds[f"{s}.open_interest"].to_numpy()
     oi_pre = _pre(ts, oi, news)
     out["oi_pre"] = oi_pre
     out["oi_drop"] = 1 - float(np.min(oi[ts >= news])) / oi_pre if oi_pre > 0 and (ts >= news).any() else math.nan
@@ -98,7 +100,10 @@ def facts(steps: pl.DataFrame, seconds: pl.DataFrame, events: pl.DataFrame, info
     total_short = sum(liq[f"{t_}.short"] for t_ in ("book", "takeover"))
     out["liquidated_notional"] = total_long + total_short
     out["long_share"] = total_long / (total_long + total_short) if total_long + total_short > 0 else math.nan
-    per_step = sum(steps[f"liq.{t_}.{s_}.notional"].to_numpy() for t_ in ("book", "takeover") for s_ in ("long", "short"))
+    per_step = np.zeros(len(t))
+    for t_ in ("book", "takeover"):
+        for s_ in ("long", "short"):
+            per_step = per_step + steps[f"liq.{t_}.{s_}.notional"].to_numpy()
     minute = (t // 60).astype(np.int64)
     if len(minute):
         by_min = np.bincount(minute, per_step)
@@ -113,14 +118,16 @@ def facts(steps: pl.DataFrame, seconds: pl.DataFrame, events: pl.DataFrame, info
     out["adl_triggers_fund_short"] = int((trig["pnl"] < trig["amount"]).sum()) if len(trig) else 0
     out["adl_trigger_reasons"] = sorted({Why(int(x)).name for x in trig["reason"].to_list()}) if len(trig) else []
     funds = [c for c in steps.columns if c.startswith("fund.")]
-    fund_total = sum(steps[c].to_numpy() for c in funds) if funds else np.zeros(len(t))
+    fund_total = np.zeros(len(t))
+    for c in funds:
+        fund_total = fund_total + steps[c].to_numpy()
     out["fund_start"] = float(fund_total[0]) if len(fund_total) else math.nan
     out["fund_min"] = float(fund_total.min()) if len(fund_total) else math.nan
     out["fund_end"] = float(fund_total[-1]) if len(fund_total) else math.nan
     out["bad_debt"] = float(steps["bad_debt"].to_numpy()[-1]) if len(t) else 0.0
     out["accounts_liquidated"] = int(steps["liquidated"].to_numpy()[-1]) if len(t) else 0
     out["accounts_bankrupt"] = int(steps["bankrupt"].to_numpy()[-1]) if len(t) else 0
-    out["backlog_peak"] = float(steps["backlog"].max()) if len(t) else 0.0
+    out["backlog_peak"] = float(steps["backlog"].to_numpy().max()) if len(t) else 0.0
     out["backlog_s"] = _backlog_duration(t, steps["backlog"].to_numpy(), float(info["end_s"]))
     # collateral token: internal price vs its redemption value
     token = info["token"]
@@ -251,7 +258,8 @@ def targets(h: dict[str, Any]) -> list[Target]:
     out.append(Target(f"±1% depth trough of {info['tracked']} (share of the pre-news level)", fmt(trough), "<= 5%",
                       math.isfinite(trough) and trough <= 0.05))  # fmt: skip
     cliff = num("cliff_s")
-    out.append(Target("cliff: depth from >= 50% to <= 10% of its pre-news level", "n/a" if not math.isfinite(cliff) else f"{cliff:.1f} s",
+    cliff_s = "n/a" if not math.isfinite(cliff) else f"{cliff:.1f} s"
+    out.append(Target("cliff: depth from >= 50% to <= 10% of its pre-news level", cliff_s,
                       "<= 60 s", math.isfinite(cliff) and cliff <= WINDOW_CLIFF_S))  # fmt: skip
     share = num("cliff_cancel_share")
     out.append(
@@ -274,12 +282,18 @@ def targets(h: dict[str, Any]) -> list[Target]:
     out.append(Target("open interest down from its pre-news level", fmt(oi), "35% - 65%", 0.35 <= oi <= 0.65))
     ls = num("long_share")
     out.append(Target("share of liquidated notional that was long", fmt(ls), ">= 80%", math.isfinite(ls) and ls >= 0.8))
+    # each target passes on what its value and band show, nothing hidden
     low, red = num("token_internal_low"), num("token_redemption_low")
-    book = info.get("token_priced_from_book", False)
-    out.append(Target(f"{info['token']} internal low (collateral priced from the book: {book})",
-                      "n/a" if not math.isfinite(low) else f"{low:.4f}", "<= 0.75", book and math.isfinite(low) and low <= 0.75))  # fmt: skip
-    out.append(Target(f"{info['token']} redemption value low", "n/a" if not math.isfinite(red) else f"{red:.4f}", ">= 0.99",
-                      math.isfinite(red) and red >= 0.99 and book and math.isfinite(low) and low <= 0.75))  # fmt: skip
+    book = bool(info.get("token_priced_from_book", False))
+    low_s = "n/a" if not math.isfinite(low) else f"{low:.4f}"
+    red_s = "n/a" if not math.isfinite(red) else f"{red:.4f}"
+    low_ok = book and math.isfinite(low) and low <= 0.75
+    out.append(Target(f"{info['token']} internal low, as collateral priced from its book",
+                      f"{low_s} ({'priced from its book' if book else 'not priced from its book'})",
+                      "<= 0.75, priced from its book", low_ok))  # fmt: skip
+    out.append(Target(f"{info['token']} depeg on the venue only: internal low while its redemption value held",
+                      f"internal {low_s}, redemption {red_s}", "internal <= 0.75 (book-priced), redemption >= 0.99",
+                      low_ok and math.isfinite(red) and red >= 0.99))  # fmt: skip
     n2 = int(h.get("liquidated_below_2x") or 0)
     out.append(Target("liquidated accounts with effective leverage < 2x", str(n2), ">= 1", n2 >= 1))
     hb = int(h.get("hedges_broken") or 0)
@@ -288,7 +302,8 @@ def targets(h: dict[str, Any]) -> list[Target]:
     out.append(Target("ADL only after the insurance fund could not cover", f"{short}/{trig} triggers", "all, and >= 1",
                       trig >= 1 and short == trig))  # fmt: skip
     bl = num("backlog_s")
-    out.append(Target("liquidator's backlog: time to clear", "n/a" if not math.isfinite(bl) else f"{bl / 60:.1f} min", ">= 30 min",
+    bl_s = "n/a" if not math.isfinite(bl) else f"{bl / 60:.1f} min"
+    out.append(Target("liquidator's backlog: time to clear", bl_s, ">= 30 min",
                       math.isfinite(bl) and bl >= BACKLOG_MIN_S))  # fmt: skip
     return out
 

@@ -62,6 +62,8 @@ MAX_STEP_MS = 1_000
 PRE_OPEN_S = 3.0
 """Market time of the pre-open (the same as ``cascadelab.scenario.build.PRE_OPEN_S``)."""
 MAX_PATH_FACTOR = 100.0
+MAX_LATENCY_MS = 10_000.0
+"""Longest order latency or jitter (ms)."""
 SHARE_TOLERANCE = 1e-9
 
 Loc = tuple[str | int, ...]
@@ -100,11 +102,27 @@ def _num(x: float) -> str:
     return f"{x:g}"
 
 
+def _units_of(step: str, what: str) -> Any:
+    """An AfterValidator: the number is a whole multiple of ``step`` (the integer units it is counted in)."""
+    unit = Decimal(step)
+
+    def check(v: float) -> float:
+        if (Decimal(repr(v)) / unit) % 1:
+            raise ValueError(f"must be a whole multiple of {step} ({what}), got {v!r}")
+        return v
+
+    return AfterValidator(check)
+
+
 Float = Annotated[float, BeforeValidator(_not_bool)]
 Int = Annotated[int, BeforeValidator(_not_bool)]
-Money = Annotated[float, BeforeValidator(_not_bool), Field(le=MONEY_MAX)]
+Money = Annotated[float, BeforeValidator(_not_bool), Field(le=MONEY_MAX), _units_of("1e-8", "money is counted in units of 1e-8")]
+Units = Annotated[
+    float, BeforeValidator(_not_bool), Field(ge=0, le=MONEY_MAX), _units_of("1e-8", "assets are counted in units of 1e-8")
+]
 Seconds = Annotated[float, BeforeValidator(_not_bool), Field(le=MAX_DURATION_S)]
 Millis = Annotated[float, BeforeValidator(_not_bool), Field(le=MAX_MS)]
+Latency = Annotated[float, BeforeValidator(_not_bool), Field(ge=0, le=MAX_LATENCY_MS)]
 Bps = Annotated[float, BeforeValidator(_not_bool), Field(le=MAX_BPS)]
 Share = Annotated[float, BeforeValidator(_not_bool), Field(ge=0, le=1)]
 Sigma = Annotated[float, BeforeValidator(_not_bool), Field(ge=0, le=MAX_SIGMA)]
@@ -114,10 +132,19 @@ Count = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=MAX_COUNT)]
 Accounts = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=MAX_ACCOUNTS)]
 
 
+def _pair(what: str) -> Any:
+    def check(v: Any) -> Any:
+        if not isinstance(v, list | tuple) or len(v) != 2:
+            raise ValueError(f"must be {what}, got {v!r}")
+        return v
+
+    return BeforeValidator(check)
+
+
 def _range(lo: dict[str, float], hi: dict[str, float] | None = None, kind: type = float) -> Any:
     """A ``[low, high]`` pair with ``low <= high``, each item within the bounds ``lo`` (and ``hi``) give."""
     item = Annotated[kind, BeforeValidator(_not_bool), Field(**lo, **(hi or {}))]  # type: ignore[valid-type]
-    return Annotated[tuple[item, item], AfterValidator(_ordered)]  # type: ignore[valid-type]
+    return Annotated[tuple[item, item], _pair("[low, high] (two numbers)"), AfterValidator(_ordered)]
 
 
 def _name_ok(v: str) -> bool:
@@ -156,9 +183,26 @@ class RunSection(Strict):
     """Clock and seed."""
 
     seed: Int = Field(1, ge=0, le=2**63 - 1)
-    duration_s: Seconds = Field(7200.0, gt=PRE_OPEN_S)
-    step_ms: Int = Field(100, gt=0, le=MAX_STEP_MS)
+    duration_s: Seconds = 7200.0
+    step_ms: Int = Field(100, gt=0)
     start_label: str = "2025-10-10T19:55:00Z"  # wall-clock label of market time 0 (for reports)
+
+    @field_validator("duration_s")
+    @classmethod
+    def _duration(cls, v: float) -> float:
+        if v <= PRE_OPEN_S:
+            raise ValueError(f"must be > {PRE_OPEN_S:g} (the pre-open of {PRE_OPEN_S:g} s comes first), got {v!r}")
+        return v
+
+    @field_validator("step_ms")
+    @classmethod
+    def _step(cls, v: int) -> int:
+        if v > MAX_STEP_MS:
+            raise ValueError(
+                f"must be <= {MAX_STEP_MS:,} ms: the {PRE_OPEN_S:g} s pre-open needs a step at least every second "
+                f"to open every book and price every collateral, got {v!r}"
+            )
+        return v
 
     @field_validator("start_label")
     @classmethod
@@ -173,8 +217,11 @@ class RunSection(Strict):
     def _steps(self) -> RunSection:
         steps = self.duration_s * 1000 / self.step_ms
         if steps > MAX_STEPS:
-            raise Invalid(("step_ms",), f"duration_s / step_ms = {_num(math.ceil(steps))} steps; at most {_num(MAX_STEPS)} "
-                          "(every step is recorded in memory): raise step_ms or shorten duration_s")  # fmt: skip
+            raise Invalid(
+                ("step_ms",),
+                f"duration_s / step_ms = {_num(math.ceil(steps))} steps; at most {_num(MAX_STEPS)} "
+                "(every step is recorded in memory): raise step_ms or shorten duration_s",
+            )
         return self
 
 
@@ -218,8 +265,17 @@ class InstrumentSection(Strict):
     @classmethod
     def _quote(cls, v: str) -> str:
         if v != SETTLEMENT_ASSET:
-            raise ValueError(f"must be {SETTLEMENT_ASSET!r}, the settlement asset (only {SETTLEMENT_ASSET}-margined perpetuals "
-                             f"and {SETTLEMENT_ASSET}-quoted spot books are supported), got {v!r}")  # fmt: skip
+            raise ValueError(
+                f"must be {SETTLEMENT_ASSET!r}, the settlement asset (only {SETTLEMENT_ASSET}-margined perpetuals "
+                f"and {SETTLEMENT_ASSET}-quoted spot books are supported), got {v!r}"
+            )
+        return v
+
+    @field_validator("tick", "lot", mode="before")
+    @classmethod
+    def _string(cls, v: Any) -> Any:
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            raise ValueError(f'must be a decimal string in quotes such as "{v}" (floats are inexact), got the number {v!r}')
         return v
 
     @field_validator("tick", "lot")
@@ -233,7 +289,7 @@ class InstrumentSection(Strict):
             raise ValueError(f'must be a decimal string > 0 such as "0.01", got {v!r}')
         if d < Decimal("1e-8") or d > Decimal("1e9"):
             raise ValueError(f"must be within 1e-8 and 1e9, got {v!r}")
-        return v
+        return v.strip()
 
     @model_validator(mode="after")
     def _units(self) -> InstrumentSection:
@@ -241,27 +297,34 @@ class InstrumentSection(Strict):
         if self.kind == "perp":
             base = self.symbol.removesuffix(SETTLEMENT_ASSET)
             if base == self.symbol or not base:
-                raise Invalid(("symbol",), f"a perpetual's symbol is <BASE>{SETTLEMENT_ASSET} (only {SETTLEMENT_ASSET}-margined "
-                                           f"perpetuals are supported), got {self.symbol!r}")  # fmt: skip
+                raise Invalid(
+                    ("symbol",),
+                    f"a perpetual's symbol is <BASE>{SETTLEMENT_ASSET} (only {SETTLEMENT_ASSET}-margined "
+                    f"perpetuals are supported), got {self.symbol!r}",
+                )
             if self.base is not None and self.base != base:
                 raise Invalid(("base",), f"a perpetual's base asset comes from its symbol ({base!r}); leave base out")
         else:
             if self.base is None:
-                raise Invalid(("base",), f"the spot book {self.symbol!r} needs its base asset (base = \"...\")")
+                raise Invalid(("base",), f'the spot book {self.symbol!r} needs its base asset (base = "...")')
             if self.base == SETTLEMENT_ASSET:
                 raise Invalid(("base",), f"the base asset of a spot book cannot be the quote asset {SETTLEMENT_ASSET}")
             if (lot * 10**8) % 1:
                 raise Invalid(("lot",), f"a spot lot must be a whole number of 1e-8 units (delivered exactly), got {self.lot!r}")
         if (tick * lot * 10**8) % 1:
-            raise Invalid(("tick",), f"tick x lot = {tick * lot} must be a whole multiple of the money unit 1e-8 "
-                                     "(so that every notional is exact)")  # fmt: skip
+            raise Invalid(
+                ("tick",),
+                f"tick x lot = {tick * lot} must be a whole multiple of the money unit 1e-8 (so that every notional is exact)",
+            )
         if self.price < tick:
             raise Invalid(("price",), f"must be at least one tick ({self.tick}), got {self.price:g}")
         if self.price / float(tick) > 1e10:
             raise Invalid(("tick",), f"price / tick = {self.price / float(tick):.3g} ticks; at most 1e10 (raise the tick)")
         if self.price * float(lot) > 1e8:
-            raise Invalid(("lot",), f"one lot at the start price is worth {self.price * float(lot):.3g} quote units; "
-                                    "at most 1e8 (lower the lot)")  # fmt: skip
+            raise Invalid(
+                ("lot",),
+                f"one lot at the start price is worth {self.price * float(lot):.3g} quote units; at most 1e8 (lower the lot)",
+            )
         return self
 
     @property
@@ -278,7 +341,7 @@ class CollateralSection(Strict):
     ``book`` and ``blend_book``. ``floor`` applies to every source but ``fixed``.
     """
 
-    ratio: Share
+    ratio: Annotated[Share, _units_of("0.000001", "ratios are counted in millionths")]
     source: Literal["fixed", "book", "index", "redemption", "blend"]
     price: Float | None = Field(None, gt=0, le=PRICE_MAX)  # fixed
     book: str | None = None  # book: the spot book's symbol
@@ -289,7 +352,13 @@ class CollateralSection(Strict):
 
     @model_validator(mode="after")
     def _needs(self) -> CollateralSection:
-        need = {"fixed": ["price"], "book": ["book"], "index": [], "redemption": ["rate", "base_asset"], "blend": ["book", "blend_book"]}
+        need = {
+            "fixed": ["price"],
+            "book": ["book"],
+            "index": [],
+            "redemption": ["rate", "base_asset"],
+            "blend": ["book", "blend_book"],
+        }
         uses = {k: {*v, "floor"} for k, v in need.items()} | {"fixed": {"price"}}
         for f in need[self.source]:
             if getattr(self, f) is None:
@@ -311,8 +380,10 @@ class LendingSection(Strict):
     @model_validator(mode="after")
     def _order(self) -> LendingSection:
         if self.liquidation_ltv <= self.initial_ltv:
-            raise Invalid(("liquidation_ltv",), f"must be above lending.initial_ltv ({_num(self.initial_ltv)}), "
-                                                f"got {_num(self.liquidation_ltv)}")  # fmt: skip
+            raise Invalid(
+                ("liquidation_ltv",),
+                f"must be above lending.initial_ltv ({_num(self.initial_ltv)}), got {_num(self.liquidation_ltv)}",
+            )
         return self
 
 
@@ -325,12 +396,12 @@ class PopulationSection(Strict):
     leverage_median: Float = Field(5.0, ge=1, le=MAX_LEVERAGE)
     leverage_sigma: Sigma = 0.7
     leverage_max: Float = Field(100.0, ge=1, le=MAX_LEVERAGE)
-    margin_median: Money = Field(2_000.0, gt=0)
+    margin_median: Money = Field(2_000.0, ge=1)
     margin_sigma: Sigma = 1.2
     isolated_share: Share = 0.2
     collateral: dict[str, Share] = Field(default_factory=lambda: {"USDT": 1.0})
     behaviours: dict[Literal["hold", "defend", "momentum", "panic", "dip_buyer"], Share] = Field(
-        default_factory=lambda: {"hold": 0.5, "defend": 0.25, "momentum": 0.1, "panic": 0.1, "dip_buyer": 0.05}
+        default_factory=lambda: {"hold": 0.5, "defend": 0.25, "momentum": 0.1, "panic": 0.1, "dip_buyer": 0.05}  # type: ignore[arg-type]
     )
     defend_ratio: _range({"ge": 0}, {"le": 1}) = (0.6, 0.9)  # type: ignore[valid-type]
     add_margin_share: Share = 0.5
@@ -340,13 +411,13 @@ class PopulationSection(Strict):
     panic_delay_median_s: Seconds = Field(600.0, gt=0)
     panic_delay_sigma: Sigma = 1.0
     dip_depth: _range({"gt": 0}, {"lt": 1}) = (0.1, 0.9)  # type: ignore[valid-type]
-    entry_factors: list[Annotated[Float, Field(gt=0, le=10)]] = Field(
+    entry_factors: list[Annotated[Float, Field(ge=0.1, le=10)]] = Field(
         default_factory=lambda: [0.94, 0.96, 0.98, 1.0, 1.01], min_length=1, max_length=100
     )
     review_s: Seconds = Field(30.0, gt=0)
     cooldown_s: Seconds = Field(60.0, ge=0)
-    latency_ms: Millis = Field(150.0, ge=0)
-    jitter_ms: Millis = Field(250.0, ge=0)
+    latency_ms: Latency = 150.0
+    jitter_ms: Latency = 250.0
 
     @field_validator("symbols", "collateral", "behaviours")
     @classmethod
@@ -356,16 +427,23 @@ class PopulationSection(Strict):
     @model_validator(mode="after")
     def _consistent(self) -> PopulationSection:
         if self.leverage_max < self.leverage_median:
-            raise Invalid(("leverage_max",), f"must be >= leverage_median ({_num(self.leverage_median)}), "
-                                             f"got {_num(self.leverage_max)}")  # fmt: skip
+            raise Invalid(
+                ("leverage_max",), f"must be >= leverage_median ({_num(self.leverage_median)}), got {_num(self.leverage_max)}"
+            )
         tail = _tail(self.margin_median, self.margin_sigma) * max(1.0, self.leverage_max, self.reserve_multiple[1])
         if tail > MONEY_MAX:
-            raise Invalid(("margin_median",), f"margin_median x exp({TAIL_SIGMAS:g} x margin_sigma) x max(leverage_max, "
-                          f"reserve_multiple high) = {tail:.3g} quote units; at most {MONEY_MAX:.0e} (the far tail of "
-                          "the log-normal margins must fit the money units): lower margin_median or margin_sigma")  # fmt: skip
+            raise Invalid(
+                ("margin_median",),
+                f"margin_median x exp({TAIL_SIGMAS:g} x margin_sigma) x max(leverage_max, "
+                f"reserve_multiple high) = {tail:.3g} quote units; at most {MONEY_MAX:.0e} (the far tail of "
+                "the log-normal margins must fit the money units): lower margin_median or margin_sigma",
+            )
         if _tail(self.panic_delay_median_s, self.panic_delay_sigma) > 1e9:
-            raise Invalid(("panic_delay_sigma",), f"panic_delay_median_s x exp({TAIL_SIGMAS:g} x panic_delay_sigma) must be "
-                                                  "<= 1e9 s (the far tail of the delays must fit the clock)")  # fmt: skip
+            raise Invalid(
+                ("panic_delay_sigma",),
+                f"panic_delay_median_s x exp({TAIL_SIGMAS:g} x panic_delay_sigma) must be "
+                "<= 1e9 s (the far tail of the delays must fit the clock)",
+            )
         return self
 
 
@@ -376,7 +454,7 @@ class LoopersSection(Strict):
     token: str = "USDe"
     book: str = "USDEUSDT"
     seeds: dict[str, Share] = Field(default_factory=lambda: {"BTC": 0.4, "wBETH": 0.4, "BNSOL": 0.2})
-    seed_value_median: Money = Field(200_000.0, gt=0)
+    seed_value_median: Money = Field(200_000.0, ge=1)
     seed_value_sigma: Sigma = 1.0
     loops: _range({"ge": 0}, {"le": 100}, int) = (2, 5)  # type: ignore[valid-type]
     target_ltv: _range({"gt": 0}, {"lt": 1}) = (0.45, 0.6)  # type: ignore[valid-type]
@@ -395,13 +473,18 @@ class LoopersSection(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> LoopersSection:
-        if self.unwind_ltv[0] <= self.target_ltv[1]:
-            raise Invalid(("unwind_ltv",), f"must lie above target_ltv: its low ({_num(self.unwind_ltv[0])}) must be above "
-                                           f"target_ltv's high ({_num(self.target_ltv[1])})")  # fmt: skip
+        if self.seed_value_median * math.exp(-TAIL_SIGMAS * self.seed_value_sigma) < 1:
+            raise Invalid(
+                ("seed_value_median",),
+                f"seed_value_median x exp(-{TAIL_SIGMAS:g} x seed_value_sigma) must be >= 1 quote unit (the smallest seeds "
+                "must still buy some of the seed asset)",
+            )
         tail = _tail(self.seed_value_median, self.seed_value_sigma)
         if tail > MONEY_MAX:
-            raise Invalid(("seed_value_median",), f"seed_value_median x exp({TAIL_SIGMAS:g} x seed_value_sigma) = {tail:.3g} "
-                                                  f"quote units; at most {MONEY_MAX:.0e}")  # fmt: skip
+            raise Invalid(
+                ("seed_value_median",),
+                f"seed_value_median x exp({TAIL_SIGMAS:g} x seed_value_sigma) = {tail:.3g} quote units; at most {MONEY_MAX:.0e}",
+            )
         return self
 
 
@@ -411,17 +494,19 @@ class NoiseSection(Strict):
     accounts: Accounts = 1_000
     symbols: Annotated[list[str], AfterValidator(_check_unique)] = Field(min_length=1)
     rate_per_min: Float = Field(0.5, ge=0, le=10_000)
-    notional_median: Money = Field(2_000.0, gt=0)
+    notional_median: Money = Field(2_000.0, ge=1)
     notional_sigma: Sigma = 1.0
     marketable_share: Share = 0.5
     passive_offset_bps: Bps = Field(5.0, ge=0)
-    deposit: Money = Field(50_000.0, gt=0)
+    deposit: Money = Field(50_000.0, ge=1)
 
     @model_validator(mode="after")
-    def _tail(self) -> NoiseSection:
+    def _tails(self) -> NoiseSection:
         if _tail(self.notional_median, self.notional_sigma) > MONEY_MAX:
-            raise Invalid(("notional_median",), f"notional_median x exp({TAIL_SIGMAS:g} x notional_sigma) must be <= "
-                                                f"{MONEY_MAX:.0e} quote units")  # fmt: skip
+            raise Invalid(
+                ("notional_median",),
+                f"notional_median x exp({TAIL_SIGMAS:g} x notional_sigma) must be <= {MONEY_MAX:.0e} quote units",
+            )
         return self
 
 
@@ -433,13 +518,16 @@ class NewsSellersSection(Strict):
     delay_median_s: Seconds = Field(120.0, gt=0)
     delay_sigma: Sigma = 1.0
     short_notional: Money = Field(20_000.0, gt=0)
-    deposit: Money = Field(10_000.0, gt=0)
+    deposit: Money = Field(10_000.0, ge=1)
 
     @model_validator(mode="after")
-    def _tail(self) -> NewsSellersSection:
+    def _tails(self) -> NewsSellersSection:
         if _tail(self.delay_median_s, self.delay_sigma) > 1e9:
-            raise Invalid(("delay_sigma",), f"delay_median_s x exp({TAIL_SIGMAS:g} x delay_sigma) must be <= 1e9 s "
-                                            "(the far tail of the delays must fit the clock)")  # fmt: skip
+            raise Invalid(
+                ("delay_sigma",),
+                f"delay_median_s x exp({TAIL_SIGMAS:g} x delay_sigma) must be <= 1e9 s "
+                "(the far tail of the delays must fit the clock)",
+            )
         return self
 
 
@@ -448,7 +536,7 @@ class MakerGroup(Strict):
 
     symbol: str
     count: Count = 1
-    capital: Money = Field(5_000_000.0, gt=0)
+    capital: Money = Field(5_000_000.0, ge=1)
     level_notional: Money = Field(50_000.0, gt=0)
     levels: Int = Field(10, ge=1, le=1_000)
     level_step_bps: Bps = Field(8.0, gt=0)
@@ -471,19 +559,25 @@ class MakerGroup(Strict):
     anchor_external: bool = True
     stress_symbol: str | None = None  # a desk-wide risk signal: this instrument's outside volatility counts too
     leverage: Leverage = 2  # perpetuals: the leverage its resting quotes are margined at
-    base_inventory: Float = Field(0.0, ge=0, le=MONEY_MAX)  # spot books: base units held (and aimed at)
+    base_inventory: Units = 0.0  # spot books: base units held (and aimed at)
     hedge_symbol: str | None = None  # a perpetual shorted against the spot holding (seed 002)
     hedge_leverage: Leverage = 5
-    latency_ms: Millis = Field(5.0, ge=0)
-    jitter_ms: Millis = Field(5.0, ge=0)
+    latency_ms: Latency = 5.0
+    jitter_ms: Latency = 5.0
 
     @model_validator(mode="after")
     def _calm(self) -> MakerGroup:
-        for calm, trigger in (("calm_vol_ratio", "vol_spike_ratio"), ("calm_loss", "loss_limit"),
-                              ("calm_one_sided_share", "one_sided_share")):  # fmt: skip
+        for calm, trigger in (
+            ("calm_vol_ratio", "vol_spike_ratio"),
+            ("calm_loss", "loss_limit"),
+            ("calm_one_sided_share", "one_sided_share"),
+        ):
             if getattr(self, calm) >= getattr(self, trigger):
-                raise Invalid((calm,), f"must be below {trigger} ({_num(getattr(self, trigger))}), got "
-                                       f"{_num(getattr(self, calm))}: calm thresholds sit below the triggers (hysteresis)")  # fmt: skip
+                raise Invalid(
+                    (calm,),
+                    f"must be below {trigger} ({_num(getattr(self, trigger))}), got "
+                    f"{_num(getattr(self, calm))}: calm thresholds sit below the triggers (hysteresis)",
+                )
         return self
 
 
@@ -492,8 +586,8 @@ class ArbGroup(Strict):
 
     symbol: str
     count: Count = 1
-    capital: Money = Field(1_000_000.0, gt=0)
-    tokens: Float = Field(0.0, ge=0, le=MONEY_MAX)  # spot: tokens held at the start (to sell when the venue is rich)
+    capital: Money = Field(1_000_000.0, ge=1)
+    tokens: Units = 0.0  # spot: tokens held at the start (to sell when the venue is rich)
     threshold_bps: Bps = Field(30.0, gt=0)
     close_bps: Bps = Field(5.0, ge=0)
     clip_notional: Money = Field(200_000.0, gt=0)
@@ -502,13 +596,16 @@ class ArbGroup(Strict):
     rest: bool = True  # rest a bid and an ask where it stands ready to trade
     rest_bps: Bps | None = Field(None, gt=0)  # how far from the outside price (default: threshold_bps)
     leverage: Leverage = 5
-    latency_ms: Millis = Field(20.0, ge=0)
+    latency_ms: Latency = 20.0
 
     @model_validator(mode="after")
     def _bands(self) -> ArbGroup:
         if self.close_bps >= self.threshold_bps:
-            raise Invalid(("close_bps",), f"must be below threshold_bps ({_num(self.threshold_bps)}), got {_num(self.close_bps)}: "
-                                          "a position opens beyond the threshold and closes inside close_bps")  # fmt: skip
+            raise Invalid(
+                ("close_bps",),
+                f"must be below threshold_bps ({_num(self.threshold_bps)}), got {_num(self.close_bps)}: "
+                "a position opens beyond the threshold and closes inside close_bps",
+            )
         return self
 
 
@@ -520,7 +617,7 @@ class FundGroup(Strict):
     hedge_symbol: str
     hedge_ratio: Float = Field(1.0, gt=0, le=100)
     leverage: Leverage = 10
-    margin: Money = Field(700_000.0, gt=0)
+    margin: Money = Field(700_000.0, ge=1)
     review_s: Seconds = Field(30.0, gt=0)
     rehedge_below: Float = Field(0.5, gt=0, le=1)
     max_spread_bps: Bps = Field(100.0, gt=0)
@@ -545,7 +642,9 @@ class PathSection(Strict):
     with ``of``.
     """
 
-    knots: list[tuple[Float, Float]] = Field(default_factory=lambda: [(0.0, 1.0)], min_length=1, max_length=100_000)
+    knots: list[Annotated[tuple[Float, Float], _pair("a knot [time_s, factor]")]] = Field(
+        default_factory=lambda: [(0.0, 1.0)], min_length=1, max_length=100_000
+    )
     noise: Float = Field(1.0, ge=0, le=1)
     of: str | None = None
     ratio: Float = Field(1.0, gt=0, le=MAX_PATH_FACTOR)
@@ -613,12 +712,16 @@ class WorldSection(Strict):
             if p.of is None:
                 continue
             if p.of not in self.paths:
-                raise Invalid(("paths", name, "of"), f"{p.of!r} is not a path of world.paths; allowed: {sorted(set(self.paths) - {name})}")
+                raise Invalid(
+                    ("paths", name, "of"), f"{p.of!r} is not a path of world.paths; allowed: {sorted(set(self.paths) - {name})}"
+                )
             chain = [name]
-            cur = p.of
+            cur: str | None = p.of
             while cur is not None:
                 if cur in chain:
-                    raise Invalid(("paths", name, "of"), f"the paths derive from each other in a cycle: {' -> '.join([*chain, cur])}")
+                    raise Invalid(
+                        ("paths", name, "of"), f"the paths derive from each other in a cycle: {' -> '.join([*chain, cur])}"
+                    )
                 chain.append(cur)
                 cur = self.paths[cur].of if cur in self.paths else None
         return self
@@ -638,11 +741,11 @@ class Scenario(Strict):
 
     name: str
     description: str = ""
-    run: RunSection = Field(default_factory=RunSection)
-    venue: VenueSection = Field(default_factory=VenueSection)
+    run: RunSection = Field(default_factory=RunSection)  # type: ignore[arg-type]
+    venue: VenueSection = Field(default_factory=VenueSection)  # type: ignore[arg-type]
     instruments: list[InstrumentSection] = Field(min_length=1)
     collateral: dict[str, CollateralSection]
-    lending: LendingSection = Field(default_factory=LendingSection)
+    lending: LendingSection = Field(default_factory=LendingSection)  # type: ignore[arg-type]
     population: PopulationSection | None = None
     loopers: LoopersSection | None = None
     noise: NoiseSection | None = None
@@ -650,7 +753,7 @@ class Scenario(Strict):
     makers: list[MakerGroup] = Field(default_factory=list)
     arbitrageurs: list[ArbGroup] = Field(default_factory=list)
     funds: list[FundGroup] = Field(default_factory=list)
-    world: WorldSection = Field(default_factory=WorldSection)
+    world: WorldSection = Field(default_factory=WorldSection)  # type: ignore[arg-type]
     check: CheckSection = Field(default_factory=CheckSection)
 
     @field_validator("name")
@@ -665,9 +768,18 @@ class Scenario(Strict):
     def _assets(cls, v: dict[str, CollateralSection]) -> dict[str, CollateralSection]:
         for a in v:
             if not _name_ok(a):
-                raise Invalid((a,), "an asset code must be a non-empty name without spaces, dots, quotes, brackets, slashes or '='")
+                raise Invalid(
+                    (a,), "an asset code must be a non-empty name without spaces, dots, quotes, brackets, slashes or '='"
+                )
         if SETTLEMENT_ASSET not in v:
             raise ValueError(f"must include the settlement asset {SETTLEMENT_ASSET} ([collateral.{SETTLEMENT_ASSET}])")
+        usdt = v[SETTLEMENT_ASSET]
+        if usdt.source != "fixed" or usdt.price != 1.0:
+            raise Invalid(
+                (SETTLEMENT_ASSET,),
+                f'the settlement asset is the unit of account: source = "fixed", price = 1.0 (got source = {usdt.source!r}, '
+                f"price = {usdt.price})",
+            )
         return v
 
     @model_validator(mode="after")
@@ -683,24 +795,37 @@ class Scenario(Strict):
         first: dict[str, int] = {}
         for j, i in enumerate(self.instruments):
             if i.symbol in first:
-                raise Invalid(("instruments", j, "symbol"), f"{i.symbol!r} repeats instruments.{first[i.symbol]}.symbol; "
-                                                            "instrument symbols must be unique")  # fmt: skip
+                raise Invalid(
+                    ("instruments", j, "symbol"),
+                    f"{i.symbol!r} repeats instruments.{first[i.symbol]}.symbol; instrument symbols must be unique",
+                )
             first[i.symbol] = j
         assets = set(self.collateral)
         spot_of = {i.symbol: i for i in self.instruments if i.kind == "spot"}
         for j, i in enumerate(self.instruments):
             if i.kind == "spot" and i.base not in assets:
-                raise Invalid(("instruments", j, "base"), f"{i.base!r} is not a collateral asset; allowed: {sorted(assets)} "
-                                                          "(a spot book's base asset must be configured in [collateral])")  # fmt: skip
+                raise Invalid(
+                    ("instruments", j, "base"),
+                    f"{i.base!r} is not a collateral asset; allowed: {sorted(assets)} "
+                    "(a spot book's base asset must be configured in [collateral])",
+                )
+        quoted = {m.symbol for m in self.makers}
         for a, c in self.collateral.items():
             if c.book is not None:
                 self._need(("collateral", a, "book"), [c.book], set(spot_of))
                 if spot_of[c.book].base != a:
                     raise Invalid(("collateral", a, "book"), f"{c.book!r} trades {spot_of[c.book].base}, not {a}")
-        for name, amount in self.lending.pools.items():
+                if c.book not in quoted:
+                    raise Invalid(
+                        ("collateral", a, "book"),
+                        f"{a} is valued from the book {c.book}, which has no market makers ([[makers]] symbol = "
+                        f'"{c.book}"): it would have no price after the pre-open',
+                    )
+        for name in self.lending.pools:
             if name not in assets:
-                raise Invalid(("lending", "pools", name), f"unknown asset {name!r}; allowed: {sorted(assets)} (the collateral assets)")
-            del amount
+                raise Invalid(
+                    ("lending", "pools", name), f"unknown asset {name!r}; allowed: {sorted(assets)} (the collateral assets)"
+                )
 
     def _check_participants(self) -> None:
         perps = {i.symbol for i in self.instruments if i.kind == "perp"}
@@ -709,25 +834,53 @@ class Scenario(Strict):
         price = {i.symbol: i.price for i in self.instruments}
         assets = set(self.collateral)
         lend = self.lending
+        unpledgeable = {a for a, c in self.collateral.items() if c.ratio <= 0}
         if self.population:
             self._need(("population", "symbols"), self.population.symbols, perps)
             self._need(("population", "collateral"), self.population.collateral, assets)
+            for a, share in self.population.collateral.items():
+                if share > 0 and a in unpledgeable:
+                    raise Invalid(("population", "collateral", a), f"traders post {a} as margin, but collateral.{a}.ratio is 0")
         if self.loopers:
             lp = self.loopers
             self._need(("loopers", "token"), [lp.token], assets)
             self._need(("loopers", "book"), [lp.book], set(spot_of))
             if spot_of[lp.book].base != lp.token:
-                raise Invalid(("loopers", "book"), f"{lp.book!r} trades {spot_of[lp.book].base}, not the loopers' token {lp.token}")
+                raise Invalid(
+                    ("loopers", "book"), f"{lp.book!r} trades {spot_of[lp.book].base}, not the loopers' token {lp.token}"
+                )
             self._need(("loopers", "seeds"), lp.seeds, assets)
+            for a in sorted({lp.token, *(k for k, v in lp.seeds.items() if v > 0)} & unpledgeable):
+                raise Invalid(("collateral", a, "ratio"), f"loopers pledge {a} to borrow: its ratio must be > 0")
+            book_price = spot_of[lp.book].price
+            if not book_price / 10 <= lp.mint_price <= book_price * 10:
+                raise Invalid(
+                    ("loopers", "mint_price"),
+                    f"must be within a factor 10 of the start price of {lp.book} ({_num(book_price)}), got {_num(lp.mint_price)}",
+                )
             if lp.target_ltv[1] >= lend.initial_ltv:
-                raise Invalid(("loopers", "target_ltv"), f"must stay below lending.initial_ltv ({_num(lend.initial_ltv)}), "
-                                                         f"got [{_num(lp.target_ltv[0])}, {_num(lp.target_ltv[1])}]")  # fmt: skip
+                raise Invalid(
+                    ("loopers", "target_ltv"),
+                    f"must stay below lending.initial_ltv ({_num(lend.initial_ltv)}), "
+                    f"got [{_num(lp.target_ltv[0])}, {_num(lp.target_ltv[1])}]",
+                )
             if lp.unwind_ltv[1] >= lend.liquidation_ltv:
-                raise Invalid(("loopers", "unwind_ltv"), f"must stay below lending.liquidation_ltv ({_num(lend.liquidation_ltv)}), "
-                                                         f"got [{_num(lp.unwind_ltv[0])}, {_num(lp.unwind_ltv[1])}]")  # fmt: skip
+                raise Invalid(
+                    ("loopers", "unwind_ltv"),
+                    f"must stay below lending.liquidation_ltv ({_num(lend.liquidation_ltv)}), "
+                    f"got [{_num(lp.unwind_ltv[0])}, {_num(lp.unwind_ltv[1])}]",
+                )
+            if lp.unwind_ltv[0] <= lp.target_ltv[1]:
+                raise Invalid(
+                    ("loopers", "unwind_ltv"),
+                    f"must lie above loopers.target_ltv: its low ({_num(lp.unwind_ltv[0])}) must be above target_ltv's high "
+                    f"({_num(lp.target_ltv[1])}); a looper borrows up to its target and unwinds above its unwind LTV",
+                )
             if lp.accounts and lend.pools.get(SETTLEMENT_ASSET, 0.0) <= 0:
-                raise Invalid(("lending", "pools", SETTLEMENT_ASSET), f"loopers borrow {SETTLEMENT_ASSET}: the pool must be > 0 "
-                                                                      "when loopers.accounts > 0")  # fmt: skip
+                raise Invalid(
+                    ("lending", "pools", SETTLEMENT_ASSET),
+                    f"loopers borrow {SETTLEMENT_ASSET}: the pool must be > 0 when loopers.accounts > 0",
+                )
         if self.noise:
             self._need(("noise", "symbols"), self.noise.symbols, books)
         if self.news_sellers:
@@ -736,8 +889,11 @@ class Scenario(Strict):
         for j, m in enumerate(self.makers):
             self._need(("makers", j, "symbol"), [m.symbol], books)
             if m.symbol in seen:
-                raise Invalid(("makers", j, "symbol"), f"{m.symbol!r} already has a maker group (makers.{seen[m.symbol]}); "
-                                                       f"raise makers.{seen[m.symbol]}.count instead")  # fmt: skip
+                raise Invalid(
+                    ("makers", j, "symbol"),
+                    f"{m.symbol!r} already has a maker group (makers.{seen[m.symbol]}); "
+                    f"raise makers.{seen[m.symbol]}.count instead",
+                )
             seen[m.symbol] = j
             if m.stress_symbol:
                 self._need(("makers", j, "stress_symbol"), [m.stress_symbol], books)
@@ -745,26 +901,34 @@ class Scenario(Strict):
                 if m.symbol not in spot_of:
                     raise Invalid(("makers", j, "base_inventory"), "only makers on spot books hold a base inventory")
                 if m.base_inventory * price[m.symbol] > MONEY_MAX:
-                    raise Invalid(("makers", j, "base_inventory"), f"worth {m.base_inventory * price[m.symbol]:.3g} quote units at "
-                                                                   f"the start price; at most {MONEY_MAX:.0e}")  # fmt: skip
+                    raise Invalid(
+                        ("makers", j, "base_inventory"),
+                        f"worth {m.base_inventory * price[m.symbol]:.3g} quote units at the start price; at most {MONEY_MAX:.0e}",
+                    )
             if m.hedge_symbol:
                 self._need(("makers", j, "hedge_symbol"), [m.hedge_symbol], perps)
                 if m.symbol not in spot_of or m.base_inventory <= 0:
-                    raise Invalid(("makers", j, "hedge_symbol"), "hedges a spot holding: only for makers on spot books with "
-                                                                 "base_inventory > 0")  # fmt: skip
+                    raise Invalid(
+                        ("makers", j, "hedge_symbol"),
+                        "hedges a spot holding: only for makers on spot books with base_inventory > 0",
+                    )
         seen = {}
-        for j, a in enumerate(self.arbitrageurs):
-            self._need(("arbitrageurs", j, "symbol"), [a.symbol], books)
-            if a.symbol in seen:
-                raise Invalid(("arbitrageurs", j, "symbol"), f"{a.symbol!r} already has an arbitrageur group (arbitrageurs."
-                                                             f"{seen[a.symbol]}); raise its count instead")  # fmt: skip
-            seen[a.symbol] = j
-            if a.tokens > 0:
-                if a.symbol not in spot_of:
+        for j, ag in enumerate(self.arbitrageurs):
+            self._need(("arbitrageurs", j, "symbol"), [ag.symbol], books)
+            if ag.symbol in seen:
+                raise Invalid(
+                    ("arbitrageurs", j, "symbol"),
+                    f"{ag.symbol!r} already has an arbitrageur group (arbitrageurs.{seen[ag.symbol]}); raise its count instead",
+                )
+            seen[ag.symbol] = j
+            if ag.tokens > 0:
+                if ag.symbol not in spot_of:
                     raise Invalid(("arbitrageurs", j, "tokens"), "only arbitrageurs on spot books hold tokens")
-                if a.tokens * price[a.symbol] > MONEY_MAX:
-                    raise Invalid(("arbitrageurs", j, "tokens"), f"worth {a.tokens * price[a.symbol]:.3g} quote units at the "
-                                                                 f"start price; at most {MONEY_MAX:.0e}")  # fmt: skip
+                if ag.tokens * price[ag.symbol] > MONEY_MAX:
+                    raise Invalid(
+                        ("arbitrageurs", j, "tokens"),
+                        f"worth {ag.tokens * price[ag.symbol]:.3g} quote units at the start price; at most {MONEY_MAX:.0e}",
+                    )
         for j, f in enumerate(self.funds):
             self._need(("funds", j, "longs"), f.longs, perps)
             self._need(("funds", j, "hedge_symbol"), [f.hedge_symbol], perps)
@@ -775,44 +939,93 @@ class Scenario(Strict):
         if legs:
             pop = self.population
             if pop is None or pop.accounts == 0:
-                raise Invalid(("population", "accounts"), f"funds' and makers' hedges start with positions in {sorted(legs)} and "
-                              "need a population to take the other side: give the population accounts, or remove [[funds]] "
-                              "and the makers' hedge_symbol")  # fmt: skip
+                raise Invalid(
+                    ("population", "accounts"),
+                    f"funds' and makers' hedges start with positions in {sorted(legs)} and "
+                    "need a population to take the other side: give the population accounts, or remove [[funds]] "
+                    "and the makers' hedge_symbol",
+                )
             for sym, loc in legs.items():
                 if pop.symbols.get(sym, 0.0) <= 0:
-                    raise Invalid(loc, f"starts a position in {sym} and needs population accounts holding {sym} to take the "
-                                       f"other side: give population.symbols.{sym} a share > 0")  # fmt: skip
+                    raise Invalid(
+                        loc,
+                        f"starts a position in {sym} and needs population accounts holding {sym} to take the "
+                        f"other side: give population.symbols.{sym} a share > 0",
+                    )
 
     def _check_world(self) -> None:
         perps = [i.symbol for i in self.instruments if i.kind == "perp"]
         spot_bases = {str(i.base): i.symbol for i in self.instruments if i.kind == "spot"}
         assets = set(self.collateral)
         paths = self.world.paths
-        self._need(("world", "paths"), paths, set(perps) | assets,
-                   "paths are named by perpetual symbol or asset (a spot book follows the path of its base asset)")  # fmt: skip
+        self._need(
+            ("world", "paths"),
+            paths,
+            set(perps) | assets,
+            "paths are named by perpetual symbol or asset (a spot book follows the path of its base asset)",
+        )
         for sym in perps:
             if sym not in paths:
-                raise Invalid(("world", "paths"), f"no path for the perpetual {sym}: every perpetual's index needs an external "
-                                                  f"price path (world.paths.{sym})")  # fmt: skip
+                raise Invalid(
+                    ("world", "paths"),
+                    f"no path for the perpetual {sym}: every perpetual's index needs an external price path (world.paths.{sym})",
+                )
         for base, sym in spot_bases.items():
             if base not in paths:
-                raise Invalid(("world", "paths"), f"no path for {base}, the base asset of the spot book {sym}: its makers and "
-                              f"arbitrageurs anchor to it (world.paths.{base}; of = \"...\" derives one from another path)")  # fmt: skip
+                raise Invalid(
+                    ("world", "paths"),
+                    f"no path for {base}, the base asset of the spot book {sym}: its makers and "
+                    f'arbitrageurs anchor to it (world.paths.{base}; of = "..." derives one from another path)',
+                )
         for a, c in self.collateral.items():
             if c.source in ("index", "blend") and a not in paths:
-                raise Invalid(("world", "paths"), f"no path for {a}: collateral.{a} is valued from its external index "
-                                                  f"(source = {c.source!r}) and needs world.paths.{a}")  # fmt: skip
+                raise Invalid(
+                    ("world", "paths"),
+                    f"no path for {a}: collateral.{a} is valued from its external index "
+                    f"(source = {c.source!r}) and needs world.paths.{a}",
+                )
             if c.source == "redemption" and str(c.base_asset) not in paths:
-                raise Invalid(("collateral", a, "base_asset"), f"{c.base_asset!r} has no external path: the redemption value "
-                                                               f"needs world.paths.{c.base_asset}")  # fmt: skip
+                raise Invalid(
+                    ("collateral", a, "base_asset"),
+                    f"{c.base_asset!r} has no external path: the redemption value needs world.paths.{c.base_asset}",
+                )
         for name, p in paths.items():
             if p.of is None and p.start is None and name not in perps and name not in spot_bases:
-                raise Invalid(("world", "paths", name, "start"), f"required: {name} is not a perpetual or a spot book's base, so "
-                                                                 "its start price is not known (or derive it with of = \"...\")")  # fmt: skip
+                raise Invalid(
+                    ("world", "paths", name, "start"),
+                    f"required: {name} is not a perpetual or a spot book's base, so "
+                    'its start price is not known (or derive it with of = "...")',
+                )
+        # the lowest price a path scripts must stay at least one tick of the books that follow it
+        ticks: dict[str, list[tuple[str, float]]] = {}
+        for i in self.instruments:
+            ticks.setdefault(i.symbol if i.kind == "perp" else str(i.base), []).append((i.symbol, float(i.tick)))
+        start = {i.symbol: i.price for i in self.instruments} | {
+            str(i.base): i.price for i in self.instruments if i.kind == "spot"
+        }
+
+        def low(name: str) -> float:
+            p = paths[name]
+            if p.of is not None:
+                return p.ratio * low(p.of)
+            return (p.start or start.get(name, math.inf)) * min(f for _, f in p.knots)
+
+        for name in paths:
+            floor = low(name)
+            for sym, tick in ticks.get(name, []):
+                if floor < tick:
+                    raise Invalid(
+                        ("world", "paths", name),
+                        f"the path's lowest scripted price ({floor:.3g}) is below one tick of {sym} ({tick:g}): "
+                        "raise its knot factors (or its start, or the ratio of a derived path)",
+                    )
         feed_points = self.run.duration_s * 1000 / self.world.feed_every_ms
         if feed_points > MAX_FEED_POINTS:
-            raise Invalid(("world", "feed_every_ms"), f"run.duration_s / feed_every_ms = {_num(math.ceil(feed_points))} points "
-                                                      f"per path; at most {_num(MAX_FEED_POINTS)}: raise feed_every_ms")  # fmt: skip
+            raise Invalid(
+                ("world", "feed_every_ms"),
+                f"run.duration_s / feed_every_ms = {_num(math.ceil(feed_points))} points "
+                f"per path; at most {_num(MAX_FEED_POINTS)}: raise feed_every_ms",
+            )
 
     def _check_check(self) -> None:
         books = {i.symbol for i in self.instruments}
@@ -825,10 +1038,9 @@ class Scenario(Strict):
 
     @staticmethod
     def _need(loc: Loc, names: Any, allowed: set[str], why: str = "", note: str = "") -> None:
-        bad = [n for n in names if n not in allowed]
+        bad = sorted({n for n in names if n not in allowed})
         if bad:
-            shown = bad[0] if len(bad) == 1 else sorted(bad)
-            raise Invalid(loc, f"unknown {shown!r}; allowed: {sorted(allowed)}{f' ({why})' if why else ''}{note}")
+            raise Invalid(loc, f"unknown {bad}; allowed: {sorted(allowed)}{f' ({why})' if why else ''}{note}")
 
 
 __all__ = ["MONEY_MAX", "PRICE_MAX", "Invalid", "Scenario"]
