@@ -12,6 +12,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
+import pytest
 
 from cascadelab.agents.arbitrage import Arbitrageur, ArbParams
 from cascadelab.agents.base import Client, Observation, Requests, Schedule, Watch, orders
@@ -205,3 +206,23 @@ def test_defenders_watch_their_isolated_position_and_a_calm_market_stays_calm() 
     assert not (moved & defend).any(), "a defender acted in a calm market before anything moved"
     assert int((ch.accounts.state[pop.accounts] != 0).sum()) == 0
     assert pop.account_type == AccountType.RETAIL
+
+
+def test_agent_parameter_records_refuse_values_that_would_break_the_run() -> None:
+    """Built directly from Python (no scenario schema), each record names the bad field at construction."""
+    from cascadelab.agents import ArbParams, FundParams
+
+    cases = [
+        (lambda: MakerParams("X", gamma=0), "MakerParams.gamma"),
+        (lambda: MakerParams("X", levels=0), "MakerParams.levels"),
+        (lambda: MakerParams("X", k=float("nan")), "MakerParams.k"),
+        (lambda: MakerParams("X", level_step_bps=-8), "MakerParams.level_step_bps"),
+        (lambda: LooperParams(loops=(5, 2)), "LooperParams.loops"),
+        (lambda: LooperParams(target_ltv=(1.5, 2)), "LooperParams"),
+        (lambda: LooperParams(seeds={}), "LooperParams.seeds"),
+        (lambda: ArbParams("X", clip_notional=0), "ArbParams.clip_notional"),
+        (lambda: FundParams(leverage=0), "FundParams.leverage"),
+    ]
+    for make, field_name in cases:
+        with pytest.raises(ValueError, match=field_name):
+            make()

@@ -34,6 +34,7 @@ from cascadelab.agents.base import (
     Schedule,
     Watch,
     account_requests,
+    check_params,
     orders,
 )
 from cascadelab.records import FLAG_REDUCE_ONLY, ORDER_REQUEST, TIF, AccountOp, AccountType, Op
@@ -54,6 +55,10 @@ class ArbParams:
     every_ms: int = 2_000
     rest: bool = True  # also rest a bid and an ask (sized by its room) where it stands ready to trade...
     rest_bps: float | None = None  # ...this far from the outside price (default: its threshold)
+
+    def __post_init__(self) -> None:
+        check_params(self, positive=("threshold_bps", "clip_notional", "inventory_limit", "every_ms"),
+                     non_negative=("close_bps", "transfer_delay_s", "redemption_fee_bps"))  # fmt: skip
 
 
 class Arbitrageur:

@@ -170,6 +170,31 @@ class Client:
         return float(ch.asset_price[ch.ledger.asset(asset)]) / 1e8
 
 
+def check_params(obj: object, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = (),
+                 ranges: tuple[str, ...] = (), shares: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """Validate an agent's parameter record at construction: finite numbers, signs, ``(low, high)`` pairs, shares.
+
+    Raises ``ValueError`` naming the record, the field and what is allowed (a scenario file is
+    validated by its schema; this guards agents built directly from Python).
+    """
+    name = type(obj).__name__
+    for f in positive + non_negative:
+        v = getattr(obj, f)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+            raise ValueError(f"{name}.{f}: must be a finite number, got {v!r}")
+        if (f in positive and v <= 0) or v < 0:
+            raise ValueError(f"{name}.{f}: must be {'> 0' if f in positive else '>= 0'}, got {v!r}")
+    for f in ranges:
+        v = tuple(getattr(obj, f))
+        if len(v) != 2 or not all(np.isfinite(x) and x >= 0 for x in v) or v[0] > v[1]:
+            raise ValueError(f"{name}.{f}: must be (low, high) with 0 <= low <= high, got {v!r}")
+    for f in shares:
+        d = getattr(obj, f)
+        vals = list(d.values())
+        if not vals or any(not np.isfinite(x) or x < 0 for x in vals) or abs(sum(vals) - 1) > 1e-9:
+            raise ValueError(f"{name}.{f}: shares must be >= 0 and sum to 1, got {d!r}")
+
+
 @dataclass
 class Requests:
     """What an agent sends: order requests and account requests (time stamps are set by the simulation)."""
@@ -301,5 +326,6 @@ __all__ = [
     "Schedule",
     "Watch",
     "account_requests",
+    "check_params",
     "orders",
 ]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cascadelab.agents.base import Client, Observation, Requests, Schedule, Watch, orders
+from cascadelab.agents.base import Client, Observation, Requests, Schedule, Watch, check_params, orders
 from cascadelab.agents.population import Leg
 from cascadelab.clearing.accounts import AccountState
 from cascadelab.records import TIF, AccountType, Op
@@ -34,6 +34,12 @@ class FundParams:
     review_s: float = 30.0
     rehedge_below: float = 0.5
     max_spread_bps: float = 100.0
+
+    def __post_init__(self) -> None:
+        check_params(self, positive=("hedge_ratio", "leverage", "margin", "review_s", "max_spread_bps"),
+                     non_negative=("rehedge_below",))  # fmt: skip
+        if not self.longs or any(not (v > 0) for v in self.longs.values()):
+            raise ValueError(f"FundParams.longs: notionals must be > 0, got {self.longs!r}")
 
 
 class HedgedFund:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cascadelab.agents.base import Client, Observation, Requests, Schedule, Watch, account_requests, orders
+from cascadelab.agents.base import Client, Observation, Requests, Schedule, Watch, account_requests, check_params, orders
 from cascadelab.clearing.accounts import AccountState
 from cascadelab.records import TIF, AccountOp, AccountType, Op
 from cascadelab.units import MONEY_SCALE, SECOND_NS
@@ -48,6 +48,14 @@ class LooperParams:
     review_s: float = 5.0
     prebuilt_loops: tuple[int, int] = (0, 0)  # loops already built before the run, with tokens minted at the issuer
     mint_price: float = 1.0  # the issuer's mint price of the token in the borrowed asset (USDe: 1 USDT)
+
+    def __post_init__(self) -> None:
+        check_params(self, positive=("seed_value_median", "unwind_fraction", "review_s", "mint_price"),
+                     non_negative=("seed_value_sigma", "max_slippage_bps", "panic_slippage_bps"),
+                     ranges=("loops", "target_ltv", "unwind_ltv", "prebuilt_loops"), shares=("seeds",))  # fmt: skip
+        if self.target_ltv[1] >= 1 or self.unwind_ltv[0] <= self.target_ltv[1] or self.unwind_fraction > 1:
+            raise ValueError(f"LooperParams: need target_ltv < unwind_ltv < 1 and unwind_fraction <= 1, got "
+                             f"{self.target_ltv}, {self.unwind_ltv}, {self.unwind_fraction}")  # fmt: skip
 
 
 class Loopers:

@@ -46,6 +46,7 @@ from cascadelab.agents.base import (
     Requests,
     Schedule,
     Watch,
+    check_params,
     orders,
 )
 from cascadelab.agents.volatility import MultiScaleVolatility, Regime, regime
@@ -133,6 +134,14 @@ class MakerParams:
     hedge_band: float = 0.1  # re-hedge when |perp + spot| > band x spot
     hedge_max_spread_bps: float = 200.0
     styles: dict[Regime, RegimeStyle] = field(default_factory=lambda: dict(DEFAULT_STYLES))
+
+    def __post_init__(self) -> None:
+        positive = ("level_notional", "levels", "level_step_bps", "gamma", "k", "horizon_s", "daily_sigma", "inventory_limit",
+                    "requote_ms", "requote_move_bps", "loss_window_s", "loss_limit", "one_sided_min_fills", "vol_spike_ratio",
+                    "stress_daily_sigma")  # fmt: skip
+        check_params(
+            self, positive, ("min_half_spread_bps", "calm_loss", "calm_vol_ratio", "widen_slope", "inventory_target_base")
+        )
 
 
 class MarketMaker:
