@@ -226,3 +226,39 @@ def test_agent_parameter_records_refuse_values_that_would_break_the_run() -> Non
     for make, field_name in cases:
         with pytest.raises(ValueError, match=field_name):
             make()
+
+
+def test_a_defensive_maker_follows_the_others_out_a_calm_one_does_not() -> None:
+    """When most of the others' depth leaves at once, a maker already widening withdraws (LIQUIDITY); one quoting calmly stays."""
+    import math
+
+    def btc(t: int) -> float:  # a small wiggle: enough short-scale volatility to put a sensitive maker on the defensive
+        return 100_000.0 * (1.0 + 0.0002 * math.sin(t / SECOND_NS / 7.0))
+
+    v, world = market(btc)
+    ch = v.clearing
+    big, defensive, calm = (int(x) for x in v.open_accounts(3))
+    for acct in (big, defensive, calm):
+        ch.deposit(acct, "USDT", 50_000_000 * MONEY_SCALE)
+    ch.configure_positions("BTCUSDT", np.array([big, defensive, calm]), 2, False)
+    common = {"inventory_limit": 3_000_000, "daily_sigma": 0.02, "loss_limit": 200_000, "calm_loss": 20_000}
+    m_big = MarketMaker("big", big, MakerParams("BTCUSDT", level_notional=300_000, min_withdrawn_s=1e6, **common))  # type: ignore[arg-type]
+    m_def = MarketMaker("defensive", defensive, MakerParams("BTCUSDT", level_notional=100_000, calm_vol_ratio=0.2, **common))  # type: ignore[arg-type]
+    m_calm = MarketMaker("calm", calm, MakerParams("BTCUSDT", level_notional=100_000, **common))  # type: ignore[arg-type]
+    sim = Simulation(v, [m_big, m_def, m_calm], world, seed=1)
+    for _ in range(600):  # a minute of quoting
+        sim.step()
+    assert m_def.state == MakerState.WIDENING and m_calm.state == MakerState.QUOTING
+    assert m_def.measures()["others_depth_ratio"] > 0.9
+    m_big.state, m_big.reason, m_big._withdrawn_ns = MakerState.WITHDRAWN, Trigger.LOSS, sim.now_ns  # the big desk leaves
+    left = sim.now_ns
+    for _ in range(50):
+        sim.step()
+    assert m_def.state == MakerState.WITHDRAWN and m_def.reason == Trigger.LIQUIDITY
+    out_at = next(ns for ns, st, why, _ in m_def.transitions if st == MakerState.WITHDRAWN)
+    assert out_at - left <= 2 * SECOND_NS, "it follows within its next requote or two"
+    assert m_calm.state in (MakerState.QUOTING, MakerState.WIDENING), "a calm maker reads the exit as room, not a signal"
+    for _ in range(100):  # no flapping: withdrawn at least min_withdrawn_s
+        sim.step()
+    assert m_def.state == MakerState.WITHDRAWN
+    v.close()

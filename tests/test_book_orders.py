@@ -38,6 +38,39 @@ def test_queries(book: OrderBook) -> None:
     assert book.depth_within(200) == (99 * 2 + 98 * 6, 101 * 8 + 102 * 4)
 
 
+def test_depth_of_a_one_sided_book_is_measured_from_its_touch(book: OrderBook) -> None:
+    """With the asks gone the bids near the best bid are still depth (not zero); an empty book has none."""
+    for oid in (1, 2, 3):
+        book.cancel(oid, owner=10 + oid - 1)
+    # centre = best bid 99; ±1% = [98.01, 99.99]: 99x2 only; ±2% reaches 98
+    assert book.depth_within(100) == (99 * 2, 0)
+    assert book.depth_within(200) == (99 * 2 + 98 * 6, 0)
+    book.cancel(4, owner=13)
+    book.cancel(5, owner=14)
+    assert book.depth_within(100) == (0, 0)
+
+
+def test_owner_depth_counts_only_that_owners_orders_in_the_band(book: OrderBook) -> None:
+    """``owner_depth`` is the owner's share of ``depth_within``, from the same centre and band."""
+    import numpy as np
+
+    from cascadelab.book import kernels as K
+
+    book.limit(6, owner=10, side=BUY, price=97, qty=1, ts=6)  # outside ±2%
+    book.limit(7, owner=10, side=BUY, price=99, qty=3, ts=7)
+    out = np.zeros(2, np.int64)
+    K.owner_depth(book.st, book.bk, 10, 100, out)
+    assert tuple(out) == (99 * 3, 101 * 5)
+    K.owner_depth(book.st, book.bk, 10, 300, out)
+    assert tuple(out) == (99 * 3 + 97, 101 * 5)
+    total = sum(tuple(np.array(book.depth_within(100))))
+    parts = 0
+    for owner in (10, 11, 12, 13, 14):
+        K.owner_depth(book.st, book.bk, owner, 100, out)
+        parts += int(out.sum())
+    assert parts == total
+
+
 class TestLimitGTC:
     def test_rests_when_not_marketable(self, book: OrderBook) -> None:
         r = book.limit(6, 20, BUY, 100, 7)

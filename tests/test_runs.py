@@ -59,6 +59,13 @@ def test_a_short_oct11_in_debug_mode_conserves_every_step(tmp_path: Path) -> Non
     long_lots = (size * (size > 0)).sum(axis=1)
     rec = res.built.sim.recorder  # type: ignore[union-attr]
     assert rec._oi.tolist() == long_lots.tolist()
+    # every collateral asset with a spot book has its book and outside prices recorded (tokens, altcoins)
+    seconds = pl.read_parquet(out / "seconds.parquet")
+    for code in ("USDe", "wBETH", "BNSOL", "ALT1", "ALT2", "BTC"):
+        ext = seconds[f"{code}.price_external"].drop_nans().drop_nulls()
+        assert len(ext) == len(seconds), code
+    for code in ("USDe", "wBETH", "BNSOL", "ALT1", "ALT2"):
+        assert seconds[f"{code}.price_book"].drop_nans().drop_nulls().len() > 0.9 * len(seconds), code
     r = CliRunner().invoke(app, ["check", str(out)])
     assert r.exit_code == 1 and "targets pass" in r.stdout  # two minutes of market cannot look like the crash
 
@@ -87,3 +94,17 @@ def test_calm_fails_every_crash_target(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.stdout
     r = runner.invoke(app, ["check", str(tmp_path / "calm")])
     assert r.exit_code == 1 and "0 of 13 targets pass" in r.stdout, r.stdout
+
+
+def test_build_refuses_a_fund_born_in_liquidation_and_reports_what_it_adjusted() -> None:
+    """A fund whose margin cannot carry its legs is an error naming the key; capped leverage is reported, not silent."""
+    ov = [*SMALL, "run.duration_s=4.0"]
+    with pytest.raises(ValueError, match=r"funds\.0\.margin: its positions need .* maintenance margin"):
+        run("oct-11", seed=1, overrides=[*ov, "funds.0.margin=100000"], figures=False)
+    res = run("oct-11", seed=1, overrides=ov, figures=False)
+    notes = res.summary["adjustments"]
+    assert any(n.startswith("funds.0.leverage: 20x is above what ALT1USDT's margin tiers allow") for n in notes)
+    assert any(n.startswith("arbitrageurs.0.leverage:") for n in notes)
+    # what the build booked is part of the event hash: pre-built loops change it even before any step differs
+    other = run("oct-11", seed=1, overrides=[*ov, "loopers.prebuilt_loops=[1, 2]"], figures=False)
+    assert other.summary["event_hash"] != res.summary["event_hash"]

@@ -35,6 +35,9 @@ def test_builtins_load_and_show_round_trips(tmp_path: Path) -> None:
         (["population.symbols.XUSDT=0.5"], "population"),
         (["lending.liquidation_ltv=0.5"], "lending.liquidation_ltv: must be above lending.initial_ltv"),
         (["makers.0.calm_vol_ratio=100"], "hysteresis"),
+        (["loopers.prebuilt_loops=[1, 9]"], "loopers.prebuilt_loops: must not exceed loops (4-7)"),
+        (["makers.0.liquidity_drop=1.5"], "makers.0.liquidity_drop"),
+        (["makers.0.liquidity_band_bps=50"], "makers.0.liquidity_band_bps"),
         (["population.accounts"], "expected key.path=value"),
     ],
 )
@@ -69,3 +72,19 @@ def test_files_name_themselves_in_errors(tmp_path: Path) -> None:
     unknown_ref.write_text('extends = "oct-11"\nname = "r"\n[check]\ntracked = "NOPEUSDT"\n')
     with pytest.raises(ScenarioError, match=r"check\.tracked: unknown \['NOPEUSDT'\]"):
         load(str(unknown_ref))
+
+
+def test_external_paths_do_not_depend_on_the_run_length() -> None:
+    """A shorter run sees a prefix of a longer run's external paths, every path (each has its own generator)."""
+    import numpy as np
+
+    from cascadelab.scenario.build import external_paths
+
+    long = external_paths(load("oct-11"), 300.0, seed=7)
+    short = external_paths(load("oct-11", ["run.duration_s=600"]), 300.0, seed=7)
+    assert set(long) == set(short)
+    for name, path in short.items():
+        assert np.array_equal(path, long[name][: len(path)]), name
+    other = external_paths(load("oct-11"), 300.0, seed=8)
+    noisy = [n for n, p in load("oct-11").world.paths.items() if p.of is None and p.noise > 0]
+    assert noisy and all(not np.array_equal(other[n], long[n]) for n in noisy)

@@ -195,6 +195,7 @@ def run(
         "steps": int(sim.steps),
         "market_time_s": s.run.duration_s,
         "event_hash": sim.event_hash,
+        "adjustments": list(b.adjustments),
         "ledger_check": check,
         "headline": headline(frames, s, b),
         "timing_s": {

@@ -20,6 +20,7 @@ can open. That is when a depeg appears on the venue's book.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,14 @@ from cascadelab.agents.base import (
 )
 from cascadelab.records import FLAG_REDUCE_ONLY, ORDER_REQUEST, TIF, AccountOp, AccountType, Op
 from cascadelab.units import MONEY_SCALE, SECOND_NS
+
+
+def _arrived(queue: deque[tuple[int, int]], now: int) -> list[int]:
+    """Take the amounts due by ``now`` off the front of a due-ordered queue."""
+    out = []
+    while queue and queue[0][0] <= now:
+        out.append(queue.popleft()[1])
+    return out
 
 
 @dataclass
@@ -75,8 +84,9 @@ class Arbitrageur:
         self.latency_ns, self.jitter_ns = latency_ns, jitter_ns
         self.schedule = Schedule(params.every_ms * 1_000_000)
         self.instrument = -1
-        self.in_transit: list[tuple[int, int]] = []  # (due ns, USDT money units) coming back
-        self.tokens_in_transit: list[tuple[int, int]] = []  # (due ns, token money units) minted outside, coming in
+        # (due ns, money units) in due order (a fixed delay from each send): USDT coming back, tokens minted outside
+        self.in_transit: deque[tuple[int, int]] = deque()
+        self.tokens_in_transit: deque[tuple[int, int]] = deque()
         self.returned = 0
         self.sent_out = 0
         self._band: tuple[float, float] | None = None
@@ -84,7 +94,9 @@ class Arbitrageur:
 
     def wake_at(self) -> int:
         """The next check or the next transfer arrival."""
-        nxt = min((t for t, _ in self.in_transit + self.tokens_in_transit), default=NEVER)
+        cash = self.in_transit[0][0] if self.in_transit else NEVER
+        tokens = self.tokens_in_transit[0][0] if self.tokens_in_transit else NEVER
+        nxt = min(cash, tokens)
         return min(self.schedule.next_ns, nxt)
 
     def watch(self) -> list[Watch]:
@@ -115,14 +127,12 @@ class Arbitrageur:
             self.schedule.advance(now)
         b = self.instrument
         out: list[Requests] = []
-        arrived = [amt for t, amt in self.in_transit if t <= now]
-        self.in_transit = [(t, amt) for t, amt in self.in_transit if t > now]
+        arrived = _arrived(self.in_transit, now)
         if arrived:
             q = client.asset_index(m.quote[b])
             out.append(Requests(account=account_requests(self.accounts[0], AccountOp.DEPOSIT, q, sum(arrived))))
             self.returned += sum(arrived)
-        minted = [amt for t, amt in self.tokens_in_transit if t <= now]
-        self.tokens_in_transit = [(t, amt) for t, amt in self.tokens_in_transit if t > now]
+        minted = _arrived(self.tokens_in_transit, now)
         if minted:
             out.append(Requests(account=account_requests(self.accounts[0], AccountOp.DEPOSIT, client.asset_index(m.base[b]),
                                                          sum(minted))))  # fmt: skip
@@ -146,7 +156,7 @@ class Arbitrageur:
         p, b, _me = self.p, self.instrument, self.accounts[0]
         tick, lot = float(m.tick[b]), float(m.lot[b])  # type: ignore[attr-defined]
         bid, ask = int(m.best_bid[b]) * tick, int(m.best_ask[b]) * tick  # type: ignore[attr-defined]
-        pos = float(client.positions()[b, 0]) * lot
+        pos = client.position(b) * lot
         thr, _close = p.threshold_bps / 1e4, p.close_bps / 1e4
         room_long = p.inventory_limit - pos * ext
         room_short = p.inventory_limit + pos * ext
@@ -209,8 +219,8 @@ class Arbitrageur:
         bid, ask = int(m.best_bid[b]) * tick, int(m.best_ask[b]) * tick
         thr = p.threshold_bps / 1e4
         base, quote = m.base[b], m.quote[b]
-        tokens = int(client.balances(base)[0])
-        cash = int(client.balances(quote)[0]) / MONEY_SCALE
+        tokens = client.balance(base)
+        cash = client.balance(quote) / MONEY_SCALE
         out: list[Requests] = []
         # what it bought earlier goes out to be redeemed; the cash comes back after the delay
         bought = [f for f in obs.fills if f["instrument"] == b]

@@ -105,6 +105,19 @@ class Client:
         """Signed position sizes in lots, (perpetuals, accounts)."""
         return self._venue.clearing.accounts.size[:, self._ids(which)]  # type: ignore[attr-defined]
 
+    def position(self, perp: int, which: int = 0) -> int:
+        """Signed position in lots of one account (by position in ``accounts``) in one perpetual: a scalar read."""
+        return int(self._venue.clearing.accounts.size[perp, self.accounts[which]])  # type: ignore[attr-defined]
+
+    def position_cost(self, perp: int, which: int = 0) -> int:
+        """Open cost basis in money units of one account in one perpetual: a scalar read."""
+        return int(self._venue.clearing.accounts.cost[perp, self.accounts[which]])  # type: ignore[attr-defined]
+
+    def balance(self, asset: str, which: int = 0) -> int:
+        """Balance of ``asset`` in money units of one account: a scalar read."""
+        ch = self._venue.clearing  # type: ignore[attr-defined]
+        return int(ch.ledger.balances[ch.ledger.asset(asset), self.accounts[which]])
+
     def cost(self, which: np.ndarray | None = None) -> np.ndarray:
         """Open cost basis in money units, (perpetuals, accounts)."""
         return self._venue.clearing.accounts.cost[:, self._ids(which)]  # type: ignore[attr-defined]
@@ -159,6 +172,20 @@ class Client:
             LK.position_figures(ch.core.params, ch.accounts.arrays, ids, upnl, maint, notional, mmr)
         iso = ch.accounts.isolated[:, ids]
         return iso, np.where(iso, ch.accounts.iso_margin[:, ids] + upnl, upnl), maint
+
+    def resting_depth(self, instrument: int, bps: int, which: int = 0) -> tuple[int, int]:
+        """Money units of its own resting orders within ±``bps`` of the book's band centre (bids, asks).
+
+        The same band as the feed's ``MarketData.depth``, so the difference is what the other
+        participants offer there.
+        """
+        from cascadelab.book import kernels as BK
+
+        v = self._venue
+        out = np.zeros(2, np.int64)
+        BK.owner_depth(v.book_set.st, int(instrument), int(self.accounts[which]), int(bps), out)  # type: ignore[attr-defined]
+        unit = int(v.instruments[instrument].unit_notional)  # type: ignore[attr-defined]
+        return int(out[0]) * unit, int(out[1]) * unit
 
     def liquidation_ltv(self) -> float:
         """The venue's published LTV (0..1) at which a loan account is liquidated (public terms)."""

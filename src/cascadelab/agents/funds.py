@@ -56,6 +56,8 @@ class HedgedFund:
         self.latency_ns, self.jitter_ns = latency_ns, jitter_ns
         self.schedule = Schedule(int(params.review_s * SECOND_NS))
         self.target_short = 0.0
+        self.leverage_used: dict[str, int] = {}  # the leverage each leg is margined at (its tiers may cap it)
+        self.initial_margin = 0.0  # quote units its legs need at the start
         self.hedge_broken_ns: int | None = None
         self.rehedges = 0
 
@@ -66,22 +68,31 @@ class HedgedFund:
         ch.deposit_many(me, ch.settle_asset, np.array([int(self.p.margin * MONEY_SCALE)]))
         out = []
         total = 0.0
+        self.leverage_used = {}
+        self.initial_margin = 0.0
         for symbol, notional in self.p.longs.items():
             k = ch.core.perp(symbol)
             inst = ch.perps[k].instrument
             price = float(ch.marks[k]) * float(inst.tick_size)
             lots = int(notional / (price * float(inst.lot_size)))
-            ch.configure_positions(symbol, me, min(self.p.leverage, ch.leverage_cap(symbol, int(notional * MONEY_SCALE))), False)
+            leg = lots * price * float(inst.lot_size)
+            lev = min(self.p.leverage, ch.leverage_cap(symbol, int(leg * MONEY_SCALE)))
+            ch.configure_positions(symbol, me, lev, False)
             out.append(Leg(symbol, int(ch.marks[k]), me.copy(), np.array([lots], np.int64)))
-            total += lots * price * float(inst.lot_size)
+            self.leverage_used[symbol] = lev
+            self.initial_margin += leg / lev
+            total += leg
         k = ch.core.perp(self.p.hedge_symbol)
         inst = ch.perps[k].instrument
         price = float(ch.marks[k]) * float(inst.tick_size)
         lots = int(total * self.p.hedge_ratio / (price * float(inst.lot_size)))
-        cap = ch.leverage_cap(self.p.hedge_symbol, int(lots * price * float(inst.lot_size) * MONEY_SCALE))
-        ch.configure_positions(self.p.hedge_symbol, me, min(self.p.leverage, cap), False)
+        leg = lots * price * float(inst.lot_size)
+        lev = min(self.p.leverage, ch.leverage_cap(self.p.hedge_symbol, int(leg * MONEY_SCALE)))
+        ch.configure_positions(self.p.hedge_symbol, me, lev, False)
         out.append(Leg(self.p.hedge_symbol, int(ch.marks[k]), me.copy(), np.array([-lots], np.int64)))
-        self.target_short = lots * price * float(inst.lot_size)
+        self.leverage_used[self.p.hedge_symbol] = lev
+        self.initial_margin += leg / lev
+        self.target_short = leg
         return out
 
     def wake_at(self) -> int:

@@ -9,7 +9,11 @@ books is several makers sharing nothing). Each wake it:
 2. classifies the regime (intraday = hour scale, inter-day = day scale, BRIEF §2 table),
    which sets risk aversion γ, level size and level count;
 3. measures its risk: recent loss (mark-to-market equity over a window), inventory against
-   its limit, how one-sided its recent fills were, and the short-scale volatility spike;
+   its limit, how one-sided its recent fills were, the short-scale volatility spike, and the
+   depth the *other* participants offer near the mid against its maximum over the last
+   seconds (when the rest of the book leaves at once there is no way to unload: to a maker
+   already on the defensive, one maker's withdrawal is the next one's signal, so
+   withdrawals cluster into a cliff);
    γ rises with that risk so quotes drift away *before* any hard trigger (WIDENING);
 4. if any trigger fires it cancels bids and asks together in the same step and WITHDRAWS;
    withdrawn, it watches and re-enters (RETURNING, smaller and wider) only once every
@@ -51,8 +55,8 @@ from cascadelab.agents.base import (
 )
 from cascadelab.agents.volatility import MultiScaleVolatility, Regime, regime
 from cascadelab.records import FLAG_REDUCE_ONLY, ORDER_REQUEST, STP, TIF, AccountType, Op
-from cascadelab.units import SECOND_NS
-from cascadelab.venue.feed import MarketData
+from cascadelab.units import MONEY_SCALE, SECOND_NS
+from cascadelab.venue.feed import DEPTH_BPS, MarketData
 
 MAX_SHIFT_BPS = 3_000.0
 """A bound on the reservation skew and on the half-spread (basis points): quotes stay within ±60% of the fair price."""
@@ -75,6 +79,7 @@ class Trigger(IntEnum):
     INVENTORY = 2  # inventory at its limit with one-sided flow
     ONE_SIDED_FILLS = 3  # recent fills one-sided above the threshold
     VOLATILITY = 4  # short-scale volatility spike
+    LIQUIDITY = 5  # the others' depth near the mid collapsed within seconds: no way to unload
 
 
 @dataclass
@@ -119,6 +124,13 @@ class MakerParams:
     calm_one_sided_share: float = 0.7
     vol_spike_ratio: float = 8.0  # 1 min σ over the prior (the fast scale's spike)
     calm_vol_ratio: float = 2.0
+    # the others' depth (the book's depth in the band minus its own quotes) falling below this share of its maximum
+    # over the window withdraws: when the rest of the book leaves, there is no way to unload (0 switches it off);
+    # not part of the calm test, so a maker's return never waits on the others' return
+    liquidity_drop: float = 0.5
+    liquidity_window_s: float = 20.0
+    liquidity_band_bps: int = 100  # one of the feed's bands (20, 100, 200)
+    min_withdrawn_s: float = 30.0  # a withdrawal lasts at least this long (a desk does not flap in and out each second)
     widen_slope: float = 1.0  # γ multiplier per unit of risk score above 1
     max_gamma_multiplier: float = 50.0
     unwind_fraction: float = 0.1  # withdrawn with inventory: this share of it is sold (bought) back per wake...
@@ -138,10 +150,25 @@ class MakerParams:
     def __post_init__(self) -> None:
         positive = ("level_notional", "levels", "level_step_bps", "gamma", "k", "horizon_s", "daily_sigma", "inventory_limit",
                     "requote_ms", "requote_move_bps", "loss_window_s", "loss_limit", "one_sided_min_fills", "vol_spike_ratio",
-                    "stress_daily_sigma")  # fmt: skip
+                    "stress_daily_sigma", "liquidity_window_s")  # fmt: skip
         check_params(
-            self, positive, ("min_half_spread_bps", "calm_loss", "calm_vol_ratio", "widen_slope", "inventory_target_base")
+            self,
+            positive,
+            (
+                "min_half_spread_bps",
+                "calm_loss",
+                "calm_vol_ratio",
+                "widen_slope",
+                "inventory_target_base",
+                "liquidity_drop",
+                "min_withdrawn_s",
+            ),
         )
+        if self.liquidity_drop >= 1.0:
+            raise ValueError(f"liquidity_drop: must be in [0, 1) (0 switches the trigger off), got {self.liquidity_drop}")
+        if self.liquidity_band_bps not in tuple(int(x) for x in DEPTH_BPS):
+            bands = DEPTH_BPS.tolist()
+            raise ValueError(f"liquidity_band_bps: must be one of the feed's bands {bands}, got {self.liquidity_band_bps}")
 
 
 class MarketMaker:
@@ -167,6 +194,9 @@ class MarketMaker:
         self.hedging = True  # re-hedges by its own rule (off while its starting hedge is booked by the scenario)
         self.equity_hist: deque[tuple[int, float]] = deque()  # window maxima first (a monotonic queue) and the latest
         self.fill_hist: deque[tuple[int, int]] = deque()  # (ts, +1 bought / -1 sold)
+        self.others_hist: deque[tuple[int, float]] = deque()  # the others' depth: window maxima first, then the latest
+        self._others_now = math.nan
+        self._withdrawn_ns = 0  # when it last withdrew
         self._buys = 0
         self._equity_now = 0.0
         self.inventory = 0.0  # base units (perp position, or spot holding minus target)
@@ -247,7 +277,8 @@ class MarketMaker:
         p, now = self.p, obs.now_ns
         me = int(self.accounts[0])
         f = obs.fills
-        f = f[f["instrument"] == self.instrument]
+        if len(f):
+            f = f[f["instrument"] == self.instrument]
         if len(f):
             side = np.where(f["taker_account"] == me, f["aggressor"], -f["aggressor"]).astype(np.int64)
             for ts, s in zip(f["ts"].tolist(), side.tolist(), strict=True):
@@ -260,9 +291,9 @@ class MarketMaker:
         b = self.instrument
         lot = float(m.lot[b])
         if m.is_perp[b]:
-            self.inventory = float(client.positions()[b, 0]) * lot
+            self.inventory = client.position(b) * lot
         else:
-            self.inventory = float(client.balances(m.base[b])[0]) / 1e8 - p.inventory_target_base
+            self.inventory = client.balance(m.base[b]) / 1e8 - p.inventory_target_base
         equity = self._mark_to_market(obs, client)
         if self._equity0 is None:
             self._equity0 = equity
@@ -275,6 +306,23 @@ class MarketMaker:
         while q[0][0] < now - horizon:
             q.popleft()
         self._fair_now = fair
+        if p.liquidity_drop > 0:
+            self._measure_others(m, client, now)
+
+    def _measure_others(self, m: MarketData, client: Client, now: int) -> None:
+        """The depth the rest of the book offers in the band (its own quotes taken out), and its recent maximum."""
+        b, p = self.instrument, self.p
+        j = int(np.searchsorted(DEPTH_BPS, p.liquidity_band_bps))
+        own_b, own_a = client.resting_depth(b, p.liquidity_band_bps)
+        others = max(0.0, float(m.depth[b, j, 0] + m.depth[b, j, 1] - own_b - own_a) / MONEY_SCALE)
+        self._others_now = others
+        q = self.others_hist
+        while q and q[-1][1] <= others:
+            q.pop()
+        q.append((now, others))
+        horizon = int(p.liquidity_window_s * SECOND_NS)
+        while q[0][0] < now - horizon:
+            q.popleft()
 
     def _mark_to_market(self, obs: Observation, client: Client) -> float:
         """Its book value at fair prices (no collateral haircuts): cash, the base it quotes, its positions' PnL."""
@@ -286,17 +334,17 @@ class MarketMaker:
             x = float(ext[j]) if j < len(ext) else math.nan
             return x if math.isfinite(x) and x > 0 else float(ref[j])
 
-        value = float(client.balances(m.quote[b])[0]) / 1e8
+        value = client.balance(m.quote[b]) / 1e8
         if not m.is_perp[b]:
             px = fair_of(b)
             if math.isfinite(px):
-                value += float(client.balances(m.base[b])[0]) / 1e8 * px
-        pos, cost = client.positions()[:, 0], client.cost()[:, 0]
+                value += client.balance(m.base[b]) / 1e8 * px
         for k in (b, self._hedge_k):
-            if k >= 0 and m.is_perp[k] and pos[k] != 0:
-                px = fair_of(k)
+            if k >= 0 and m.is_perp[k]:
+                pos = client.position(k)
+                px = fair_of(k) if pos else math.nan
                 if math.isfinite(px):
-                    value += float(pos[k]) * float(m.lot[k]) * px - float(cost[k]) / 1e8
+                    value += pos * float(m.lot[k]) * px - client.position_cost(k) / 1e8
         return value
 
     def measures(self) -> dict[str, float]:
@@ -307,12 +355,17 @@ class MarketMaker:
         share = max(buys, n - buys) / n if n else 0.0
         fair = getattr(self, "_fair_now", math.nan)
         inv = abs(self.inventory) * (fair if math.isfinite(fair) else 0.0)
+        top = self.others_hist[0][1] if self.others_hist else 0.0
+        # a book the others never filled beyond one of its own levels carries no signal
+        liquidity = self._others_now / top if top >= self.p.level_notional and math.isfinite(self._others_now) else 1.0
         return {
             "loss": loss,
             "one_sided_share": share,
             "fills": float(n),
             "inventory_notional": inv,
             "vol_ratio": max(self.vol.ratio(1), self.stress_vol.ratio(1) if self._stress_b >= 0 else 0.0),
+            "others_depth": self._others_now,
+            "others_depth_ratio": liquidity,
         }
 
     def _decide(self, now: int) -> None:
@@ -334,6 +387,8 @@ class MarketMaker:
             fired = Trigger.ONE_SIDED_FILLS
         elif x["vol_ratio"] >= p.vol_spike_ratio:
             fired = Trigger.VOLATILITY
+        elif p.liquidity_drop > 0 and x["others_depth_ratio"] < p.liquidity_drop and self.state != MakerState.QUOTING:
+            fired = Trigger.LIQUIDITY  # only a maker already on the defensive reads the others' exit as its own signal
         calm = (
             x["loss"] <= p.calm_loss
             and x["vol_ratio"] <= p.calm_vol_ratio
@@ -341,10 +396,11 @@ class MarketMaker:
             and (x["fills"] < p.one_sided_min_fills or x["one_sided_share"] <= p.calm_one_sided_share)
         )
         if self.state == MakerState.WITHDRAWN:
-            if calm:
+            if calm and now - self._withdrawn_ns >= p.min_withdrawn_s * SECOND_NS and fired != Trigger.LIQUIDITY:
                 self.state, self.reason = MakerState.RETURNING, Trigger.NONE
         elif fired != Trigger.NONE:
             self.state, self.reason = MakerState.WITHDRAWN, fired
+            self._withdrawn_ns = now
         elif self.state == MakerState.RETURNING and calm and self.regime != Regime.CRISIS:
             self.state = MakerState.QUOTING  # back to full quoting once calm outside a crisis regime
         # risk score: how close the measures are to their triggers (1 = at the calm line)
@@ -429,9 +485,9 @@ class MarketMaker:
         m = obs.market
         if k < 0 or not p.hedge_asset or not self.hedging:
             return Requests()
-        spot = float(client.balances(p.hedge_asset)[0]) / 1e8
+        spot = client.balance(p.hedge_asset) / 1e8
         lot = float(m.lot[k])
-        perp = float(client.positions()[k, 0]) * lot
+        perp = client.position(k) * lot
         gap = perp + spot  # > 0: under-hedged (short too small)
         if spot <= 0 or abs(gap) <= p.hedge_band * spot:
             return Requests()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
@@ -43,16 +43,24 @@ class MultiScaleVolatility:
 
     daily_sigma: float  # prior: volatility per day (e.g. 0.03)
     scales_s: tuple[float, ...] = (1.0, 60.0, 900.0, DAY_S)
-    var: np.ndarray = field(init=False)  # per scale: variance per second
     last_ns: int = -1
 
     def __post_init__(self) -> None:
         if not self.daily_sigma > 0:
             raise ValueError(f"daily_sigma must be > 0, got {self.daily_sigma}")
-        self.var = np.full(len(self.scales_s), self.daily_sigma**2 / DAY_S)
+        self._var = [self.daily_sigma**2 / DAY_S] * len(self.scales_s)  # per scale: variance per second
         # returns are measured over min(τ, 1 h): a day-long return cannot be seen inside a run
-        self._horizon = [min(s, 3_600.0) for s in self.scales_s]
+        horizon = [min(s, 3_600.0) for s in self.scales_s]
+        # per scale: (τ, horizon in ns, the spacing of kept samples in ns)
+        self._scales = [
+            (tau, int(h * SECOND_NS), int(h * SECOND_NS / 10), h) for tau, h in zip(self.scales_s, horizon, strict=True)
+        ]
         self._hist: list[deque[tuple[int, float]]] = [deque() for _ in self.scales_s]
+
+    @property
+    def var(self) -> np.ndarray:
+        """Variance per second of each scale."""
+        return np.array(self._var)
 
     def update(self, now_ns: int, price: float) -> None:
         """Add one price observation (ignored if not positive and finite, or if no time passed)."""
@@ -61,11 +69,12 @@ class MultiScaleVolatility:
         dt = 0.0 if self.last_ns < 0 else (now_ns - self.last_ns) / SECOND_NS
         self.last_ns = now_ns
         lp = math.log(price)
-        for j, (tau, h) in enumerate(zip(self.scales_s, self._horizon, strict=True)):
+        var = self._var
+        for j, (tau, h_ns, space_ns, h) in enumerate(self._scales):
             hist = self._hist[j]
-            if not hist or now_ns - hist[-1][0] >= h * SECOND_NS / 10:
+            if not hist or now_ns - hist[-1][0] >= space_ns:
                 hist.append((now_ns, lp))
-            while len(hist) > 1 and now_ns - hist[1][0] >= h * SECOND_NS:
+            while len(hist) > 1 and now_ns - hist[1][0] >= h_ns:
                 hist.popleft()
             t0, lp0 = hist[0]
             elapsed = (now_ns - t0) / SECOND_NS
@@ -73,15 +82,15 @@ class MultiScaleVolatility:
                 continue
             r2_per_s = (lp - lp0) ** 2 / max(elapsed, h)  # the move over (up to) the horizon, per second
             alpha = -math.expm1(-dt / tau)
-            self.var[j] += alpha * (r2_per_s - self.var[j])
+            var[j] += alpha * (r2_per_s - var[j])
 
     def sigma(self, scale: int) -> float:
         """σ per √second of scale ``scale`` (0 = fastest)."""
-        return float(math.sqrt(self.var[scale]))
+        return math.sqrt(self._var[scale])
 
     def ratio(self, scale: int) -> float:
         """σ of ``scale`` over the prior σ (1 = as the days before)."""
-        return float(math.sqrt(self.var[scale] * DAY_S) / self.daily_sigma)
+        return math.sqrt(self._var[scale] * DAY_S) / self.daily_sigma
 
 
 def regime(intraday_ratio: float, interday_ratio: float, high: float = 2.0, high_interday: float = 4.0) -> Regime:

@@ -321,7 +321,8 @@ class OrderBook:
     def depth_within(self, bps: int) -> tuple[int, int]:
         """Cumulative price x qty (tick-lots) on each side within ±``bps``/10,000 of mid.
 
-        Multiply by the instrument's ``unit_notional`` for money. (0, 0) on a one-sided book.
+        Multiply by the instrument's ``unit_notional`` for money. Measured from the remaining touch
+        on a one-sided book, (0, 0) on an empty one.
         """
         out = np.zeros(2, np.int64)
         K.depth_notional(self.st, self.bk, int(bps), out)

@@ -911,29 +911,82 @@ def level_orders(st, bk, si, pos, out_slots):
 
 
 @kernel
-def depth_notional(st, bk, bps, out):
-    """Tick-lots (price x qty) resting within ±``bps``/10,000 of the mid on each side.
+def band_centre2(st, bk):
+    """Twice the centre the depth bands are measured from: the mid, or the touch of a one-sided book; 0 for an empty one.
 
-    ``out[0]`` bids, ``out[1]`` asks; both 0 for a one-sided book. Exact integer test: a bid
-    at p counts if 2·p·10⁴ ≥ (bid + ask)(10⁴ − bps).
+    A book with one side gone still has depth near its touch (the side that is left), so a
+    one-sided book measures from its remaining best price rather than reporting nothing.
+    """
+    nb = st.bmeta[bk, B_NLV_BID]
+    na = st.bmeta[bk, B_NLV_ASK]
+    if nb > 0 and na > 0:
+        return st.lv_key[bk, 0, nb - 1] - st.lv_key[bk, 1, na - 1]
+    if nb > 0:
+        return 2 * st.lv_key[bk, 0, nb - 1]
+    if na > 0:
+        return -2 * st.lv_key[bk, 1, na - 1]
+    return 0
+
+
+@kernel_inline
+def _band_sums(st, bk, mid2, bps):
+    lo = mid2 * (10000 - bps)
+    hi = mid2 * (10000 + bps)
+    acc = 0
+    for lp in range(st.bmeta[bk, B_NLV_BID] - 1, -1, -1):
+        p = st.lv_key[bk, 0, lp]
+        if p * 20000 < lo:
+            break
+        acc += p * st.lv_qty[bk, 0, lp]
+    bid = acc
+    acc = 0
+    for lp in range(st.bmeta[bk, B_NLV_ASK] - 1, -1, -1):
+        p = -st.lv_key[bk, 1, lp]
+        if p * 20000 > hi:
+            break
+        acc += p * st.lv_qty[bk, 1, lp]
+    return bid, acc
+
+
+@kernel
+def depth_notional(st, bk, bps, out):
+    """Tick-lots (price x qty) resting within ±``bps``/10,000 of the band centre on each side.
+
+    ``out[0]`` bids, ``out[1]`` asks. The centre is the mid, or on a one-sided book the
+    remaining touch (:func:`band_centre2`); an empty book gives zeros. Exact integer test: a
+    bid at p counts if 2·p·10⁴ ≥ 2·centre·(10⁴ − bps).
     """
     out[0] = 0
     out[1] = 0
-    nb = st.bmeta[bk, B_NLV_BID]
-    na = st.bmeta[bk, B_NLV_ASK]
-    if nb == 0 or na == 0:
+    mid2 = band_centre2(st, bk)
+    if mid2 > 0:
+        out[0], out[1] = _band_sums(st, bk, mid2, bps)
+
+
+@kernel
+def owner_depth(st, bk, owner, bps, out):
+    """Tick-lots of ``owner``'s own resting orders within the same band as :func:`depth_notional` (bids, asks).
+
+    Walks only the owner's order list, so a market maker can tell the book's depth without
+    its own quotes (what the others offer) at the cost of its own order count.
+    """
+    out[0] = 0
+    out[1] = 0
+    mid2 = band_centre2(st, bk)
+    if mid2 <= 0 or owner < 0 or owner >= st.own_head.shape[0]:
         return
-    mid2 = st.lv_key[bk, 0, nb - 1] - st.lv_key[bk, 1, na - 1]
-    for lp in range(nb - 1, -1, -1):
-        p = st.lv_key[bk, 0, lp]
-        if p * 20000 < mid2 * (10000 - bps):
-            break
-        out[0] += p * st.lv_qty[bk, 0, lp]
-    for lp in range(na - 1, -1, -1):
-        p = -st.lv_key[bk, 1, lp]
-        if p * 20000 > mid2 * (10000 + bps):
-            break
-        out[1] += p * st.lv_qty[bk, 1, lp]
+    lo = mid2 * (10000 - bps)
+    hi = mid2 * (10000 + bps)
+    r = st.own_head[owner]
+    while r != -1:
+        if st.o_book[r] == bk:
+            p = st.o_price[r]
+            if st.o_side[r] > 0:
+                if p * 20000 >= lo:
+                    out[0] += p * st.o_qty[r]
+            elif p * 20000 <= hi:
+                out[1] += p * st.o_qty[r]
+        r = st.o_onext[r]
 
 
 @kernel
@@ -941,7 +994,7 @@ def snapshot(st, n_books, bps, tops, depth):
     """Top of book and banded depth of every book at once (the public feed's per-step read).
 
     ``tops[b]`` = (best bid, best ask, last trade), 0 where none; ``depth[b, j, s]`` =
-    tick-lots within ±``bps[j]``/10,000 of the mid on side ``s`` (0 bids, 1 asks), as
+    tick-lots within ±``bps[j]``/10,000 of the band centre on side ``s`` (0 bids, 1 asks), as
     :func:`depth_notional`.
     """
     for b in range(n_books):
@@ -950,29 +1003,12 @@ def snapshot(st, n_books, bps, tops, depth):
         tops[b, 0] = st.lv_key[b, 0, nb - 1] if nb > 0 else 0
         tops[b, 1] = -st.lv_key[b, 1, na - 1] if na > 0 else 0
         tops[b, 2] = st.bmeta[b, B_LAST_PRICE]
+        mid2 = band_centre2(st, b)
         for j in range(bps.shape[0]):
             depth[b, j, 0] = 0
             depth[b, j, 1] = 0
-        if nb == 0 or na == 0:
-            continue
-        mid2 = st.lv_key[b, 0, nb - 1] - st.lv_key[b, 1, na - 1]
-        for j in range(bps.shape[0]):
-            lo = mid2 * (10000 - bps[j])
-            hi = mid2 * (10000 + bps[j])
-            acc = 0
-            for lp in range(nb - 1, -1, -1):
-                p = st.lv_key[b, 0, lp]
-                if p * 20000 < lo:
-                    break
-                acc += p * st.lv_qty[b, 0, lp]
-            depth[b, j, 0] = acc
-            acc = 0
-            for lp in range(na - 1, -1, -1):
-                p = -st.lv_key[b, 1, lp]
-                if p * 20000 > hi:
-                    break
-                acc += p * st.lv_qty[b, 1, lp]
-            depth[b, j, 1] = acc
+            if mid2 > 0:
+                depth[b, j, 0], depth[b, j, 1] = _band_sums(st, b, mid2, bps[j])
 
 
 NO_POSITIONS = np.zeros(0, np.int64)
@@ -983,6 +1019,7 @@ __all__ = [
     "BookArrays",
     "add_resting",
     "apply_op",
+    "band_centre2",
     "best_price",
     "cancel_owners",
     "cancel_stale_reduce_only",
@@ -994,6 +1031,7 @@ __all__ = [
     "level_head",
     "level_qty",
     "new_book_arrays",
+    "owner_depth",
     "process_ops",
     "remove_order",
     "shrink_order",

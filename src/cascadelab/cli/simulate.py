@@ -81,6 +81,8 @@ def register(app: typer.Typer, console: Any, fail: Any) -> None:
                 return
             bar.update(task, completed=1.0)
         console.print(summary_table(result.summary))
+        for note in result.summary.get("adjustments", []):
+            console.print(f"[yellow]adjusted:[/] {escape(note)}")
         try:
             write(result, folder, figures)
         except RunDirError as exc:

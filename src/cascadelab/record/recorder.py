@@ -141,7 +141,7 @@ class Recorder:
         if self.leverage_at_news is None and 0 <= self.news_ns <= report.now_ns:
             self.leverage_at_news = effective_leverage(venue)
         if j % self.slow_every == 0:
-            self._record_slow(report.now_ns, venue)
+            self._record_slow(report.now_ns, venue, sim.world.external.reference)  # type: ignore[attr-defined]
         c["bankrupt"][j] = self._bankrupt
         self._prev_bid, self._prev_ask = m.best_bid, m.best_ask
         self.step += 1
@@ -228,7 +228,7 @@ class Recorder:
         c["liquidated"][j] = len(self._liquidated)
         c["bad_debt"][j] = self._bad_debt
 
-    def _record_slow(self, now: int, venue: object) -> None:
+    def _record_slow(self, now: int, venue: object, ext_ref: np.ndarray) -> None:
         i = self._slow_n
         if i >= len(self.slow["t_ns"]):
             return
@@ -240,16 +240,18 @@ class Recorder:
             state, reason, inv, pnl = mm.status()  # type: ignore[attr-defined]
             s["mm_state"][i, k], s["mm_reason"][i, k], s["mm_inventory"][i, k], s["mm_pnl"][i, k] = state, reason, inv, pnl
         m = venue.market_data  # type: ignore[attr-defined]
-        mid = m.mid()
+        ref = m.reference()
         ext_assets = self.external_assets
         for a, code in enumerate(self.assets):
             s["collateral_venue"][i, a] = float(ch.asset_price[a]) / MONEY_SCALE
             b = next((bb for bb in range(self.n_perps, len(self.symbols)) if m.base[bb] == code), None)
+            x = ext_assets.get(code, np.nan)
             if b is not None:
-                s["collateral_book"][i, a] = mid[b]
-                s["collateral_external"][i, a] = ext_assets.get(code, np.nan)
-            else:
-                s["collateral_external"][i, a] = ext_assets.get(code, np.nan)
+                # what a book valuation reads (Venue.book_price): the mid, else the last trade (a side can be empty)
+                s["collateral_book"][i, a] = float(ref[b])
+                if not math.isfinite(x):  # its outside value is its spot pair's external reference
+                    x = float(ext_ref[b])
+            s["collateral_external"][i, a] = x
         self._heat(i, venue, m)
         if self.loopers:
             ltv = np.concatenate([lp.last_ltv for lp in self.loopers])  # type: ignore[attr-defined]

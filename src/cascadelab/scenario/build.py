@@ -18,6 +18,7 @@ Every draw comes from generators spawned from the run's seed, one per component.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -59,6 +60,7 @@ class Built:
     groups: dict[str, list[object]] = field(default_factory=dict)  # group name -> agents
     news_ns: int = 0
     liquidated_low_leverage: int | None = None  # set after the run: liquidated accounts below 2x at the news
+    adjustments: list[str] = field(default_factory=list)  # parameters the build had to change, and why (in summary.json)
 
 
 def _valuation(asset: str, c: CollateralSection) -> Valuation:
@@ -86,7 +88,6 @@ def external_paths(s: Scenario, news_s: float, seed: int) -> dict[str, np.ndarra
     start = {i.symbol: i.price for i in s.instruments}
     sigma = {i.symbol: i.daily_sigma for i in s.instruments}
     base_of = {str(i.base): i for i in s.instruments if i.kind == "spot"}
-    rng = np.random.default_rng(seed)
     out: dict[str, np.ndarray] = {}
 
     def make(name: str, p: PathSection) -> np.ndarray:
@@ -103,6 +104,9 @@ def external_paths(s: Scenario, news_s: float, seed: int) -> dict[str, np.ndarra
         logp = math.log(p0) + np.interp(t, kt, kf)
         sig = sigma.get(name, base_of[name].daily_sigma if name in base_of else 0.0)
         if p.noise > 0 and sig > 0:
+            # one generator per path, keyed by its name: a path does not depend on the others or on the run's
+            # length (a shorter run's path is a prefix of a longer run's)
+            rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
             w = np.cumsum(rng.standard_normal(n)) * sig * math.sqrt(step_s / 86_400.0) * p.noise
             logp = logp + w
         out[name] = np.exp(logp)
@@ -114,9 +118,17 @@ def external_paths(s: Scenario, news_s: float, seed: int) -> dict[str, np.ndarra
     return out
 
 
-def _leverage_within_tiers(ch: object, symbol: str, wanted: int, notional: float) -> int:
-    """The highest leverage up to ``wanted`` that the margin tiers allow at ``notional`` (quote units)."""
-    return max(1, min(int(wanted), ch.leverage_cap(symbol, int(notional * MONEY_SCALE))))  # type: ignore[attr-defined]
+def _leverage_within_tiers(ch: object, symbol: str, wanted: int, notional: float, where: str, notes: list[str]) -> int:
+    """The highest leverage up to ``wanted`` that the margin tiers allow at ``notional`` (quote units).
+
+    A lower leverage than asked is noted in ``notes`` (summary.json's ``adjustments``), naming the key.
+    """
+    lev = max(1, min(int(wanted), ch.leverage_cap(symbol, int(notional * MONEY_SCALE))))  # type: ignore[attr-defined]
+    if lev < wanted:
+        note = f"{where}: {wanted}x is above what {symbol}'s margin tiers allow at {notional:,.0f} notional; margined at {lev}x"
+        if note not in notes:
+            notes.append(note)
+    return lev
 
 
 def _path_fn(arr: np.ndarray, step_ns: int) -> object:
@@ -179,7 +191,8 @@ def build(s: Scenario) -> Built:
 
     types.append(np.full(ch.accounts.n, AccountType.VENUE, np.int8))  # the liquidator (and any venue account)
     agents: list[object] = []
-    for mg in s.makers:
+    notes: list[str] = []
+    for gi, mg in enumerate(s.makers):
         inst = next(i for i in s.instruments if i.symbol == mg.symbol)
         for c in range(mg.count):
             (acct,) = open_accounts(1, AccountType.MARKET_MAKER)
@@ -206,6 +219,10 @@ def build(s: Scenario) -> Built:
                 vol_spike_ratio=mg.vol_spike_ratio,
                 calm_vol_ratio=mg.calm_vol_ratio,
                 widen_slope=mg.widen_slope,
+                liquidity_drop=mg.liquidity_drop,
+                liquidity_window_s=mg.liquidity_window_s,
+                liquidity_band_bps=mg.liquidity_band_bps,
+                min_withdrawn_s=mg.min_withdrawn_s,
                 anchor_external=mg.anchor_external,
                 stress_symbol=mg.stress_symbol,
                 inventory_target_base=mg.base_inventory,
@@ -214,17 +231,19 @@ def build(s: Scenario) -> Built:
                 hedge_asset=str(inst.base) if mg.hedge_symbol else None,
             )
             if inst.kind == "perp":  # margined at a leverage its whole inventory range allows (tiers by notional)
-                lev = _leverage_within_tiers(ch, mg.symbol, mg.leverage, mg.inventory_limit + 2 * mg.level_notional * mg.levels)
+                lev = _leverage_within_tiers(ch, mg.symbol, mg.leverage, mg.inventory_limit + 2 * mg.level_notional * mg.levels,
+                                             f"makers.{gi}.leverage", notes)  # fmt: skip
                 ch.configure_positions(mg.symbol, np.array([acct]), lev, False)
             if inst.kind == "spot" and mg.base_inventory > 0:
                 ch.deposit_many(np.array([acct]), str(inst.base), np.array([int(mg.base_inventory * MONEY_SCALE)]))
                 if mg.hedge_symbol:  # the perpetual short against the holding, margined within its tiers
-                    lev = _leverage_within_tiers(ch, mg.hedge_symbol, mg.hedge_leverage, mg.base_inventory * inst.price)
+                    lev = _leverage_within_tiers(ch, mg.hedge_symbol, mg.hedge_leverage, mg.base_inventory * inst.price,
+                                                 f"makers.{gi}.hedge_leverage", notes)  # fmt: skip
                     ch.configure_positions(mg.hedge_symbol, np.array([acct]), lev, False)
             mm = MarketMaker(f"maker:{mg.symbol}:{c}", int(acct), params, int(mg.latency_ms * 1e6), int(mg.jitter_ms * 1e6))
             agents.append(mm)
             groups["makers"].append(mm)
-    for ag in s.arbitrageurs:
+    for gi, ag in enumerate(s.arbitrageurs):
         inst = next(i for i in s.instruments if i.symbol == ag.symbol)
         for c in range(ag.count):
             (acct,) = open_accounts(1, AccountType.ARBITRAGEUR)
@@ -232,7 +251,8 @@ def build(s: Scenario) -> Built:
             if inst.kind == "spot" and ag.tokens > 0:
                 ch.deposit_many(np.array([acct]), str(inst.base), np.array([int(ag.tokens * MONEY_SCALE)]))
             if inst.kind == "perp":
-                lev = _leverage_within_tiers(ch, ag.symbol, ag.leverage, ag.inventory_limit + 2 * ag.clip_notional)
+                lev = _leverage_within_tiers(ch, ag.symbol, ag.leverage, ag.inventory_limit + 2 * ag.clip_notional,
+                                             f"arbitrageurs.{gi}.leverage", notes)  # fmt: skip
                 ch.configure_positions(ag.symbol, np.array([acct]), lev, False)
             params_a = ArbParams(ag.symbol, ag.threshold_bps, ag.close_bps, ag.clip_notional, ag.inventory_limit,
                                  ag.transfer_delay_s, rest=ag.rest, rest_bps=ag.rest_bps)  # fmt: skip
@@ -256,6 +276,15 @@ def build(s: Scenario) -> Built:
                             fg.rehedge_below, fg.max_spread_bps)  # fmt: skip
             fund = HedgedFund(f"fund:{j}:{c}", int(acct), fp)
             legs += fund.legs(venue)
+            for symbol, lev in fund.leverage_used.items():
+                if lev < fg.leverage:
+                    note = (f"funds.{j}.leverage: {fg.leverage}x is above what {symbol}'s margin tiers allow for its leg; "
+                            f"margined at {lev}x")  # fmt: skip
+                    if note not in notes:
+                        notes.append(note)
+            if fund.initial_margin > fg.margin and c == 0:
+                notes.append(f"funds.{j}.margin: {fg.margin:,.0f} is below the initial margin of its positions "
+                             f"({fund.initial_margin:,.0f}): they start as if opened earlier at better prices")  # fmt: skip
             sim.add_agent(fund)
             groups["funds"].append(fund)
     for maker in groups["makers"]:
@@ -330,12 +359,23 @@ def build(s: Scenario) -> Built:
             "the other side; give the population accounts, or remove [[funds]] and the makers' hedge_symbol"
         )
     book_legs(venue, legs, sim.now_ns)
+    for f in groups["funds"]:  # a fund may start below its initial margin, never already in liquidation
+        eq, maint, _, _ = ch.exact_margins(f.accounts)  # type: ignore[attr-defined]
+        if int(eq[0]) < int(maint[0]):
+            j = f.name.split(":")[1]  # type: ignore[attr-defined]
+            raise ValueError(
+                f"funds.{j}.margin: its positions need {int(maint[0]) / MONEY_SCALE:,.0f} of maintenance margin but the account "
+                f"starts with {int(eq[0]) / MONEY_SCALE:,.0f} of equity (it would be liquidated at once); raise margin, or "
+                "shrink longs or hedge_ratio"
+            )
     for mm in hedgers:
         mm.hedging = True
     for pop_ in groups["retail"]:
         if isinstance(pop_, LeveragedTraders):
             pop_.start_thresholds(venue)
     ch.check()
+    n = ch.accounts.n
+    sim.hash_state(ch.ledger.balances[:, :n], ch.accounts.size[:, :n], ch.accounts.cost[:, :n], ch.accounts.debt[:, :n])
     # outages name groups; the world refuses or delays the requests of their agents
     by_group = {g: frozenset(a.name for a in groups[g]) for g in GROUPS}  # type: ignore[attr-defined]
     world.outages = [
@@ -344,7 +384,7 @@ def build(s: Scenario) -> Built:
         for o in s.world.outages
     ]  # fmt: skip
     account_type = np.concatenate(types) if types else np.zeros(0, np.int8)
-    return Built(s, venue, sim, account_type, groups, int(news_s * SECOND_NS))
+    return Built(s, venue, sim, account_type, groups, int(news_s * SECOND_NS), adjustments=notes)
 
 
 __all__ = ["GROUPS", "PRE_OPEN_S", "Built", "build", "external_paths"]

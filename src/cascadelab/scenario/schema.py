@@ -231,7 +231,11 @@ class VenueSection(Strict):
     profile: Literal["binance", "bybit", "okx", "hyperliquid", "bitmex"] = "binance"
     insurance_fund: Money | None = Field(None, ge=0)  # quote units; None: the profile's
     liquidator_orders_per_s: Int | None = Field(None, ge=1, le=1_000_000)
-    liquidator_notional_per_s: Money | None = Field(None, ge=0)
+    # quote units per second the liquidator may unwind from its backlog; 0 = no notional limit (only the order rate
+    # limits it); absent = the profile's figure
+    liquidator_notional_per_s: Money | None = Field(
+        None, ge=0, description="quote per second the liquidator unwinds; 0 = no notional limit; absent = the profile's"
+    )
     adl_ranking: Literal["binance", "bitmex", "hyperliquid", "pnl_pct", "pro_rata", "water_filling"] | None = None
     debug: bool = False
 
@@ -485,6 +489,12 @@ class LoopersSection(Strict):
                 ("seed_value_median",),
                 f"seed_value_median x exp({TAIL_SIGMAS:g} x seed_value_sigma) = {tail:.3g} quote units; at most {MONEY_MAX:.0e}",
             )
+        if self.prebuilt_loops[1] > self.loops[1]:
+            raise Invalid(
+                ("prebuilt_loops",),
+                f"must not exceed loops ({self.loops[0]}-{self.loops[1]}): a looper never pre-builds more loops than it aims "
+                f"for, got up to {self.prebuilt_loops[1]}",
+            )
         return self
 
 
@@ -556,6 +566,10 @@ class MakerGroup(Strict):
     vol_spike_ratio: Float = Field(8.0, gt=1, le=1e4)
     calm_vol_ratio: Float = Field(2.0, gt=0, le=1e4)
     widen_slope: Float = Field(1.0, ge=0, le=1e4)
+    liquidity_drop: Float = Field(0.5, ge=0, lt=1)  # withdraw when the others' depth falls below this share of its window max
+    liquidity_window_s: Seconds = Field(20.0, gt=0)
+    liquidity_band_bps: Literal[20, 100, 200] = 100  # one of the feed's depth bands
+    min_withdrawn_s: Seconds = Field(30.0, ge=0)  # a withdrawal lasts at least this long
     anchor_external: bool = True
     stress_symbol: str | None = None  # a desk-wide risk signal: this instrument's outside volatility counts too
     leverage: Leverage = 2  # perpetuals: the leverage its resting quotes are margined at

@@ -21,6 +21,7 @@ identifies the run: the same scenario and seed give the same hash on any machine
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,6 +72,14 @@ def _cat(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
     if not parts:
         return _EMPTY[dtype]
     return parts[0] if len(parts) == 1 else stack(parts, dtype)
+
+
+@functools.cache
+def _hash_dtype(dt: np.dtype) -> np.dtype:
+    """``dt``'s fields packed and little-endian: the bytes a record hashes as, the same on any machine."""
+    names = dt.names
+    assert names is not None  # structured records
+    return np.dtype([(name, dt[name].newbyteorder("<")) for name in names])
 
 
 class Simulation:
@@ -182,16 +191,26 @@ class Simulation:
         return report
 
     def _hash(self, r: StepReport) -> None:
-        """Fold the step's records into the run's hash, field by field (padding bytes never count)."""
+        """Fold the step's records into the run's hash: each record's fields, little-endian, padding bytes never counted."""
         h = self.hasher
         h.update(np.int64(r.now_ns).tobytes())
         for arr in (r.acks, r.account_acks, r.fills, r.cancels, r.events):
             h.update(np.int64(len(arr)).tobytes())
             if len(arr):
-                names = arr.dtype.names
-                assert names is not None  # structured records
-                for name in names:
-                    h.update(np.ascontiguousarray(arr[name]).astype(arr.dtype[name].newbyteorder("<")).tobytes())
+                h.update(np.ascontiguousarray(arr, _hash_dtype(arr.dtype)).tobytes())
+
+    def hash_state(self, *arrays: np.ndarray) -> None:
+        """Fold arrays of state into the event hash (the build's booked positions, balances and debts).
+
+        What the build books before the first step (opening legs, pre-built loops) is not in
+        any step's records; folding it in makes two runs with different starting books hash
+        differently even when their first steps look alike.
+        """
+        h = self.hasher
+        for arr in arrays:
+            a = np.ascontiguousarray(arr)
+            h.update(np.array(a.shape, np.int64).tobytes())
+            h.update(a.astype(a.dtype.newbyteorder("<")).tobytes())
 
     @property
     def event_hash(self) -> str:
