@@ -262,3 +262,38 @@ def test_a_defensive_maker_follows_the_others_out_a_calm_one_does_not() -> None:
         sim.step()
     assert m_def.state == MakerState.WITHDRAWN
     v.close()
+
+
+def test_a_maker_out_on_liquidity_returns_once_calm_without_waiting_for_the_others() -> None:
+    """Regression: the others' depth is no condition for returning (with a long window it used to keep it out for good)."""
+    import math
+
+    def btc(t: int) -> float:  # a wiggle for the first 70 s, then flat: volatility decays and the market turns calm
+        s = t / SECOND_NS
+        return 100_000.0 * (1.0 + (0.0002 * math.sin(s / 7.0) if s < 70 else 0.0))
+
+    v, world = market(btc)
+    ch = v.clearing
+    big, defensive, calm = (int(x) for x in v.open_accounts(3))
+    for acct in (big, defensive, calm):
+        ch.deposit(acct, "USDT", 50_000_000 * MONEY_SCALE)
+    ch.configure_positions("BTCUSDT", np.array([big, defensive, calm]), 2, False)
+    common = {"inventory_limit": 3_000_000, "daily_sigma": 0.02, "loss_limit": 200_000, "calm_loss": 20_000}
+    m_big = MarketMaker("big", big, MakerParams("BTCUSDT", level_notional=300_000, min_withdrawn_s=1e6, **common))  # type: ignore[arg-type]
+    m_def = MarketMaker("defensive", defensive, MakerParams("BTCUSDT", level_notional=100_000, calm_vol_ratio=0.2,  # type: ignore[arg-type]
+                                                            liquidity_window_s=3_000, min_withdrawn_s=5, **common))  # fmt: skip
+    m_calm = MarketMaker("calm", calm, MakerParams("BTCUSDT", level_notional=100_000, **common))  # type: ignore[arg-type]
+    sim = Simulation(v, [m_big, m_def, m_calm], world, seed=1)
+    for _ in range(600):
+        sim.step()
+    assert m_def.state == MakerState.WIDENING
+    m_big.state, m_big.reason, m_big._withdrawn_ns = MakerState.WITHDRAWN, Trigger.LOSS, sim.now_ns
+    for _ in range(50):
+        sim.step()
+    assert m_def.state == MakerState.WITHDRAWN and m_def.reason == Trigger.LIQUIDITY
+    for _ in range(6000):  # ten minutes: calm long before the 3,000 s window forgets the depth the big desk offered
+        sim.step()
+    back = [st for _, st, _, _ in m_def.transitions if st == MakerState.RETURNING]
+    assert back, "a calm maker past its minimum withdrawal returns, whatever the others do"
+    assert m_big.state == MakerState.WITHDRAWN  # the big desk is still out
+    v.close()

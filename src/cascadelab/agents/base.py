@@ -222,12 +222,16 @@ def check_params(obj: object, positive: tuple[str, ...] = (), non_negative: tupl
             raise ValueError(f"{name}.{f}: shares must be >= 0 and sum to 1, got {d!r}")
 
 
+_NO_ORDERS = np.zeros(0, ORDER_REQUEST)
+_NO_ACCOUNT_REQUESTS = np.zeros(0, ACCOUNT_REQUEST)
+
+
 @dataclass
 class Requests:
     """What an agent sends: order requests and account requests (time stamps are set by the simulation)."""
 
-    orders: np.ndarray = field(default_factory=lambda: np.zeros(0, ORDER_REQUEST))
-    account: np.ndarray = field(default_factory=lambda: np.zeros(0, ACCOUNT_REQUEST))
+    orders: np.ndarray = field(default_factory=lambda: _NO_ORDERS)  # empty defaults are shared (nothing to mutate)
+    account: np.ndarray = field(default_factory=lambda: _NO_ACCOUNT_REQUESTS)
 
     def __len__(self) -> int:
         return len(self.orders) + len(self.account)

@@ -77,7 +77,7 @@ class Trigger(IntEnum):
     NONE = 0
     LOSS = 1  # loss over the window above the limit
     INVENTORY = 2  # inventory at its limit with one-sided flow
-    ONE_SIDED_FILLS = 3  # recent fills one-sided above the threshold
+    ONE_SIDED_FILLS = 3  # recent fills one-sided above the threshold, filling its inventory up fast
     VOLATILITY = 4  # short-scale volatility spike
     LIQUIDITY = 5  # the others' depth near the mid collapsed within seconds: no way to unload
 
@@ -122,6 +122,7 @@ class MakerParams:
     one_sided_share: float = 0.9  # fills on one side over the window
     one_sided_min_fills: int = 30
     calm_one_sided_share: float = 0.7
+    one_sided_fill_share: float = 0.25  # ...and filled it this share of its inventory limit, net, within the window
     vol_spike_ratio: float = 8.0  # 1 min σ over the prior (the fast scale's spike)
     calm_vol_ratio: float = 2.0
     # the others' depth (the book's depth in the band minus its own quotes) falling below this share of its maximum
@@ -129,7 +130,7 @@ class MakerParams:
     # not part of the calm test, so a maker's return never waits on the others' return
     liquidity_drop: float = 0.5
     liquidity_window_s: float = 20.0
-    liquidity_band_bps: int = 100  # one of the feed's bands (20, 100, 200)
+    liquidity_band_bps: int = 200  # one of the feed's bands (20, 100, 200): wide, so widening quotes is not leaving
     min_withdrawn_s: float = 30.0  # a withdrawal lasts at least this long (a desk does not flap in and out each second)
     widen_slope: float = 1.0  # γ multiplier per unit of risk score above 1
     max_gamma_multiplier: float = 50.0
@@ -162,6 +163,7 @@ class MakerParams:
                 "inventory_target_base",
                 "liquidity_drop",
                 "min_withdrawn_s",
+                "one_sided_fill_share",
             ),
         )
         if self.liquidity_drop >= 1.0:
@@ -193,7 +195,8 @@ class MarketMaker:
         self.has_quotes = False
         self.hedging = True  # re-hedges by its own rule (off while its starting hedge is booked by the scenario)
         self.equity_hist: deque[tuple[int, float]] = deque()  # window maxima first (a monotonic queue) and the latest
-        self.fill_hist: deque[tuple[int, int]] = deque()  # (ts, +1 bought / -1 sold)
+        self.fill_hist: deque[tuple[int, int, float]] = deque()  # (ts, +1 bought / -1 sold, signed notional)
+        self._net_filled = 0.0  # signed notional filled over the window (bought > 0)
         self.others_hist: deque[tuple[int, float]] = deque()  # the others' depth: window maxima first, then the latest
         self._others_now = math.nan
         self._withdrawn_ns = 0  # when it last withdrew
@@ -279,17 +282,23 @@ class MarketMaker:
         f = obs.fills
         if len(f):
             f = f[f["instrument"] == self.instrument]
-        if len(f):
-            side = np.where(f["taker_account"] == me, f["aggressor"], -f["aggressor"]).astype(np.int64)
-            for ts, s in zip(f["ts"].tolist(), side.tolist(), strict=True):
-                self.fill_hist.append((ts, s))
-                self._buys += s > 0
-        horizon = int(p.loss_window_s * SECOND_NS)
-        while self.fill_hist and self.fill_hist[0][0] < now - horizon:
-            self._buys -= self.fill_hist.popleft()[1] > 0
         m = obs.market
         b = self.instrument
         lot = float(m.lot[b])
+        if len(f):
+            side = np.where(f["taker_account"] == me, f["aggressor"], -f["aggressor"]).astype(np.int64)
+            value = side * f["price"].astype(np.float64) * f["qty"] * (float(m.tick[b]) * lot)
+            for ts, s, x in zip(f["ts"].tolist(), side.tolist(), value.tolist(), strict=True):
+                self.fill_hist.append((ts, s, x))
+                self._buys += s > 0
+                self._net_filled += x
+        horizon = int(p.loss_window_s * SECOND_NS)
+        while self.fill_hist and self.fill_hist[0][0] < now - horizon:
+            _, s, x = self.fill_hist.popleft()
+            self._buys -= s > 0
+            self._net_filled -= x
+        if not self.fill_hist:
+            self._net_filled = 0.0  # no drift from float sums over a long run
         if m.is_perp[b]:
             self.inventory = client.position(b) * lot
         else:
@@ -362,6 +371,7 @@ class MarketMaker:
             "loss": loss,
             "one_sided_share": share,
             "fills": float(n),
+            "net_filled": abs(self._net_filled),
             "inventory_notional": inv,
             "vol_ratio": max(self.vol.ratio(1), self.stress_vol.ratio(1) if self._stress_b >= 0 else 0.0),
             "others_depth": self._others_now,
@@ -383,8 +393,12 @@ class MarketMaker:
             fired = Trigger.LOSS
         elif x["inventory_notional"] >= p.inventory_limit and x["one_sided_share"] >= p.one_sided_share:
             fired = Trigger.INVENTORY
-        elif x["fills"] >= p.one_sided_min_fills and x["one_sided_share"] >= p.one_sided_share:
-            fired = Trigger.ONE_SIDED_FILLS
+        elif (
+            x["fills"] >= p.one_sided_min_fills
+            and x["one_sided_share"] >= p.one_sided_share
+            and x["net_filled"] >= p.one_sided_fill_share * p.inventory_limit
+        ):
+            fired = Trigger.ONE_SIDED_FILLS  # one-sided flow filled its inventory up fast
         elif x["vol_ratio"] >= p.vol_spike_ratio:
             fired = Trigger.VOLATILITY
         elif p.liquidity_drop > 0 and x["others_depth_ratio"] < p.liquidity_drop and self.state != MakerState.QUOTING:
@@ -396,8 +410,11 @@ class MarketMaker:
             and (x["fills"] < p.one_sided_min_fills or x["one_sided_share"] <= p.calm_one_sided_share)
         )
         if self.state == MakerState.WITHDRAWN:
-            if calm and now - self._withdrawn_ns >= p.min_withdrawn_s * SECOND_NS and fired != Trigger.LIQUIDITY:
+            if calm and now - self._withdrawn_ns >= p.min_withdrawn_s * SECOND_NS:
                 self.state, self.reason = MakerState.RETURNING, Trigger.NONE
+                # the others' depth is measured afresh from its return: the depth it saw before it left is no
+                # reference for a book everyone left (else it would leave again at once, or wait on the others)
+                self.others_hist.clear()
         elif fired != Trigger.NONE:
             self.state, self.reason = MakerState.WITHDRAWN, fired
             self._withdrawn_ns = now

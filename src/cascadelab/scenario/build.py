@@ -216,6 +216,7 @@ def build(s: Scenario) -> Built:
                 one_sided_share=mg.one_sided_share,
                 one_sided_min_fills=mg.one_sided_min_fills,
                 calm_one_sided_share=mg.calm_one_sided_share,
+                one_sided_fill_share=mg.one_sided_fill_share,
                 vol_spike_ratio=mg.vol_spike_ratio,
                 calm_vol_ratio=mg.calm_vol_ratio,
                 widen_slope=mg.widen_slope,

@@ -563,12 +563,13 @@ class MakerGroup(Strict):
     one_sided_share: Float = Field(0.9, gt=0.5, le=1)
     one_sided_min_fills: Int = Field(30, ge=1, le=1_000_000)
     calm_one_sided_share: Float = Field(0.7, gt=0.5, le=1)
+    one_sided_fill_share: Float = Field(0.25, ge=0, le=100)  # net fills over the window, as a share of inventory_limit
     vol_spike_ratio: Float = Field(8.0, gt=1, le=1e4)
     calm_vol_ratio: Float = Field(2.0, gt=0, le=1e4)
     widen_slope: Float = Field(1.0, ge=0, le=1e4)
     liquidity_drop: Float = Field(0.5, ge=0, lt=1)  # withdraw when the others' depth falls below this share of its window max
     liquidity_window_s: Seconds = Field(20.0, gt=0)
-    liquidity_band_bps: Literal[20, 100, 200] = 100  # one of the feed's depth bands
+    liquidity_band_bps: Literal[20, 100, 200] = 200  # one of the feed's depth bands (wide: widening is not leaving)
     min_withdrawn_s: Seconds = Field(30.0, ge=0)  # a withdrawal lasts at least this long
     anchor_external: bool = True
     stress_symbol: str | None = None  # a desk-wide risk signal: this instrument's outside volatility counts too

@@ -68,6 +68,19 @@ class Inbox:
 _EMPTY = {dt: np.zeros(0, dt) for dt in (FILL, ACK, ACCOUNT_ACK, CANCEL, LIQ_EVENT)}
 
 
+_EMPTY_OBS = tuple(_EMPTY[dt] for dt in (FILL, ACK, ACCOUNT_ACK, CANCEL, LIQ_EVENT))
+
+
+def _stamped(parts: list[np.ndarray], bases: list[int], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The wakes' requests in one array, each stamped ``base + its position in its wake``; and each row's wake arrival."""
+    out = stack(parts, dtype) if len(parts) > 1 else parts[0].copy()
+    lens = np.array([len(p) for p in parts], np.int64)
+    due = np.repeat(np.array(bases, np.int64), lens)
+    starts = np.repeat(np.cumsum(lens) - lens, lens)
+    out["ts"] = due + (np.arange(len(out), dtype=np.int64) - starts)
+    return out, due
+
+
 def _cat(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
     if not parts:
         return _EMPTY[dtype]
@@ -133,6 +146,8 @@ class Simulation:
         self.steps = 0
         self._blocked_by: set[str] = set()
         self.delayed: dict[str, int] = {}
+        self._jit: list[float] = []
+        self._jit_i = 0
 
     def add_agent(self, agent: Agent) -> None:
         """Add a participant (its accounts must exist and belong to no other agent)."""
@@ -216,6 +231,15 @@ class Simulation:
     def event_hash(self) -> str:
         """Hash of every step's records so far (hex)."""
         return self.hasher.copy().hexdigest()
+
+    def _jitter(self, high: int) -> int:
+        """A uniform draw in [0, high) ns from the run's generator (drawn in blocks: one numpy call per 4,096 draws)."""
+        if self._jit_i >= len(self._jit):
+            self._jit = self.rng.random(4096).tolist()
+            self._jit_i = 0
+        u = self._jit[self._jit_i]
+        self._jit_i += 1
+        return int(u * high)
 
     def _outages(self, t: int) -> None:
         active = self.world.outage_state(t)
@@ -303,46 +327,47 @@ class Simulation:
         ext = self.world.external
         parts_o: list[np.ndarray] = []
         parts_a: list[np.ndarray] = []
-        due_o: list[np.ndarray] = []
-        due_a: list[np.ndarray] = []
+        base_o: list[int] = []
+        base_a: list[int] = []
         watch_changed = False
+        delayed = self.delayed
         for j in idx.tolist():
             a = self.agents[j]
             box = self.inbox[j]
-            obs = Observation(
-                t, market, ext, tuple(box.news),
-                _cat(box.fills, FILL), _cat(box.acks, ACK), _cat(box.account_acks, ACCOUNT_ACK),
-                _cat(box.cancels, CANCEL), _cat(box.events, LIQ_EVENT),
-            )  # fmt: skip
-            self.inbox[j] = Inbox()
+            if box or box.news:
+                obs = Observation(
+                    t, market, ext, tuple(box.news),
+                    _cat(box.fills, FILL), _cat(box.acks, ACK), _cat(box.account_acks, ACCOUNT_ACK),
+                    _cat(box.cancels, CANCEL), _cat(box.events, LIQ_EVENT),
+                )  # fmt: skip
+                self.inbox[j] = Inbox()
+            else:  # nothing arrived since its last wake: an empty observation (shared empty record arrays)
+                obs = Observation(t, market, ext, (), *_EMPTY_OBS)
             reqs = a.act(obs, self.clients[j])
             self.next_wake[j] = a.wake_at()
             rows = [(j, w.instrument, w.source, w.low, w.high) for w in a.watch()]
             if rows != self._watch_rows[j]:
                 self._watch_rows[j] = rows
                 watch_changed = True
-            if not len(reqs):
+            if not (len(reqs.orders) or len(reqs.account)):
                 continue
-            lat = int(a.latency_ns) + self.delayed.get(a.name, 0)
+            lat = int(a.latency_ns) + (delayed.get(a.name, 0) if delayed else 0)
             if a.jitter_ns > 0:
-                lat += int(self.rng.integers(0, a.jitter_ns))
-            base = t + lat
+                lat += self._jitter(a.jitter_ns)
             if len(reqs.orders):
-                o = reqs.orders.copy()
-                o["ts"] = base + np.arange(len(o))
-                parts_o.append(o)
-                due_o.append(np.full(len(o), base, np.int64))
+                parts_o.append(reqs.orders)
+                base_o.append(t + lat)
             if len(reqs.account):
-                acc = reqs.account.copy()
-                acc["ts"] = base + np.arange(len(acc))
-                parts_a.append(acc)
-                due_a.append(np.full(len(acc), base, np.int64))
+                parts_a.append(reqs.account)
+                base_a.append(t + lat)
         if parts_o:
-            self._pend_o = stack([self._pend_o, *parts_o], ORDER_REQUEST)
-            self._due_o = np.concatenate([self._due_o, *due_o])
+            o, due = _stamped(parts_o, base_o, ORDER_REQUEST)
+            self._pend_o = stack([self._pend_o, o], ORDER_REQUEST)
+            self._due_o = np.concatenate([self._due_o, due])
         if parts_a:
-            self._pend_a = stack([self._pend_a, *parts_a], ACCOUNT_REQUEST)
-            self._due_a = np.concatenate([self._due_a, *due_a])
+            acc, due = _stamped(parts_a, base_a, ACCOUNT_REQUEST)
+            self._pend_a = stack([self._pend_a, acc], ACCOUNT_REQUEST)
+            self._due_a = np.concatenate([self._due_a, due])
         if watch_changed:
             rows = [r for rr in self._watch_rows for r in rr]
             w = np.zeros(len(rows), self._watch.dtype)
