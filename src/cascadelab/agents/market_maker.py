@@ -475,9 +475,10 @@ class MarketMaker:
         out["account"] = me
         out["instrument"] = b
         out["kind"][0] = Op.CANCEL_ALL
-        out["side"][1:] = np.r_[np.ones(nb, np.int8), -np.ones(na, np.int8)]
-        out["price"][1:] = np.r_[bid_t[keep_b], ask_t[keep_a]]
-        out["qty"][1:] = np.r_[lots_b[keep_b], lots_a[keep_a]]
+        out["side"][1 : 1 + nb] = 1
+        out["side"][1 + nb :] = -1
+        out["price"][1:] = np.concatenate((bid_t[keep_b], ask_t[keep_a]))
+        out["qty"][1:] = np.concatenate((lots_b[keep_b], lots_a[keep_a]))
         out["tif"][1:] = TIF.POST_ONLY
         out["stp"][1:] = STP.CANCEL_RESTING
         return Requests(out)

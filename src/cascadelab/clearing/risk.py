@@ -198,6 +198,14 @@ PARALLEL_FROM = 4096
 """Batches of at least this many accounts are boxed on every thread."""
 
 
+
+def _sorted_member(x: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """``np.isin(x, of)`` for ``of`` sorted ascending (a binary search instead of a sort of both)."""
+    if not len(of):
+        return np.zeros(len(x), np.bool_)
+    pos = np.minimum(np.searchsorted(of, x), len(of) - 1)
+    return of[pos] == x
+
 class IncrementalRisk:
     """Names the accounts below maintenance (or above the liquidation LTV) each step, looking only where needed."""
 
@@ -332,5 +340,5 @@ class IncrementalRisk:
         self._r_lo[rows] = np.where(no_box[:, None], I64_MIN, lo)
         self._r_hi[rows] = np.where(no_box[:, None], I64_MAX, hi)
         if no_box.any() or len(self.always):
-            keep = self.always[~np.isin(self.always, ids)] if len(self.always) else self.always
+            keep = self.always[~_sorted_member(self.always, ids)] if len(self.always) else self.always
             self.always = np.sort(np.concatenate([keep, ids[no_box]])).astype(np.int64)

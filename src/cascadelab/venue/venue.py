@@ -56,6 +56,16 @@ from cascadelab.venue import entry as E
 from cascadelab.venue.feed import MarketData, MarketFeed
 
 
+
+def _member(x: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """``np.isin(x, of)``, with a cheaper path for the few system accounts a venue has."""
+    if len(of) > 8:
+        return np.isin(x, of)
+    out = np.zeros(len(x), np.bool_)
+    for a in of.tolist() if isinstance(of, np.ndarray) else list(of):
+        out |= x == a
+    return out
+
 class VenueError(ValueError):
     """A request the venue cannot even read (unknown symbol in a wrapper, bad configuration)."""
 
@@ -153,6 +163,7 @@ class Venue:
         self.price_interval_ns = 0  # 0: prices every step; else on the grid of this interval (profiles set it)
         self._next_prices_ns = 0
         self.risk: RiskEngine | None = None
+        self._priced = False  # whether a step has found every perpetual priced
         self.system_accounts = np.zeros(0, np.int64)  # the venue's own accounts (the liquidator): no client requests
         self._fills = np.zeros(1 << 12, FILL)
         self._cancels = np.zeros(1 << 12, CANCEL)
@@ -231,7 +242,7 @@ class Venue:
         if reqs.dtype != ORDER_REQUEST:
             raise VenueError(f"requests must be ORDER_REQUEST records, got dtype {reqs.dtype}")
         engine_only = (reqs["flags"] & (FLAG_LIQUIDATION | FLAG_UNWIND)) != 0
-        system = np.isin(reqs["account"], self.system_accounts) if len(self.system_accounts) else np.zeros(len(reqs), np.bool_)
+        system = _member(reqs["account"], self.system_accounts)
         if not (engine_only.any() or system.any()):
             return self._submit(reqs)
         screened = reqs.copy()
@@ -585,7 +596,9 @@ class Venue:
             self._next_prices_ns = (now_ns // iv + 1) * iv if iv > 0 else now_ns
         else:
             self.now_ns = now_ns
-        unpriced = [s for s in self.markets if self.clearing.marks[self.index[s]] <= 0]
+        # marks change only when prices update: a step between updates has the marks the last check passed
+        unpriced = [s for s in self.markets if self.clearing.marks[self.index[s]] <= 0] if due or not self._priced else []
+        self._priced = True
         if unpriced:
             raise VenueError(
                 f"perpetual(s) {unpriced} have no mark price at {now_ns} ns: their index has no live source "
@@ -664,7 +677,7 @@ class Venue:
         out["account"] = reqs["account"]
         n, na = ch.accounts.n, len(ch.assets)
         acct, asset, amount, kind = reqs["account"], reqs["asset"].astype(np.int64), reqs["amount"], reqs["kind"]
-        known = (acct >= 0) & (acct < n) & ~np.isin(acct, self.system_accounts)
+        known = (acct >= 0) & (acct < n) & ~_member(acct, self.system_accounts)
         safe = np.where(known, acct, 0)
         state = ch.accounts.state[safe]
         reason = np.select(
