@@ -198,13 +198,13 @@ PARALLEL_FROM = 4096
 """Batches of at least this many accounts are boxed on every thread."""
 
 
-
 def _sorted_member(x: np.ndarray, of: np.ndarray) -> np.ndarray:
     """``np.isin(x, of)`` for ``of`` sorted ascending (a binary search instead of a sort of both)."""
     if not len(of):
         return np.zeros(len(x), np.bool_)
     pos = np.minimum(np.searchsorted(of, x), len(of) - 1)
     return of[pos] == x
+
 
 class IncrementalRisk:
     """Names the accounts below maintenance (or above the liquidation LTV) each step, looking only where needed."""

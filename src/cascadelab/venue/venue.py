@@ -56,7 +56,6 @@ from cascadelab.venue import entry as E
 from cascadelab.venue.feed import MarketData, MarketFeed
 
 
-
 def _member(x: np.ndarray, of: np.ndarray) -> np.ndarray:
     """``np.isin(x, of)``, with a cheaper path for the few system accounts a venue has."""
     if len(of) > 8:
@@ -65,6 +64,7 @@ def _member(x: np.ndarray, of: np.ndarray) -> np.ndarray:
     for a in of.tolist() if isinstance(of, np.ndarray) else list(of):
         out |= x == a
     return out
+
 
 class VenueError(ValueError):
     """A request the venue cannot even read (unknown symbol in a wrapper, bad configuration)."""
