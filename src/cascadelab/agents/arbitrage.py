@@ -76,6 +76,7 @@ class Arbitrageur:
     account_type = AccountType.ARBITRAGEUR
     wake_on_fills = True
     wake_on_news = False
+    reads = frozenset({"fills"})  # of its own records it reads only fills (acks, cancels, events are not sent)
 
     def __init__(self, name: str, account: int, params: ArbParams, latency_ns: int = 20_000_000, jitter_ns: int = 20_000_000):
         self.name = name

@@ -310,6 +310,8 @@ class Agent(Protocol):
     jitter_ns: int  # uniform extra latency in [0, jitter_ns), drawn per wake from the run's generator
     wake_on_fills: bool  # woken by fills, rejects, cancels or liquidation events of its own accounts
     wake_on_news: bool
+    # optional ``reads``: a frozenset of the record kinds of its own accounts it reads ("fills", "acks", "account_acks",
+    # "cancels", "liquidations"); the others are never routed to it (nor wake it). Without it, it is sent every kind.
 
     def wake_at(self) -> int:
         """Market time of the next scheduled wake (``NEVER`` for none)."""

@@ -48,6 +48,7 @@ class HedgedFund:
     account_type = AccountType.FUND
     wake_on_fills = False
     wake_on_news = False
+    reads: frozenset[str] = frozenset()  # no records of its own are sent: it reads its accounts through its client
 
     def __init__(self, name: str, account: int, params: FundParams, latency_ns: int = 50_000_000, jitter_ns: int = 50_000_000):
         self.name = name

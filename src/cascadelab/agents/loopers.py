@@ -64,6 +64,7 @@ class Loopers:
     account_type = AccountType.LOOPER
     wake_on_fills = False
     wake_on_news = False
+    reads: frozenset[str] = frozenset()  # no records of its own are sent: it reads its accounts through its client
 
     def __init__(self, name: str, accounts: np.ndarray, params: LooperParams, seed: int,
                  latency_ns: int = 100_000_000, jitter_ns: int = 200_000_000) -> None:  # fmt: skip

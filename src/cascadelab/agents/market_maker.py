@@ -213,6 +213,7 @@ class MarketMaker:
         self.transitions: list[tuple[int, int, int, dict[str, float]]] = []  # (ns, new state, reason, measures)
         self.wake_on_fills = False  # fills are read at the next scheduled or price-driven wake
         self.wake_on_news = True
+        self.reads = frozenset({"fills"})  # of its own records it reads only fills
 
     # --- the protocol ---------------------------------------------------------------------------
     def wake_at(self) -> int:

@@ -37,6 +37,7 @@ class NoiseTraders:
     account_type = AccountType.NOISE
     wake_on_fills = False
     wake_on_news = False
+    reads: frozenset[str] = frozenset()  # no records of its own are sent: it reads its accounts through its client
 
     def __init__(self, name: str, accounts: np.ndarray, params: NoiseParams, seed: int, latency_ns: int = 50_000_000,
                  jitter_ns: int = 50_000_000):  # fmt: skip
@@ -109,6 +110,7 @@ class NewsSellers:
     account_type = AccountType.RETAIL
     wake_on_fills = False
     wake_on_news = True
+    reads: frozenset[str] = frozenset()  # no records of its own are sent: it reads its accounts through its client
 
     def __init__(self, name: str, accounts: np.ndarray, params: NewsSellerParams, seed: int, latency_ns: int = 100_000_000,
                  jitter_ns: int = 100_000_000):  # fmt: skip

@@ -109,6 +109,7 @@ class LeveragedTraders:
     account_type = AccountType.RETAIL
     wake_on_fills = False
     wake_on_news = True
+    reads: frozenset[str] = frozenset()  # no records of its own are sent: it reads its accounts through its client
 
     def __init__(self, name: str, accounts: np.ndarray, params: TraderParams, seed: int,
                  latency_ns: int = 150_000_000, jitter_ns: int = 250_000_000) -> None:  # fmt: skip
@@ -132,8 +133,10 @@ class LeveragedTraders:
         self.trigger = np.full(n, np.nan)  # trigger price on the home perpetual
         self.trigger_side = np.zeros(n, np.int8)  # -1: fires when the mark falls to it, +1: when it rises
         self.panic_due = np.full(n, NEVER, np.int64)
+        self._next_panic = NEVER  # the earliest pending panic reaction (kept as panic_due changes)
         self.last_action = np.full(n, -(1 << 62), np.int64)
         self._sorted: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, int]] = {}
+        self._ascending: dict[tuple[int, int], np.ndarray] = {}
         self._dips_placed = False
         self.actions = {"closes": 0, "deposits": 0, "shorts": 0, "panic": 0}
 
@@ -311,11 +314,11 @@ class LeveragedTraders:
     # --- the protocol ----------------------------------------------------------------------------------
     def wake_at(self) -> int:
         """The next review or the next panic seller's reaction."""
-        nxt = int(self.panic_due.min()) if len(self.panic_due) else NEVER  # NEVER or a due time; 0 = done
-        if nxt <= 0:
-            pending = self.panic_due[self.panic_due > 0]
-            nxt = int(pending.min()) if len(pending) else NEVER
-        return min(self.schedule.next_ns, nxt)
+        return min(self.schedule.next_ns, self._next_panic)
+
+    def _update_next_panic(self) -> None:
+        pending = self.panic_due[self.panic_due > 0]  # 0 = done, NEVER = none
+        self._next_panic = int(pending.min()) if len(pending) else NEVER
 
     def watch(self) -> list[Watch]:
         """Per perpetual: the band between the nearest trigger below the mark and the nearest above."""
@@ -343,10 +346,13 @@ class LeveragedTraders:
             self.schedule.advance(now)
             self._review(client, mark, np.asarray(m.lot, np.float64))
         fire = self._crossed(mark)
-        panic = (self.panic_due <= now) & (self.panic_due > 0)
-        if panic.any():
+        if now >= self._next_panic:
+            panic = (self.panic_due <= now) & (self.panic_due > 0)
             self.panic_due[panic] = 0
             fire |= panic
+            self._update_next_panic()
+        else:
+            panic = np.zeros(len(fire), np.bool_)
         if fire.any():
             out.append(self._respond(np.flatnonzero(fire), panic, client, m, now))
         return Requests.concat(out)
@@ -375,6 +381,7 @@ class LeveragedTraders:
         idx = idx[react]
         delay = self.p.panic_delay_median_s * np.exp(self.p.panic_delay_sigma * self.rng.standard_normal(len(idx)))
         self.panic_due[idx] = obs.now_ns + (delay * SECOND_NS).astype(np.int64)
+        self._update_next_panic()
 
     def _review(self, client: Client, mark: np.ndarray, lot: np.ndarray) -> None:
         """Recompute every live account's trigger price from its exact margin now (array code)."""
@@ -417,6 +424,7 @@ class LeveragedTraders:
     def _index(self) -> None:
         """Sorted trigger arrays per (perpetual, direction): descending for falls, ascending for rises."""
         self._sorted = {}
+        self._ascending = {}  # the same triggers ascending (negated for falls)
         ok = np.isfinite(self.trigger) & (self.trigger_side != 0)
         for k in np.unique(self.home[ok]).tolist():
             for side in (-1, 1):
@@ -426,6 +434,7 @@ class LeveragedTraders:
                 t = self.trigger[sel]
                 order = np.argsort(-t if side < 0 else t, kind="stable")
                 self._sorted[(k, side)] = (t[order], sel[order], 0)
+                self._ascending[(k, side)] = -t[order] if side < 0 else t[order]
 
     def _crossed(self, mark: np.ndarray) -> np.ndarray:
         """Accounts whose trigger the current mark has reached (each fires once until the next review)."""
@@ -436,7 +445,7 @@ class LeveragedTraders:
             if not np.isfinite(mk):
                 continue
             # falls: trig descending, fires where trig >= mark; rises: trig ascending, fires where trig <= mark
-            end = int(np.searchsorted(-trig, -mk, side="right")) if side < 0 else int(np.searchsorted(trig, mk, side="right"))
+            end = int(np.searchsorted(self._ascending[key], -mk if side < 0 else mk, side="right"))
             if end > ptr:
                 fire[idx[ptr:end]] = True
                 self._sorted[key] = (trig, idx, end)

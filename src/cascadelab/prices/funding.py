@@ -94,6 +94,10 @@ class FundingClock:
         """Length of one funding interval."""
         return self.rule.interval_hours * HOUR_NS
 
+    def sample_due(self, now_ns: int) -> bool:
+        """Has ``now_ns`` reached a 5 s grid point not yet sampled (so the premium is worth computing)?"""
+        return now_ns >= self.next_sample_ns and self.next_sample_ns < self.next_funding_ns
+
     def sample(self, now_ns: int, premium: Fraction) -> None:
         """Record the premium at every 5 s grid point reached by ``now_ns``."""
         while now_ns >= self.next_sample_ns and self.next_sample_ns < self.next_funding_ns:

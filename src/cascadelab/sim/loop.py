@@ -58,11 +58,25 @@ class Inbox:
     acks: list[np.ndarray] = field(default_factory=list)
     account_acks: list[np.ndarray] = field(default_factory=list)
     cancels: list[np.ndarray] = field(default_factory=list)
-    events: list[np.ndarray] = field(default_factory=list)
+    liquidations: list[np.ndarray] = field(default_factory=list)
     news: list[News] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.fills or self.acks or self.account_acks or self.cancels or self.events)
+        return bool(self.fills or self.acks or self.account_acks or self.cancels or self.liquidations)
+
+
+RECORD_SLOTS = ("fills", "acks", "account_acks", "cancels", "liquidations")
+"""The kinds of records of its own accounts an agent can be sent (the fields of its Observation)."""
+
+
+def _reads(agent: object) -> frozenset[str]:
+    reads = getattr(agent, "reads", None)
+    if reads is None:
+        return frozenset(RECORD_SLOTS)
+    unknown = set(reads) - set(RECORD_SLOTS)
+    if unknown:
+        raise ValueError(f"agent {getattr(agent, 'name', agent)!r}: reads {sorted(unknown)}; known kinds: {list(RECORD_SLOTS)}")
+    return frozenset(reads)
 
 
 _EMPTY = {dt: np.zeros(0, dt) for dt in (FILL, ACK, ACCOUNT_ACK, CANCEL, LIQ_EVENT)}
@@ -134,6 +148,8 @@ class Simulation:
         self.next_wake = np.array([a.wake_at() for a in agents], np.int64)
         self.on_news = np.array([bool(getattr(a, "wake_on_news", False)) for a in agents], np.bool_)
         self.on_fills = np.array([bool(getattr(a, "wake_on_fills", False)) for a in agents], np.bool_)
+        # which record kinds each agent reads (Agent.reads; all when it does not say): the rest are never routed to it
+        self.reads = {slot: np.array([slot in _reads(a) for a in agents], np.bool_) for slot in RECORD_SLOTS}
         self._watch_rows: list[list[tuple[int, int, int, float, float]]] = [[] for _ in agents]
         self._watch = np.zeros(0, [("agent", np.int64), ("instrument", np.int64), ("source", np.int64),
                                    ("low", np.float64), ("high", np.float64)])  # fmt: skip
@@ -169,6 +185,8 @@ class Simulation:
         self.next_wake = np.append(self.next_wake, agent.wake_at())
         self.on_news = np.append(self.on_news, bool(getattr(agent, "wake_on_news", False)))
         self.on_fills = np.append(self.on_fills, bool(getattr(agent, "wake_on_fills", False)))
+        for slot in RECORD_SLOTS:
+            self.reads[slot] = np.append(self.reads[slot], slot in _reads(agent))
         self._watch_rows.append([])
 
     # --- the step ---------------------------------------------------------------------------------
@@ -278,7 +296,8 @@ class Simulation:
         n = len(owner)
 
         def deliver(arr: np.ndarray, accounts: np.ndarray, slot: str) -> None:
-            if not len(arr):
+            reads = self.reads[slot]
+            if not len(arr) or not reads.any():
                 return
             acc = np.asarray(accounts, np.int64)
             if len(acc) and int(acc.min()) >= 0 and int(acc.max()) < n:
@@ -286,6 +305,7 @@ class Simulation:
             else:
                 who = np.where((acc >= 0) & (acc < n), owner[np.clip(acc, 0, n - 1)], -1)
             keep = np.flatnonzero(who >= 0)
+            keep = keep[reads[who[keep]]]
             if not len(keep):
                 return
             order = keep[np.argsort(who[keep], kind="stable")]  # each agent's rows, in their original order
@@ -301,7 +321,7 @@ class Simulation:
         deliver(r.acks, r.acks["account"], "acks")
         deliver(r.account_acks, r.account_acks["account"], "account_acks")
         deliver(r.cancels, r.cancels["account"], "cancels")
-        deliver(r.events, r.events["account"], "events")
+        deliver(r.events, r.events["account"], "liquidations")
         if news:
             for j in np.flatnonzero(self.on_news).tolist():
                 self.inbox[j].news.extend(news)
@@ -338,7 +358,7 @@ class Simulation:
                 obs = Observation(
                     t, market, ext, tuple(box.news),
                     _cat(box.fills, FILL), _cat(box.acks, ACK), _cat(box.account_acks, ACCOUNT_ACK),
-                    _cat(box.cancels, CANCEL), _cat(box.events, LIQ_EVENT),
+                    _cat(box.cancels, CANCEL), _cat(box.liquidations, LIQ_EVENT),
                 )  # fmt: skip
                 self.inbox[j] = Inbox()
             else:  # nothing arrived since its last wake: an empty observation (shared empty record arrays)

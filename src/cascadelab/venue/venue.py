@@ -561,10 +561,11 @@ class Venue:
             )
             ch.set_mark(symbol, max(1, round(mark / tick)))
             self.spec.ref[b] = ch.marks[b]  # market orders are protected around the mark
-            bids, asks = book.levels(1), book.levels(-1)
-            ib = impact_price(bids[0], bids[1], inst.unit_notional, tick, m.impact_notional)
-            ia = impact_price(asks[0], asks[1], inst.unit_notional, tick, m.impact_notional)
-            m.funding.sample(now_ns, premium_index(ib, ia, index))
+            if m.funding.sample_due(now_ns):  # the premium is sampled on its own grid (5 s), not at every update
+                bids, asks = book.levels(1), book.levels(-1)
+                ib = impact_price(bids[0], bids[1], inst.unit_notional, tick, m.impact_notional)
+                ia = impact_price(asks[0], asks[1], inst.unit_notional, tick, m.impact_notional)
+                m.funding.sample(now_ns, premium_index(ib, ia, index))
             if m.funding.due(now_ns):
                 rate = m.funding.settle()
                 ch.pay_funding(symbol, rate_units(rate), int(ch.marks[b]), now_ns)
