@@ -297,3 +297,38 @@ def test_a_maker_out_on_liquidity_returns_once_calm_without_waiting_for_the_othe
     assert back, "a calm maker past its minimum withdrawal returns, whatever the others do"
     assert m_big.state == MakerState.WITHDRAWN  # the big desk is still out
     v.close()
+
+
+def test_records_are_routed_only_to_agents_that_read_them() -> None:
+    """An agent that reads only fills gets no acks or cancels; one that does not say gets every kind; unknown kinds fail."""
+
+    class Recording(Taker):
+        def __init__(self, account: int, reads: frozenset[str] | None) -> None:
+            super().__init__(account, 0, 1, 1)
+            if reads is not None:
+                self.reads = reads
+            self.seen: dict[str, int] = {"fills": 0, "acks": 0, "cancels": 0}
+
+        def act(self, obs: Observation, client: Client) -> Requests:
+            self.seen["fills"] += len(obs.fills)
+            self.seen["acks"] += len(obs.acks)
+            self.seen["cancels"] += len(obs.cancels)
+            return super().act(obs, client)
+
+    v, world = market(lambda t: 100_000.0)
+    ch = v.clearing
+    mk, a, b = (int(x) for x in v.open_accounts(3))
+    for acct in (mk, a, b):
+        ch.deposit(acct, "USDT", 50_000_000 * MONEY_SCALE)
+    ch.configure_positions("BTCUSDT", np.array([mk, a, b]), 2, False)
+    maker = MarketMaker("mm", mk, MakerParams("BTCUSDT", level_notional=100_000, daily_sigma=0.02))
+    picky, curious = Recording(a, frozenset({"fills"})), Recording(b, None)
+    sim = Simulation(v, [maker, picky, curious], world, seed=1)
+    for _ in range(100):
+        sim.step()
+    assert picky.seen["fills"] > 0 and picky.seen["acks"] == 0 and picky.seen["cancels"] == 0
+    assert curious.seen["fills"] > 0 and curious.seen["acks"] > 0
+    odd = Recording(int(v.open_accounts(1)[0]), frozenset({"fills", "gossip"}))
+    with pytest.raises(ValueError, match="gossip"):
+        sim.add_agent(odd)
+    v.close()

@@ -78,7 +78,6 @@ def test_cli_errors_are_one_line() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue 10 open: the cliff's depth removed by cancels, net of requotes, is 20-45% (band >= 75%)")
 def test_oct11_passes_every_target(tmp_path: Path) -> None:
     runner = CliRunner()
     r = runner.invoke(app, ["run", "oct-11", "--out", str(tmp_path / "oct"), "--no-figures"])
