@@ -332,3 +332,27 @@ def test_records_are_routed_only_to_agents_that_read_them() -> None:
     with pytest.raises(ValueError, match="gossip"):
         sim.add_agent(odd)
     v.close()
+
+
+def test_a_maker_out_at_its_inventory_limit_comes_back_on_the_unloading_side_only() -> None:
+    """Regression (calm run, ALT2-SPOT): with nobody else to sell to, a maker at its limit used to stay out for good."""
+    v, world = market(lambda t: 100_000.0)
+    ch = v.clearing
+    mk, taker = (int(x) for x in v.open_accounts(2))
+    for acct in (mk, taker):
+        ch.deposit(acct, "USDT", 50_000_000 * MONEY_SCALE)
+    ch.configure_positions("BTCUSDT", np.array([mk, taker]), 2, False)
+    maker = MarketMaker("mm", mk, MakerParams("BTCUSDT", level_notional=50_000, inventory_limit=300_000, daily_sigma=0.02))
+    seller = Taker(taker, 0, -1, 200)  # sells 20k of notional a second into the maker's bids
+    sim = Simulation(v, [maker, seller], world, seed=1)
+    for _ in range(1200):  # two minutes of one-sided selling
+        sim.step()
+    out = [why for _, st, why, _ in maker.transitions if st == MakerState.WITHDRAWN]
+    assert out and set(out) <= {Trigger.INVENTORY, Trigger.ONE_SIDED_FILLS} and maker.inventory * 100_000 >= 300_000
+    seller.active = False
+    for _ in range(1200):
+        sim.step()
+    assert maker.state in (MakerState.RETURNING, MakerState.QUOTING, MakerState.WIDENING), maker.transitions[-3:]
+    sides = {int(o.side) for o in (v.books[0].order(i) for i in v.books[0].open_orders(mk)) if o is not None}
+    assert sides == {-1}, "long at its limit, it quotes only asks"
+    v.close()

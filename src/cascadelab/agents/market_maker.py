@@ -16,9 +16,12 @@ books is several makers sharing nothing). Each wake it:
    withdrawals cluster into a cliff);
    γ rises with that risk so quotes drift away *before* any hard trigger (WIDENING);
 4. if any trigger fires it cancels bids and asks together in the same step and WITHDRAWS;
-   withdrawn, it watches and re-enters (RETURNING, smaller and wider) only once every
-   measure has fallen below its calm threshold (hysteresis: calm thresholds are below the
-   triggers), then QUOTING again when the regime is no longer crisis;
+   withdrawn (for at least ``min_withdrawn_s``), it watches and re-enters (RETURNING,
+   smaller and wider) only once loss, volatility and one-sided flow have fallen below their
+   calm thresholds (hysteresis: calm thresholds are below the triggers), then QUOTING again
+   when the regime is no longer crisis. Inventory at its limit does not keep it out: it
+   returns quoting only the side that unloads it (the inventory and one-sided triggers fire
+   only on flow that *adds* to its inventory);
 5. quotes a ladder around the Avellaneda–Stoikov reservation price
    r = s − q·γ·σ²·τ with total spread γσ²τ + (2/γ)·ln(1 + γ/k) (price units in basis
    points of s; q in units of its level size; τ a rolling horizon), levels spaced outward,
@@ -373,6 +376,8 @@ class MarketMaker:
             "one_sided_share": share,
             "fills": float(n),
             "net_filled": abs(self._net_filled),
+            # 1 when the window's net fills grew its inventory (flow it is absorbing), 0 when they unloaded it
+            "adding": float(self._net_filled * self.inventory > 0 or (self.inventory == 0 and self._net_filled != 0)),
             "inventory_notional": inv,
             "vol_ratio": max(self.vol.ratio(1), self.stress_vol.ratio(1) if self._stress_b >= 0 else 0.0),
             "others_depth": self._others_now,
@@ -392,12 +397,13 @@ class MarketMaker:
         fired = Trigger.NONE
         if x["loss"] > p.loss_limit:
             fired = Trigger.LOSS
-        elif x["inventory_notional"] >= p.inventory_limit and x["one_sided_share"] >= p.one_sided_share:
-            fired = Trigger.INVENTORY
+        elif x["inventory_notional"] >= p.inventory_limit and x["one_sided_share"] >= p.one_sided_share and x["adding"]:
+            fired = Trigger.INVENTORY  # at its limit and the flow keeps adding
         elif (
             x["fills"] >= p.one_sided_min_fills
             and x["one_sided_share"] >= p.one_sided_share
             and x["net_filled"] >= p.one_sided_fill_share * p.inventory_limit
+            and x["adding"]
         ):
             fired = Trigger.ONE_SIDED_FILLS  # one-sided flow filled its inventory up fast
         elif x["vol_ratio"] >= p.vol_spike_ratio:
@@ -407,7 +413,6 @@ class MarketMaker:
         calm = (
             x["loss"] <= p.calm_loss
             and x["vol_ratio"] <= p.calm_vol_ratio
-            and x["inventory_notional"] < p.inventory_limit
             and (x["fills"] < p.one_sided_min_fills or x["one_sided_share"] <= p.calm_one_sided_share)
         )
         if self.state == MakerState.WITHDRAWN:
