@@ -356,3 +356,37 @@ def test_a_maker_out_at_its_inventory_limit_comes_back_on_the_unloading_side_onl
     sides = {int(o.side) for o in (v.books[0].order(i) for i in v.books[0].open_orders(mk)) if o is not None}
     assert sides == {-1}, "long at its limit, it quotes only asks"
     v.close()
+
+
+def test_a_sweep_that_eats_the_book_is_not_read_as_the_others_leaving() -> None:
+    """Depth consumed by trades (on the public tape) is not depth withdrawn: a defensive maker stays on a sweep."""
+    import math
+
+    def btc(t: int) -> float:
+        return 100_000.0 * (1.0 + 0.0002 * math.sin(t / SECOND_NS / 7.0))
+
+    v, world = market(btc)
+    ch = v.clearing
+    big, defensive, buyer = (int(x) for x in v.open_accounts(3))
+    for acct in (big, defensive, buyer):
+        ch.deposit(acct, "USDT", 50_000_000 * MONEY_SCALE)
+    ch.configure_positions("BTCUSDT", np.array([big, defensive, buyer]), 2, False)
+    common = {"inventory_limit": 30_000_000, "daily_sigma": 0.02, "loss_limit": 2_000_000, "calm_loss": 20_000}
+    m_big = MarketMaker("big", big, MakerParams("BTCUSDT", level_notional=300_000, **common))  # type: ignore[arg-type]
+    m_def = MarketMaker("defensive", defensive, MakerParams("BTCUSDT", level_notional=100_000, calm_vol_ratio=0.2, **common))  # type: ignore[arg-type]
+    sweep = Taker(buyer, 0, 1, 80_000)  # one market buy of 80 BTC: through every ask within the band
+    sweep.active = False
+    sim = Simulation(v, [m_big, m_def, sweep], world, seed=1)
+    for _ in range(600):
+        sim.step()
+    assert m_def.state == MakerState.WIDENING
+    before = v.market_data.depth[0, 2, 1]
+    sweep.active = True
+    for _ in range(15):  # its next wake is on its one-second schedule
+        sim.step()
+    sweep.active = False
+    assert v.market_data.volume[0] > before  # the sweep traded more than the asks the band held
+    for _ in range(50):
+        sim.step()
+    assert not any(why == Trigger.LIQUIDITY for _, _, why, _ in m_def.transitions)
+    v.close()

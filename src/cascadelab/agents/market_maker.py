@@ -200,8 +200,9 @@ class MarketMaker:
         self.equity_hist: deque[tuple[int, float]] = deque()  # window maxima first (a monotonic queue) and the latest
         self.fill_hist: deque[tuple[int, int, float]] = deque()  # (ts, +1 bought / -1 sold, signed notional)
         self._net_filled = 0.0  # signed notional filled over the window (bought > 0)
-        self.others_hist: deque[tuple[int, float]] = deque()  # the others' depth: window maxima first, then the latest
+        self.others_hist: deque[tuple[int, float]] = deque()  # others' depth + traded total: window maxima first
         self._others_now = math.nan
+        self._traded_now = 0.0
         self._withdrawn_ns = 0  # when it last withdrew
         self._buys = 0
         self._equity_now = 0.0
@@ -323,16 +324,25 @@ class MarketMaker:
             self._measure_others(m, client, now)
 
     def _measure_others(self, m: MarketData, client: Client, now: int) -> None:
-        """The depth the rest of the book offers in the band (its own quotes taken out), and its recent maximum."""
+        """The depth the rest of the book offers in the band (its own quotes taken out), and how much of it left.
+
+        Depth that trades consumed is not depth that left: the history keeps ``others + V`` (V the
+        running total traded on the instrument, from the public tape), so a sweep that eats the
+        book lowers ``others`` and raises ``V`` alike. Left = the window's highest ``others + V``
+        minus ``V`` now: what the others offered then, less what has traded since.
+        """
         b, p = self.instrument, self.p
         j = int(np.searchsorted(DEPTH_BPS, p.liquidity_band_bps))
         own_b, own_a = client.resting_depth(b, p.liquidity_band_bps)
         others = max(0.0, float(m.depth[b, j, 0] + m.depth[b, j, 1] - own_b - own_a) / MONEY_SCALE)
+        traded = float(m.volume[b]) / MONEY_SCALE if len(m.volume) > b else 0.0
         self._others_now = others
+        self._traded_now = traded
+        z = others + traded
         q = self.others_hist
-        while q and q[-1][1] <= others:
+        while q and q[-1][1] <= z:
             q.pop()
-        q.append((now, others))
+        q.append((now, z))
         horizon = int(p.liquidity_window_s * SECOND_NS)
         while q[0][0] < now - horizon:
             q.popleft()
@@ -368,7 +378,8 @@ class MarketMaker:
         share = max(buys, n - buys) / n if n else 0.0
         fair = getattr(self, "_fair_now", math.nan)
         inv = abs(self.inventory) * (fair if math.isfinite(fair) else 0.0)
-        top = self.others_hist[0][1] if self.others_hist else 0.0
+        # what the others offered at the window's high, less what has traded since (depth trades took did not leave)
+        top = self.others_hist[0][1] - self._traded_now if self.others_hist else 0.0
         # a book the others never filled beyond one of its own levels carries no signal
         liquidity = self._others_now / top if top >= self.p.level_notional and math.isfinite(self._others_now) else 1.0
         return {

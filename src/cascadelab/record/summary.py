@@ -16,6 +16,7 @@ import polars as pl
 from cascadelab.records import Ev, Why
 
 WINDOW_CLIFF_S = 60.0
+CLIFF_HOLD_S = 60.0  # after the cliff the depth stays below 50% of its pre-news level this long
 SMOOTH_STEPS = 11  # about one second of 100 ms steps
 RECOVERY_S = 45 * 60.0
 BACKLOG_MIN_S = 30 * 60.0
@@ -152,15 +153,27 @@ def facts(steps: pl.DataFrame, seconds: pl.DataFrame, events: pl.DataFrame, info
 
 
 def _cliff(t: np.ndarray, rel: np.ndarray, news: float) -> tuple[float, float, float]:
-    """(duration, start, end) of the fastest fall from >= 50% to <= 10% of the pre-news depth after the news."""
+    """(duration, start, end) of the fastest fall from >= 50% to <= 10% of the pre-news depth after the news.
+
+    Only a collapse counts: after the fall the depth stays below 50% for ``CLIFF_HOLD_S`` (or to
+    the end of the run). A sweep that empties the band for a moment and is quoted back within
+    seconds is not the cliff (on the day the depth stayed down for some twenty minutes).
+    """
     best = (math.inf, math.nan, math.nan)
+    # the time depth is next back at >= 50%, from each sample on
+    next_high = np.full(len(t), math.inf)
+    upcoming = math.inf
+    for i in range(len(t) - 1, -1, -1):
+        if math.isfinite(rel[i]) and rel[i] >= 0.5:
+            upcoming = float(t[i])
+        next_high[i] = upcoming
     last_high = -math.inf
-    for ti, r in zip(t.tolist(), rel.tolist(), strict=True):
+    for i, (ti, r) in enumerate(zip(t.tolist(), rel.tolist(), strict=True)):
         if ti < news or not math.isfinite(r):
             continue
         if r >= 0.5:
             last_high = ti
-        elif r <= 0.1 and last_high > -math.inf and ti - last_high < best[0]:
+        elif r <= 0.1 and last_high > -math.inf and ti - last_high < best[0] and next_high[i] - ti >= CLIFF_HOLD_S:
             best = (ti - last_high, last_high, ti)
     return best
 
@@ -266,7 +279,7 @@ def targets(h: dict[str, Any]) -> list[Target]:
                       math.isfinite(trough) and trough <= 0.05))  # fmt: skip
     cliff = num("cliff_s")
     cliff_s = "n/a" if not math.isfinite(cliff) else f"{cliff:.1f} s"
-    out.append(Target("cliff: depth from >= 50% to <= 10% of its pre-news level", cliff_s,
+    out.append(Target("cliff: depth from >= 50% to <= 10% of its pre-news level (then < 50% for 60 s)", cliff_s,
                       "<= 60 s", math.isfinite(cliff) and cliff <= WINDOW_CLIFF_S))  # fmt: skip
     share = num("cliff_cancel_share")
     name = "depth removed in the cliff by cancels, net of requotes (not trades)"

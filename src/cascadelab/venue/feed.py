@@ -2,8 +2,9 @@
 
 One :class:`MarketData` per venue, refreshed in place at the end of every step from one
 compiled pass over all books (:func:`cascadelab.book.kernels.snapshot`): top of book, last
-trade, marks, funding, depth within ±0.2%, ±1% and ±2% of each mid, and the public trade
-tape of the step (no identities). Agents read it; nothing here can change the venue.
+trade, marks, funding, depth within ±0.2%, ±1% and ±2% of each mid, the public trade
+tape of the step (no identities) and the running total traded per instrument. Agents read
+it; nothing here can change the venue.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class MarketData:
     funding_rate: np.ndarray = field(default_factory=lambda: np.zeros(0))  # last settled rate per interval
     depth: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 2), np.int64))  # money units (n, band, side)
     trades: np.ndarray = field(default_factory=lambda: np.zeros(0, TRADE))  # the step's public tape
+    volume: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # money units traded since the start (tape total)
     _venue: object = None
     _ref: np.ndarray | None = None  # reference() of this refresh
 
@@ -96,6 +98,7 @@ class MarketFeed:
             _venue=v,
         )
         self.data.funding_rate = np.zeros(n)
+        self.data.volume = np.zeros(n, np.int64)
         self._tops = np.zeros((max(n, 1), 3), np.int64)
         self._depth = np.zeros((max(n, 1), len(DEPTH_BPS), 2), np.int64)
 
@@ -121,6 +124,9 @@ class MarketFeed:
         if len(fills):
             for name in ("ts", "price", "qty", "instrument", "aggressor", "kind"):
                 tape[name] = fills[name]
+            traded = np.zeros(n, np.int64)  # tick-lots, exact
+            np.add.at(traded, fills["instrument"].astype(np.int64), fills["price"].astype(np.int64) * fills["qty"])
+            d.volume = d.volume + traded * d.unit_notional
         d.trades = tape
         return d
 
