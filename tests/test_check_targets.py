@@ -1,0 +1,38 @@
+"""The check's cliff: a collapse of the depth, not a sweep that is quoted back within a second."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from cascadelab.record.summary import CLIFF_HOLD_S, _cliff
+
+
+def _series(points: list[tuple[float, float]], end: float, dt: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Depth (share of the pre-news level) on a 100 ms grid, stepping to each (time, level) in turn."""
+    t = np.arange(0.0, end, dt)
+    rel = np.ones(len(t))
+    for at, level in points:
+        rel[t >= at] = level
+    return t, rel
+
+
+def test_a_collapse_that_holds_is_the_cliff() -> None:
+    t, rel = _series([(100.0, 0.6), (130.0, 0.05)], 400.0)
+    dur, start, end = _cliff(t, rel, news=50.0)
+    assert math.isclose(start, 129.9) and math.isclose(end, 130.0) and math.isclose(dur, 0.1, abs_tol=1e-9)
+
+
+def test_a_sweep_quoted_back_at_once_is_not_a_cliff() -> None:
+    t, rel = _series([(100.0, 0.0), (100.7, 1.0)], 400.0)
+    assert math.isinf(_cliff(t, rel, news=50.0)[0])
+    # back above half only after the hold: a cliff
+    t, rel = _series([(100.0, 0.0), (100.0 + CLIFF_HOLD_S + 1, 1.0)], 400.0)
+    assert math.isclose(_cliff(t, rel, news=50.0)[1], 99.9)
+
+
+def test_the_fastest_collapse_after_the_news_wins_and_a_run_that_ends_down_counts() -> None:
+    t, rel = _series([(20.0, 0.0), (30.0, 1.0), (100.0, 0.4), (140.0, 0.08), (300.0, 1.0), (350.0, 0.3), (352.0, 0.0)], 380.0)
+    dur, start, _end = _cliff(t, rel, news=50.0)  # the fall at 20 s is before the news
+    assert math.isclose(start, 349.9) and dur < 3  # from the last >= 50% sample (349.9 s) to <= 10% (352.0 s)
