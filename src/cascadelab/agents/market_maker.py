@@ -204,6 +204,8 @@ class MarketMaker:
         self._others_now = math.nan
         self._traded_now = 0.0
         self._withdrawn_ns = 0  # when it last withdrew
+        self._watch_key: tuple = ()
+        self._watch: list[Watch] = []
         self._buys = 0
         self._equity_now = 0.0
         self.inventory = 0.0  # base units (perp position, or spot holding minus target)
@@ -228,8 +230,12 @@ class MarketMaker:
         """Woken early when its fair price moves by more than ``requote_move_bps`` from the last quotes."""
         if self.instrument < 0 or not self.has_quotes or not math.isfinite(self.quoted_fair):
             return []
-        d = self.p.requote_move_bps / 1e4
-        return [Watch(self.instrument, self._fair_source, self.quoted_fair * (1 - d), self.quoted_fair * (1 + d))]
+        key = (self.instrument, self._fair_source, self.quoted_fair)
+        if key != self._watch_key:  # the same band as last time: the same (immutable) Watch
+            d = self.p.requote_move_bps / 1e4
+            self._watch_key = key
+            self._watch = [Watch(self.instrument, self._fair_source, self.quoted_fair * (1 - d), self.quoted_fair * (1 + d))]
+        return self._watch
 
     def act(self, obs: Observation, client: Client) -> Requests:
         """Update measures, decide the state, and requote (or withdraw)."""
@@ -510,6 +516,9 @@ class MarketMaker:
         side = -1 if self.inventory > 0 else 1
         limit = fair * (1 - side * p.unwind_slippage_bps / 1e4)
         ticks = math.ceil(limit / tick) if side < 0 else math.floor(limit / tick)
+        touch = int(m.best_bid[b]) if side < 0 else int(m.best_ask[b])
+        if touch <= 0 or (touch < ticks if side < 0 else touch > ticks):
+            return Requests()  # nothing rests within its limit: an IOC would only be cancelled
         flags = FLAG_REDUCE_ONLY if m.is_perp[b] else 0
         return Requests(orders(self.accounts[0], b, side, lots, max(1, ticks), Op.LIMIT, TIF.IOC, flags))
 
