@@ -390,3 +390,52 @@ def test_a_sweep_that_eats_the_book_is_not_read_as_the_others_leaving() -> None:
         sim.step()
     assert not any(why == Trigger.LIQUIDITY for _, _, why, _ in m_def.transitions)
     v.close()
+
+
+def test_agent_registration_is_all_or_nothing_and_fills_reach_an_agent_once() -> None:
+    """A refused agent leaves the simulation as it was; ``reads`` must be a set of kinds; one agent on both sides of a
+    trade sees each fill once (helper-12's findings)."""
+
+    class Both(Taker):
+        """Rests a bid from one account and sells into it from its other account."""
+
+        def __init__(self, a: int, b: int) -> None:
+            super().__init__(a, 0, 1, 1)
+            self.accounts = np.array([a, b], np.int64)
+            self.name = "both"
+            self.fills_seen = 0
+
+        def act(self, obs: Observation, client: Client) -> Requests:
+            self.schedule.advance(obs.now_ns)
+            self.fills_seen += len(obs.fills)
+            a, b = self.accounts.tolist()
+            bid = orders(a, 0, 1, 2, 999_000, Op.LIMIT, TIF.GTC)
+            sell = orders(b, 0, -1, 2, 999_000, Op.LIMIT, TIF.IOC)
+            return Requests(np.concatenate([bid, sell]))
+
+    v, world = market(lambda t: 100_000.0)
+    ch = v.clearing
+    a, b, c = (int(x) for x in v.open_accounts(3))
+    for acct in (a, b, c):
+        ch.deposit(acct, "USDT", 50_000_000 * MONEY_SCALE)
+    ch.configure_positions("BTCUSDT", np.array([a, b, c]), 2, False)
+    both = Both(a, b)
+    sim = Simulation(v, [both], world, seed=1)
+    for _ in range(35):
+        sim.step()
+    made = sum(len(f) for f in v.fill_log)
+    pending = sum(len(x) for x in sim.inbox[0].fills)  # routed since its last wake
+    assert made > 0 and both.fills_seen + pending == made, "each fill once, though the agent holds both sides"
+    bad = Taker(c, 0, 1, 1)
+    bad.reads = frozenset({"fills", "gossip"})  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="gossip"):
+        sim.add_agent(bad)
+    assert len(sim.agents) == 1 and sim.owner[c] == -1  # nothing of it stayed
+    bad.reads = (k for k in ("fills",))  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="must be a set"):
+        sim.add_agent(bad)
+    bad.reads = frozenset({"fills"})  # type: ignore[attr-defined]
+    sim.add_agent(bad)  # now it joins, and the simulation runs on
+    for _ in range(20):
+        sim.step()
+    v.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from cascadelab.record.summary import CLIFF_HOLD_S, _cliff
 
@@ -32,7 +33,18 @@ def test_a_sweep_quoted_back_at_once_is_not_a_cliff() -> None:
     assert math.isclose(_cliff(t, rel, news=50.0)[1], 99.9)
 
 
-def test_the_fastest_collapse_after_the_news_wins_and_a_run_that_ends_down_counts() -> None:
-    t, rel = _series([(20.0, 0.0), (30.0, 1.0), (100.0, 0.4), (140.0, 0.08), (300.0, 1.0), (350.0, 0.3), (352.0, 0.0)], 380.0)
+def test_the_fastest_collapse_after_the_news_wins_and_the_last_minute_cannot_show_one() -> None:
+    points = [(20.0, 0.0), (30.0, 1.0), (100.0, 0.4), (140.0, 0.08), (300.0, 1.0), (350.0, 0.3), (352.0, 0.0)]
+    t, rel = _series(points, 420.0)
     dur, start, _end = _cliff(t, rel, news=50.0)  # the fall at 20 s is before the news
     assert math.isclose(start, 349.9) and dur < 3  # from the last >= 50% sample (349.9 s) to <= 10% (352.0 s)
+    t, rel = _series(points, 400.0)  # the run ends 48 s after the fastest fall: it cannot show the hold
+    assert math.isclose(_cliff(t, rel, news=50.0)[1], 99.9)
+
+
+def test_bad_inputs() -> None:
+    t, rel = _series([(100.0, 0.0)], 400.0)
+    assert math.isinf(_cliff(t, rel, news=math.nan)[0])
+    assert math.isinf(_cliff(t[:0], rel[:0], news=0.0)[0])
+    with pytest.raises(ValueError, match="times but"):
+        _cliff(t, rel[:-1], news=0.0)

@@ -155,26 +155,34 @@ def facts(steps: pl.DataFrame, seconds: pl.DataFrame, events: pl.DataFrame, info
 def _cliff(t: np.ndarray, rel: np.ndarray, news: float) -> tuple[float, float, float]:
     """(duration, start, end) of the fastest fall from >= 50% to <= 10% of the pre-news depth after the news.
 
-    Only a collapse counts: after the fall the depth stays below 50% for ``CLIFF_HOLD_S`` (or to
-    the end of the run). A sweep that empties the band for a moment and is quoted back within
-    seconds is not the cliff (on the day the depth stayed down for some twenty minutes).
+    Only a collapse counts: after the fall the depth stays below 50% for ``CLIFF_HOLD_S`` (a fall
+    later than that before the end of the run cannot show it, and does not count). A sweep that
+    empties the band for a moment and is quoted back within seconds is not the cliff (on the day
+    the depth stayed down for some twenty minutes).
     """
     best = (math.inf, math.nan, math.nan)
-    # the time depth is next back at >= 50%, from each sample on
+    if len(t) != len(rel):
+        raise ValueError(f"_cliff: {len(t)} times but {len(rel)} depths")
+    if not len(t) or math.isnan(news):
+        return best
+    end = float(t[-1])
+    # the time depth is next back at >= 50% (NaN is no reading; +inf, from an empty pre-news book, is high), per sample
     next_high = np.full(len(t), math.inf)
     upcoming = math.inf
     for i in range(len(t) - 1, -1, -1):
-        if math.isfinite(rel[i]) and rel[i] >= 0.5:
+        if not math.isnan(rel[i]) and rel[i] >= 0.5:
             upcoming = float(t[i])
         next_high[i] = upcoming
     last_high = -math.inf
     for i, (ti, r) in enumerate(zip(t.tolist(), rel.tolist(), strict=True)):
-        if ti < news or not math.isfinite(r):
+        if ti < news or math.isnan(r):
             continue
         if r >= 0.5:
             last_high = ti
-        elif r <= 0.1 and last_high > -math.inf and ti - last_high < best[0] and next_high[i] - ti >= CLIFF_HOLD_S:
-            best = (ti - last_high, last_high, ti)
+        elif r <= 0.1 and last_high > -math.inf and ti - last_high < best[0]:
+            # held below half for the hold: a fall too close to the end of the run to show that is not counted
+            if min(next_high[i], math.inf) - ti >= CLIFF_HOLD_S and end - ti >= CLIFF_HOLD_S:
+                best = (ti - last_high, last_high, ti)
     return best
 
 

@@ -70,19 +70,31 @@ RECORD_SLOTS = ("fills", "acks", "account_acks", "cancels", "liquidations")
 
 
 def _reads(agent: object) -> frozenset[str]:
+    """The record kinds ``agent`` reads (all without a ``reads`` attribute), checked."""
     reads = getattr(agent, "reads", None)
+    name = getattr(agent, "name", agent)
     if reads is None:
         return frozenset(RECORD_SLOTS)
-    unknown = set(reads) - set(RECORD_SLOTS)
-    if unknown:
-        raise ValueError(f"agent {getattr(agent, 'name', agent)!r}: reads {sorted(unknown)}; known kinds: {list(RECORD_SLOTS)}")
-    return frozenset(reads)
+    if not isinstance(reads, (set, frozenset, list, tuple)):
+        raise ValueError(f"agent {name!r}: reads must be a set of record kinds {list(RECORD_SLOTS)}, got {type(reads).__name__}")
+    kinds = frozenset(reads)
+    unknown = kinds - set(RECORD_SLOTS)
+    if unknown or not all(isinstance(k, str) for k in kinds):
+        raise ValueError(f"agent {name!r}: reads {sorted(map(str, unknown))}; known kinds: {list(RECORD_SLOTS)}")
+    return kinds
 
 
 _EMPTY = {dt: np.zeros(0, dt) for dt in (FILL, ACK, ACCOUNT_ACK, CANCEL, LIQ_EVENT)}
 
 
 _EMPTY_OBS = tuple(_EMPTY[dt] for dt in (FILL, ACK, ACCOUNT_ACK, CANCEL, LIQ_EVENT))
+
+
+def _owner_of(owner: np.ndarray, accounts: np.ndarray) -> np.ndarray:
+    """The agent index of each account (-1 for none, or for an account outside the table)."""
+    acc = np.asarray(accounts, np.int64)
+    ok = (acc >= 0) & (acc < len(owner))
+    return np.where(ok, owner[np.where(ok, acc, 0)], -1) if len(owner) else np.full(len(acc), -1)
 
 
 def _stamped(parts: list[np.ndarray], bases: list[int], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -149,7 +161,8 @@ class Simulation:
         self.on_news = np.array([bool(getattr(a, "wake_on_news", False)) for a in agents], np.bool_)
         self.on_fills = np.array([bool(getattr(a, "wake_on_fills", False)) for a in agents], np.bool_)
         # which record kinds each agent reads (Agent.reads; all when it does not say): the rest are never routed to it
-        self.reads = {slot: np.array([slot in _reads(a) for a in agents], np.bool_) for slot in RECORD_SLOTS}
+        kinds = [_reads(a) for a in agents]
+        self.reads = {slot: np.array([slot in k for k in kinds], np.bool_) for slot in RECORD_SLOTS}
         self._watch_rows: list[list[tuple[int, int, int, float, float]]] = [[] for _ in agents]
         self._watch = np.zeros(0, [("agent", np.int64), ("instrument", np.int64), ("source", np.int64),
                                    ("low", np.float64), ("high", np.float64)])  # fmt: skip
@@ -177,16 +190,18 @@ class Simulation:
             raise ValueError(f"agent {agent.name!r} holds accounts outside 0..{n - 1}")
         if (self.owner[ids] >= 0).any():
             raise ValueError(f"agent {agent.name!r} shares accounts with another agent")
+        reads = _reads(agent)  # every check before any state changes: a refused agent leaves the simulation as it was
+        wake = int(agent.wake_at())
         j = len(self.agents)
         self.owner[ids] = j
         self.agents.append(agent)
         self.clients.append(Client(self.venue, agent.accounts))
         self.inbox.append(Inbox())
-        self.next_wake = np.append(self.next_wake, agent.wake_at())
+        self.next_wake = np.append(self.next_wake, wake)
         self.on_news = np.append(self.on_news, bool(getattr(agent, "wake_on_news", False)))
         self.on_fills = np.append(self.on_fills, bool(getattr(agent, "wake_on_fills", False)))
         for slot in RECORD_SLOTS:
-            self.reads[slot] = np.append(self.reads[slot], slot in _reads(agent))
+            self.reads[slot] = np.append(self.reads[slot], slot in reads)
         self._watch_rows.append([])
 
     # --- the step ---------------------------------------------------------------------------------
@@ -316,7 +331,9 @@ class Simulation:
         if len(r.fills):
             f = r.fills
             deliver(f, f["maker_account"], "fills")
-            other = f["taker_account"] != f["maker_account"]
+            # the taker's copy, unless the same agent already got the row as the maker (one agent, both sides)
+            om, ot = _owner_of(owner, f["maker_account"]), _owner_of(owner, f["taker_account"])
+            other = (f["taker_account"] != f["maker_account"]) & ~((om >= 0) & (om == ot))
             deliver(f[other], f["taker_account"][other], "fills")
         deliver(r.acks, r.acks["account"], "acks")
         deliver(r.account_acks, r.account_acks["account"], "account_acks")
