@@ -179,10 +179,15 @@ def _cliff(t: np.ndarray, rel: np.ndarray, news: float) -> tuple[float, float, f
             continue
         if r >= 0.5:
             last_high = ti
-        elif r <= 0.1 and last_high > -math.inf and ti - last_high < best[0]:
+        elif (
+            r <= 0.1
+            and last_high > -math.inf
+            and ti - last_high < best[0]
             # held below half for the hold: a fall too close to the end of the run to show that is not counted
-            if min(next_high[i], math.inf) - ti >= CLIFF_HOLD_S and end - ti >= CLIFF_HOLD_S:
-                best = (ti - last_high, last_high, ti)
+            and next_high[i] - ti >= CLIFF_HOLD_S
+            and end - ti >= CLIFF_HOLD_S
+        ):
+            best = (ti - last_high, last_high, ti)
     return best
 
 
