@@ -134,6 +134,9 @@ class LeveragedTraders:
         self.trigger_side = np.zeros(n, np.int8)  # -1: fires when the mark falls to it, +1: when it rises
         self.panic_due = np.full(n, NEVER, np.int64)
         self._next_panic = NEVER  # the earliest pending panic reaction (kept as panic_due changes)
+        self._pq_due = np.zeros(0, np.int64)  # pending panic reactions in due order (times, accounts), and the next one
+        self._pq_idx = np.zeros(0, np.int64)
+        self._pq_ptr = 0
         self.last_action = np.full(n, -(1 << 62), np.int64)
         self._sorted: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, int]] = {}
         self._ascending: dict[tuple[int, int], np.ndarray] = {}
@@ -316,9 +319,22 @@ class LeveragedTraders:
         """The next review or the next panic seller's reaction."""
         return min(self.schedule.next_ns, self._next_panic)
 
-    def _update_next_panic(self) -> None:
-        pending = self.panic_due[self.panic_due > 0]  # 0 = done, NEVER = none
-        self._next_panic = int(pending.min()) if len(pending) else NEVER
+    def _queue_panics(self) -> None:
+        """Order the pending panic reactions by due time (0 = done, NEVER = none scheduled)."""
+        pending = np.flatnonzero((self.panic_due > 0) & (self.panic_due < NEVER))
+        order = np.argsort(self.panic_due[pending], kind="stable")
+        self._pq_idx = pending[order]
+        self._pq_due = self.panic_due[self._pq_idx]
+        self._pq_ptr = 0
+        self._next_panic = int(self._pq_due[0]) if len(self._pq_due) else NEVER
+
+    def _due_panics(self, now: int) -> np.ndarray:
+        """Accounts whose panic reaction is due by ``now`` (each once), taken off the front of the queue."""
+        end = int(np.searchsorted(self._pq_due, now, side="right"))
+        due = self._pq_idx[self._pq_ptr : end]
+        self._pq_ptr = end
+        self._next_panic = int(self._pq_due[end]) if end < len(self._pq_due) else NEVER
+        return due
 
     def watch(self) -> list[Watch]:
         """Per perpetual: the band between the nearest trigger below the mark and the nearest above."""
@@ -347,10 +363,10 @@ class LeveragedTraders:
             self._review(client, mark, np.asarray(m.lot, np.float64))
         fire = self._crossed(mark)
         if now >= self._next_panic:
-            panic = (self.panic_due <= now) & (self.panic_due > 0)
+            panic = np.zeros(len(fire), np.bool_)
+            panic[self._due_panics(now)] = True
             self.panic_due[panic] = 0
             fire |= panic
-            self._update_next_panic()
         else:
             panic = np.zeros(len(fire), np.bool_)
         if fire.any():
@@ -381,7 +397,7 @@ class LeveragedTraders:
         idx = idx[react]
         delay = self.p.panic_delay_median_s * np.exp(self.p.panic_delay_sigma * self.rng.standard_normal(len(idx)))
         self.panic_due[idx] = obs.now_ns + (delay * SECOND_NS).astype(np.int64)
-        self._update_next_panic()
+        self._queue_panics()
 
     def _review(self, client: Client, mark: np.ndarray, lot: np.ndarray) -> None:
         """Recompute every live account's trigger price from its exact margin now (array code)."""
