@@ -24,6 +24,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from cascadelab.book.kernels import owner_depth
 from cascadelab.records import (
     ACCOUNT_ACK,
     ACCOUNT_REQUEST,
@@ -97,6 +98,7 @@ class Client:
     def __init__(self, venue: object, accounts: np.ndarray) -> None:
         self._venue = venue
         self.accounts = np.ascontiguousarray(accounts, np.int64)
+        self._two = np.zeros(2, np.int64)  # scratch for resting_depth
 
     def _ids(self, which: np.ndarray | None) -> np.ndarray:
         return self.accounts if which is None else self.accounts[which]
@@ -179,12 +181,10 @@ class Client:
         The same band as the feed's ``MarketData.depth``, so the difference is what the other
         participants offer there.
         """
-        from cascadelab.book import kernels as BK
-
         v = self._venue
-        out = np.zeros(2, np.int64)
-        BK.owner_depth(v.book_set.st, int(instrument), int(self.accounts[which]), int(bps), out)  # type: ignore[attr-defined]
-        unit = int(v.instruments[instrument].unit_notional)  # type: ignore[attr-defined]
+        out = self._two
+        owner_depth(v.book_set.st, int(instrument), int(self.accounts[which]), int(bps), out)  # type: ignore[attr-defined]
+        unit = int(v.feed.data.unit_notional[instrument])  # type: ignore[attr-defined]
         return int(out[0]) * unit, int(out[1]) * unit
 
     def liquidation_ltv(self) -> float:

@@ -205,6 +205,8 @@ class MarketMaker:
         self._traded_now = 0.0
         self._withdrawn_ns = 0  # when it last withdrew
         self._watch_key: tuple = ()
+        self._steps: dict[int, np.ndarray] = {}
+        self._band_j = int(np.searchsorted(DEPTH_BPS, params.liquidity_band_bps))  # its band's index in the feed
         self._watch: list[Watch] = []
         self._buys = 0
         self._equity_now = 0.0
@@ -338,7 +340,7 @@ class MarketMaker:
         minus ``V`` now: what the others offered then, less what has traded since.
         """
         b, p = self.instrument, self.p
-        j = int(np.searchsorted(DEPTH_BPS, p.liquidity_band_bps))
+        j = self._band_j
         own_b, own_a = client.resting_depth(b, p.liquidity_band_bps)
         others = max(0.0, float(m.depth[b, j, 0] + m.depth[b, j, 1] - own_b - own_a) / MONEY_SCALE)
         traded = float(m.volume[b]) / MONEY_SCALE if len(m.volume) > b else 0.0
@@ -472,7 +474,9 @@ class MarketMaker:
         r_bps = float(np.clip(-q * risk, -MAX_SHIFT_BPS, MAX_SHIFT_BPS))  # the skew never moves quotes off the map
         half = min(max(spread / 2.0, p.min_half_spread_bps), MAX_SHIFT_BPS)
         n = max(1, round(p.levels * style.levels))
-        steps = p.level_step_bps * (1.25 ** np.arange(n) - 1.0) / 0.25  # cumulative distance of each level
+        steps = self._steps.get(n)
+        if steps is None:  # cumulative distance of each level (the same for a given level count)
+            steps = self._steps[n] = p.level_step_bps * (1.25 ** np.arange(n) - 1.0) / 0.25
         bid = fair * (1.0 + (r_bps - half - steps) / 1e4)
         ask = fair * (1.0 + (r_bps + half + steps) / 1e4)
         return bid, ask, np.full(n, p.level_notional * size)
