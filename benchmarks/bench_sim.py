@@ -97,9 +97,27 @@ def maker_requote(repeats: int = 200) -> None:
     )
 
 
+def host_reference(repeats: int = 5) -> float:
+    """Seconds of a fixed interpreter-bound workload (the median of ``repeats``): how fast this shared host is right now.
+
+    The simulation is mostly interpreter-bound work between compiled kernels, so its wall time moves with
+    this figure; printing the run as a multiple of it lets runs taken at different times be compared.
+    """
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        acc = 0
+        for i in range(2_000_000):
+            acc += i & 7
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
 def oct11(overrides: list[str] | None = None) -> dict[str, object]:
-    """One whole run (no figures); prints wall time and the phase breakdown."""
+    """One whole run (no figures); prints wall time and the phase breakdown, beside the host's reference workload."""
+    before = host_reference()
     res = run_scenario("oct-11", overrides=overrides or [], figures=False)
+    ref = (before + host_reference()) / 2
     s = res.summary
     t = s["timing_s"]
     steps = int(s["steps"])
@@ -112,6 +130,7 @@ def oct11(overrides: list[str] | None = None) -> dict[str, object]:
         f"+ build {t['build']:,.1f} s"
     )
     print(f"  phases: {share}")
+    print(f"  host reference workload {ref * 1e3:,.1f} ms (before and after the run): the run is {total / ref:,.0f}x it")
     return s
 
 
