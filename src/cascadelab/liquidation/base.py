@@ -274,9 +274,7 @@ class EngineBase:
             if ell > 0:
                 remaining = np.minimum(remaining, np.maximum(0, c.equity) // ell)
             cuts = adl.allocate(cfg.ranking, c, lots, remaining, float(mark * unit))
-            for j in order.tolist():
-                if cuts[j] <= 0:
-                    continue
+            for j in order[cuts[order] > 0].tolist():  # in rank order, only the positions it cuts
                 cid = int(c.account[j])
                 closed.append((k, cid))
                 upnl_before = int(acc.size[k, cid]) * mark * unit - int(acc.cost[k, cid])
