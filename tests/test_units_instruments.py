@@ -100,3 +100,16 @@ def test_unknown_and_missing_fields() -> None:
     del spec["lot_size"]
     with pytest.raises(InstrumentError, match="missing field"):
         Instrument.from_dict(spec)
+
+
+def test_sorted_member_is_isin_for_sorted_lists() -> None:
+    """The hot-path membership test agrees with np.isin on random ids (empty lists, repeats, out-of-range values)."""
+    import numpy as np
+
+    from cascadelab.records import sorted_member
+
+    rng = np.random.default_rng(3)
+    for _ in range(500):
+        x = rng.integers(-5, 60, rng.integers(0, 40))
+        of = np.unique(rng.integers(0, 50, rng.integers(0, 12)))
+        assert np.array_equal(sorted_member(x, of), np.isin(x, of))

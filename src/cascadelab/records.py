@@ -412,6 +412,18 @@ def stack(arrays: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
     return out
 
 
+def sorted_member(x: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """``np.isin(x, of)`` for ``of`` sorted ascending: one binary search per element (no sort of both arrays).
+
+    The small, sorted id lists of a hot path (the venue's own accounts, the risk detector's
+    always-checked accounts) are tested this way every step.
+    """
+    if not len(of):
+        return np.zeros(len(x), np.bool_)
+    pos = np.minimum(np.searchsorted(of, x), len(of) - 1)
+    return of[pos] == x
+
+
 def empty(dtype: np.dtype, n: int = 0) -> np.ndarray:
     """A zeroed record array of ``n`` rows."""
     return np.zeros(n, dtype)
@@ -481,5 +493,6 @@ __all__ = [
     "Why",
     "empty",
     "frame",
+    "sorted_member",
     "stack",
 ]

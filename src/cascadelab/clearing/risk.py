@@ -33,6 +33,7 @@ from numba import njit, prange
 from cascadelab.clearing.core import ClearingCore
 from cascadelab.clearing.margin import account_figures, loan_to_value, position_maintenance, tier_of
 from cascadelab.compiled import kernel
+from cascadelab.records import sorted_member
 
 I64_MIN = np.iinfo(np.int64).min
 I64_MAX = np.iinfo(np.int64).max
@@ -198,14 +199,6 @@ PARALLEL_FROM = 4096
 """Batches of at least this many accounts are boxed on every thread."""
 
 
-def _sorted_member(x: np.ndarray, of: np.ndarray) -> np.ndarray:
-    """``np.isin(x, of)`` for ``of`` sorted ascending (a binary search instead of a sort of both)."""
-    if not len(of):
-        return np.zeros(len(x), np.bool_)
-    pos = np.minimum(np.searchsorted(of, x), len(of) - 1)
-    return of[pos] == x
-
-
 class IncrementalRisk:
     """Names the accounts below maintenance (or above the liquidation LTV) each step, looking only where needed."""
 
@@ -340,5 +333,5 @@ class IncrementalRisk:
         self._r_lo[rows] = np.where(no_box[:, None], I64_MIN, lo)
         self._r_hi[rows] = np.where(no_box[:, None], I64_MAX, hi)
         if no_box.any() or len(self.always):
-            keep = self.always[~_sorted_member(self.always, ids)] if len(self.always) else self.always
+            keep = self.always[~sorted_member(self.always, ids)] if len(self.always) else self.always
             self.always = np.sort(np.concatenate([keep, ids[no_box]])).astype(np.int64)

@@ -308,17 +308,12 @@ class Simulation:
 
     def _route(self, r: StepReport, news: list[News]) -> None:
         owner = self.owner
-        n = len(owner)
 
-        def deliver(arr: np.ndarray, accounts: np.ndarray, slot: str) -> None:
+        def deliver(arr: np.ndarray, who: np.ndarray, slot: str) -> None:
+            """Append each row of ``arr`` to the inbox of agent ``who`` (-1: none) if that agent reads ``slot``."""
             reads = self.reads[slot]
             if not len(arr) or not reads.any():
                 return
-            acc = np.asarray(accounts, np.int64)
-            if len(acc) and int(acc.min()) >= 0 and int(acc.max()) < n:
-                who = owner[acc]
-            else:
-                who = np.where((acc >= 0) & (acc < n), owner[np.clip(acc, 0, n - 1)], -1)
             keep = np.flatnonzero(who >= 0)
             keep = keep[reads[who[keep]]]
             if not len(keep):
@@ -330,15 +325,14 @@ class Simulation:
 
         if len(r.fills):
             f = r.fills
-            deliver(f, f["maker_account"], "fills")
-            # the taker's copy, unless the same agent already got the row as the maker (one agent, both sides)
             om, ot = _owner_of(owner, f["maker_account"]), _owner_of(owner, f["taker_account"])
-            other = (f["taker_account"] != f["maker_account"]) & ~((om >= 0) & (om == ot))
-            deliver(f[other], f["taker_account"][other], "fills")
-        deliver(r.acks, r.acks["account"], "acks")
-        deliver(r.account_acks, r.account_acks["account"], "account_acks")
-        deliver(r.cancels, r.cancels["account"], "cancels")
-        deliver(r.events, r.events["account"], "liquidations")
+            deliver(f, om, "fills")
+            # the taker's copy, unless the same agent already got the row as the maker (one agent, both sides)
+            other = ot != om
+            deliver(f[other], ot[other], "fills")
+        for arr, slot in ((r.acks, "acks"), (r.account_acks, "account_acks"), (r.cancels, "cancels"), (r.events, "liquidations")):
+            if len(arr) and self.reads[slot].any():  # the owners are looked up only for a kind someone reads
+                deliver(arr, _owner_of(owner, arr["account"]), slot)
         if news:
             for j in np.flatnonzero(self.on_news).tolist():
                 self.inbox[j].news.extend(news)
