@@ -65,6 +65,19 @@ MAX_SHIFT_BPS = 3_000.0
 """A bound on the reservation skew and on the half-spread (basis points): quotes stay within ±60% of the fair price."""
 
 
+def _window_max_push(q: deque[tuple[int, float]], now: int, value: float, horizon_ns: int) -> None:
+    """Add ``(now, value)`` to a monotonic queue whose front is the maximum over the last ``horizon_ns``.
+
+    Values only decrease from front to back, so the maximum of the window is read in O(1) and each
+    sample is pushed and popped once.
+    """
+    while q and q[-1][1] <= value:
+        q.pop()
+    q.append((now, value))
+    while q[0][0] < now - horizon_ns:
+        q.popleft()
+
+
 class MakerState(IntEnum):
     """What a market maker is doing."""
 
@@ -321,12 +334,7 @@ class MarketMaker:
             self._equity0 = equity
         self.pnl = equity - self._equity0
         self._equity_now = equity
-        q = self.equity_hist  # decreasing equity values: the front is the window's maximum
-        while q and q[-1][1] <= equity:
-            q.pop()
-        q.append((now, equity))
-        while q[0][0] < now - horizon:
-            q.popleft()
+        _window_max_push(self.equity_hist, now, equity, horizon)
         self._fair_now = fair
         if p.liquidity_drop > 0:
             self._measure_others(m, client, now)
@@ -346,14 +354,7 @@ class MarketMaker:
         traded = float(m.volume[b]) / MONEY_SCALE if len(m.volume) > b else 0.0
         self._others_now = others
         self._traded_now = traded
-        z = others + traded
-        q = self.others_hist
-        while q and q[-1][1] <= z:
-            q.pop()
-        q.append((now, z))
-        horizon = int(p.liquidity_window_s * SECOND_NS)
-        while q[0][0] < now - horizon:
-            q.popleft()
+        _window_max_push(self.others_hist, now, others + traded, int(p.liquidity_window_s * SECOND_NS))
 
     def _mark_to_market(self, obs: Observation, client: Client) -> float:
         """Its book value at fair prices (no collateral haircuts): cash, the base it quotes, its positions' PnL."""

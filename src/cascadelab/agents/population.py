@@ -139,7 +139,6 @@ class LeveragedTraders:
         self._pq_ptr = 0
         self.last_action = np.full(n, -(1 << 62), np.int64)
         self._sorted: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, int]] = {}
-        self._ascending: dict[tuple[int, int], np.ndarray] = {}
         self._dips_placed = False
         self.actions = {"closes": 0, "deposits": 0, "shorts": 0, "panic": 0}
 
@@ -339,13 +338,13 @@ class LeveragedTraders:
     def watch(self) -> list[Watch]:
         """Per perpetual: the band between the nearest trigger below the mark and the nearest above."""
         out = []
-        for (k, side), (trig, _, ptr) in self._sorted.items():
-            if ptr >= len(trig):
+        for (k, side), (keys, _, ptr) in self._sorted.items():
+            if ptr >= len(keys):
                 continue
-            if side < 0:  # fires when the mark falls to trig[ptr] (sorted descending)
-                out.append(Watch(k, WATCH_MARK, float(trig[ptr]), float("inf")))
+            if side < 0:  # fires when the mark falls to the next trigger (keys are the triggers negated)
+                out.append(Watch(k, WATCH_MARK, -float(keys[ptr]), float("inf")))
             else:
-                out.append(Watch(k, WATCH_MARK, float("-inf"), float(trig[ptr])))
+                out.append(Watch(k, WATCH_MARK, float("-inf"), float(keys[ptr])))
         return out
 
     def act(self, obs: Observation, client: Client) -> Requests:
@@ -362,13 +361,11 @@ class LeveragedTraders:
             self.schedule.advance(now)
             self._review(client, mark, np.asarray(m.lot, np.float64))
         fire = self._crossed(mark)
+        panic = np.zeros(len(fire), np.bool_)
         if now >= self._next_panic:
-            panic = np.zeros(len(fire), np.bool_)
             panic[self._due_panics(now)] = True
             self.panic_due[panic] = 0
             fire |= panic
-        else:
-            panic = np.zeros(len(fire), np.bool_)
         if fire.any():
             out.append(self._respond(np.flatnonzero(fire), panic, client, m, now))
         return Requests.concat(out)
@@ -438,33 +435,31 @@ class LeveragedTraders:
         self._index()
 
     def _index(self) -> None:
-        """Sorted trigger arrays per (perpetual, direction): descending for falls, ascending for rises."""
+        """Per (perpetual, direction): ascending keys (the triggers, negated for falls), their accounts, a pointer."""
         self._sorted = {}
-        self._ascending = {}  # the same triggers ascending (negated for falls)
         ok = np.isfinite(self.trigger) & (self.trigger_side != 0)
         for k in np.unique(self.home[ok]).tolist():
             for side in (-1, 1):
                 sel = np.flatnonzero(ok & (self.home == k) & (self.trigger_side == side))
                 if not len(sel):
                     continue
-                t = self.trigger[sel]
-                order = np.argsort(-t if side < 0 else t, kind="stable")
-                self._sorted[(k, side)] = (t[order], sel[order], 0)
-                self._ascending[(k, side)] = -t[order] if side < 0 else t[order]
+                keys = -self.trigger[sel] if side < 0 else self.trigger[sel]  # the nearest trigger first
+                order = np.argsort(keys, kind="stable")
+                self._sorted[(k, side)] = (keys[order], sel[order], 0)
 
     def _crossed(self, mark: np.ndarray) -> np.ndarray:
         """Accounts whose trigger the current mark has reached (each fires once until the next review)."""
         fire = np.zeros(len(self.accounts), np.bool_)
-        for key, (trig, idx, ptr) in list(self._sorted.items()):
+        for key, (keys, idx, ptr) in list(self._sorted.items()):
             k, side = key
             mk = mark[k]
             if not np.isfinite(mk):
                 continue
-            # falls: trig descending, fires where trig >= mark; rises: trig ascending, fires where trig <= mark
-            end = int(np.searchsorted(self._ascending[key], -mk if side < 0 else mk, side="right"))
+            # falls fire where trigger >= mark (key <= -mark); rises where trigger <= mark (key <= mark)
+            end = int(np.searchsorted(keys, -mk if side < 0 else mk, side="right"))
             if end > ptr:
                 fire[idx[ptr:end]] = True
-                self._sorted[key] = (trig, idx, end)
+                self._sorted[key] = (keys, idx, end)
         return fire
 
     def _respond(self, idx: np.ndarray, panic: np.ndarray, client: Client, m: object, now: int) -> Requests:
