@@ -67,33 +67,26 @@ class HedgedFund:
         ch = venue.clearing  # type: ignore[attr-defined]
         me = self.accounts
         ch.deposit_many(me, ch.settle_asset, np.array([int(self.p.margin * MONEY_SCALE)]))
-        out = []
-        total = 0.0
+        out: list[Leg] = []
         self.leverage_used = {}
         self.initial_margin = 0.0
-        for symbol, notional in self.p.longs.items():
+
+        def leg(symbol: str, notional: float, sign: int) -> float:
+            """Book one leg of about ``notional`` at the leverage its tiers allow; returns its exact notional."""
             k = ch.core.perp(symbol)
             inst = ch.perps[k].instrument
             price = float(ch.marks[k]) * float(inst.tick_size)
             lots = int(notional / (price * float(inst.lot_size)))
-            leg = lots * price * float(inst.lot_size)
-            lev = min(self.p.leverage, ch.leverage_cap(symbol, int(leg * MONEY_SCALE)))
+            value = lots * price * float(inst.lot_size)
+            lev = min(self.p.leverage, ch.leverage_cap(symbol, int(value * MONEY_SCALE)))
             ch.configure_positions(symbol, me, lev, False)
-            out.append(Leg(symbol, int(ch.marks[k]), me.copy(), np.array([lots], np.int64)))
+            out.append(Leg(symbol, int(ch.marks[k]), me.copy(), np.array([sign * lots], np.int64)))
             self.leverage_used[symbol] = lev
-            self.initial_margin += leg / lev
-            total += leg
-        k = ch.core.perp(self.p.hedge_symbol)
-        inst = ch.perps[k].instrument
-        price = float(ch.marks[k]) * float(inst.tick_size)
-        lots = int(total * self.p.hedge_ratio / (price * float(inst.lot_size)))
-        leg = lots * price * float(inst.lot_size)
-        lev = min(self.p.leverage, ch.leverage_cap(self.p.hedge_symbol, int(leg * MONEY_SCALE)))
-        ch.configure_positions(self.p.hedge_symbol, me, lev, False)
-        out.append(Leg(self.p.hedge_symbol, int(ch.marks[k]), me.copy(), np.array([-lots], np.int64)))
-        self.leverage_used[self.p.hedge_symbol] = lev
-        self.initial_margin += leg / lev
-        self.target_short = leg
+            self.initial_margin += value / lev
+            return value
+
+        total = sum(leg(symbol, notional, 1) for symbol, notional in self.p.longs.items())
+        self.target_short = leg(self.p.hedge_symbol, total * self.p.hedge_ratio, -1)
         return out
 
     def wake_at(self) -> int:

@@ -124,11 +124,15 @@ def _leverage_within_tiers(ch: object, symbol: str, wanted: int, notional: float
     A lower leverage than asked is noted in ``notes`` (summary.json's ``adjustments``), naming the key.
     """
     lev = max(1, min(int(wanted), ch.leverage_cap(symbol, int(notional * MONEY_SCALE))))  # type: ignore[attr-defined]
-    if lev < wanted:
-        note = f"{where}: {wanted}x is above what {symbol}'s margin tiers allow at {notional:,.0f} notional; margined at {lev}x"
-        if note not in notes:
-            notes.append(note)
+    _note_capped(notes, where, wanted, lev, symbol, f"at {notional:,.0f} notional")
     return lev
+
+
+def _note_capped(notes: list[str], where: str, wanted: int, lev: int, symbol: str, at: str) -> None:
+    """Note (once) that ``where`` asked for more leverage than ``symbol``'s margin tiers allow ``at`` a size."""
+    note = f"{where}: {wanted}x is above what {symbol}'s margin tiers allow {at}; margined at {lev}x"
+    if lev < wanted and note not in notes:
+        notes.append(note)
 
 
 def _path_fn(arr: np.ndarray, step_ns: int) -> object:
@@ -278,11 +282,7 @@ def build(s: Scenario) -> Built:
             fund = HedgedFund(f"fund:{j}:{c}", int(acct), fp)
             legs += fund.legs(venue)
             for symbol, lev in fund.leverage_used.items():
-                if lev < fg.leverage:
-                    note = (f"funds.{j}.leverage: {fg.leverage}x is above what {symbol}'s margin tiers allow for its leg; "
-                            f"margined at {lev}x")  # fmt: skip
-                    if note not in notes:
-                        notes.append(note)
+                _note_capped(notes, f"funds.{j}.leverage", fg.leverage, lev, symbol, "for its leg")
             if fund.initial_margin > fg.margin and c == 0:
                 notes.append(f"funds.{j}.margin: {fg.margin:,.0f} is below the initial margin of its positions "
                              f"({fund.initial_margin:,.0f}): they start as if opened earlier at better prices")  # fmt: skip
@@ -360,13 +360,13 @@ def build(s: Scenario) -> Built:
             "the other side; give the population accounts, or remove [[funds]] and the makers' hedge_symbol"
         )
     book_legs(venue, legs, sim.now_ns)
-    for f in groups["funds"]:  # a fund may start below its initial margin, never already in liquidation
-        eq, maint, _, _ = ch.exact_margins(f.accounts)  # type: ignore[attr-defined]
-        if int(eq[0]) < int(maint[0]):
-            j = f.name.split(":")[1]  # type: ignore[attr-defined]
+    if groups["funds"]:  # a fund may start below its initial margin, never already in liquidation
+        eq, maint, _, _ = ch.exact_margins(np.concatenate([f.accounts for f in groups["funds"]]))  # type: ignore[attr-defined]
+        for i in np.flatnonzero(eq < maint).tolist()[:1]:
+            j = groups["funds"][i].name.split(":")[1]  # type: ignore[attr-defined]
             raise ValueError(
-                f"funds.{j}.margin: its positions need {int(maint[0]) / MONEY_SCALE:,.0f} of maintenance margin but the account "
-                f"starts with {int(eq[0]) / MONEY_SCALE:,.0f} of equity (it would be liquidated at once); raise margin, or "
+                f"funds.{j}.margin: its positions need {int(maint[i]) / MONEY_SCALE:,.0f} of maintenance margin but the account "
+                f"starts with {int(eq[i]) / MONEY_SCALE:,.0f} of equity (it would be liquidated at once); raise margin, or "
                 "shrink longs or hedge_ratio"
             )
     for mm in hedgers:
