@@ -362,11 +362,11 @@ def build(s: Scenario) -> Built:
     book_legs(venue, legs, sim.now_ns)
     if groups["funds"]:  # a fund may start below its initial margin, never already in liquidation
         eq, maint, _, _ = ch.exact_margins(np.concatenate([f.accounts for f in groups["funds"]]))  # type: ignore[attr-defined]
-        for i in np.flatnonzero(eq < maint).tolist()[:1]:
-            j = groups["funds"][i].name.split(":")[1]  # type: ignore[attr-defined]
+        for bad in np.flatnonzero(eq < maint).tolist()[:1]:
+            j = groups["funds"][bad].name.split(":")[1]  # type: ignore[attr-defined]
             raise ValueError(
-                f"funds.{j}.margin: its positions need {int(maint[i]) / MONEY_SCALE:,.0f} of maintenance margin but the account "
-                f"starts with {int(eq[i]) / MONEY_SCALE:,.0f} of equity (it would be liquidated at once); raise margin, or "
+                f"funds.{j}.margin: its positions need {int(maint[bad]) / MONEY_SCALE:,.0f} of maintenance margin but the account "
+                f"starts with {int(eq[bad]) / MONEY_SCALE:,.0f} of equity (it would be liquidated at once); raise margin, or "
                 "shrink longs or hedge_ratio"
             )
     for mm in hedgers:
