@@ -365,8 +365,8 @@ def build(s: Scenario) -> Built:
         for bad in np.flatnonzero(eq < maint).tolist()[:1]:
             j = groups["funds"][bad].name.split(":")[1]  # type: ignore[attr-defined]
             raise ValueError(
-                f"funds.{j}.margin: its positions need {int(maint[bad]) / MONEY_SCALE:,.0f} of maintenance margin but the account "
-                f"starts with {int(eq[bad]) / MONEY_SCALE:,.0f} of equity (it would be liquidated at once); raise margin, or "
+                f"funds.{j}.margin: its positions need {int(maint[bad]) / MONEY_SCALE:,.0f} of maintenance margin but the "
+                f"account starts with {int(eq[bad]) / MONEY_SCALE:,.0f} of equity (it would be liquidated at once); raise margin, or "
                 "shrink longs or hedge_ratio"
             )
     for mm in hedgers:
