@@ -366,8 +366,8 @@ def build(s: Scenario) -> Built:
             j = groups["funds"][bad].name.split(":")[1]  # type: ignore[attr-defined]
             raise ValueError(
                 f"funds.{j}.margin: its positions need {int(maint[bad]) / MONEY_SCALE:,.0f} of maintenance margin but the "
-                f"account starts with {int(eq[bad]) / MONEY_SCALE:,.0f} of equity (it would be liquidated at once); raise margin, or "
-                "shrink longs or hedge_ratio"
+                f"account starts with {int(eq[bad]) / MONEY_SCALE:,.0f} of equity (it would be liquidated at once); "
+                "raise margin, or shrink longs or hedge_ratio"
             )
     for mm in hedgers:
         mm.hedging = True
