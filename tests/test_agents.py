@@ -73,6 +73,22 @@ class Taker:
         return Requests(orders(self.accounts[0], self.instrument, self.side, self.lots, 0, Op.MARKET, TIF.IOC))
 
 
+def funded(v: object, n: int) -> list[int]:
+    """``n`` new accounts with 50M USDT each, margined at 2x on BTCUSDT."""
+    ids = [int(x) for x in v.open_accounts(n)]  # type: ignore[attr-defined]
+    for acct in ids:
+        v.clearing.deposit(acct, "USDT", 50_000_000 * MONEY_SCALE)  # type: ignore[attr-defined]
+    v.clearing.configure_positions("BTCUSDT", np.array(ids), 2, False)  # type: ignore[attr-defined]
+    return ids
+
+
+def wiggle(t: int) -> float:
+    """BTC with a small wiggle: enough short-scale volatility to put a sensitive maker on the defensive."""
+    import math
+
+    return 100_000.0 * (1.0 + 0.0002 * math.sin(t / SECOND_NS / 7.0))
+
+
 def test_maker_widens_withdraws_both_sides_at_once_and_returns_when_calm() -> None:
     def btc(t: int) -> float:  # flat, a 6% slide over 5 minutes, flat again
         s = t / SECOND_NS
@@ -230,17 +246,8 @@ def test_agent_parameter_records_refuse_values_that_would_break_the_run() -> Non
 
 def test_a_defensive_maker_follows_the_others_out_a_calm_one_does_not() -> None:
     """When most of the others' depth leaves at once, a maker already widening withdraws (LIQUIDITY); one quoting calmly stays."""
-    import math
-
-    def btc(t: int) -> float:  # a small wiggle: enough short-scale volatility to put a sensitive maker on the defensive
-        return 100_000.0 * (1.0 + 0.0002 * math.sin(t / SECOND_NS / 7.0))
-
-    v, world = market(btc)
-    ch = v.clearing
-    big, defensive, calm = (int(x) for x in v.open_accounts(3))
-    for acct in (big, defensive, calm):
-        ch.deposit(acct, "USDT", 50_000_000 * MONEY_SCALE)
-    ch.configure_positions("BTCUSDT", np.array([big, defensive, calm]), 2, False)
+    v, world = market(wiggle)
+    big, defensive, calm = funded(v, 3)
     common = {"inventory_limit": 3_000_000, "daily_sigma": 0.02, "loss_limit": 200_000, "calm_loss": 20_000}
     m_big = MarketMaker("big", big, MakerParams("BTCUSDT", level_notional=300_000, min_withdrawn_s=1e6, **common))  # type: ignore[arg-type]
     m_def = MarketMaker("defensive", defensive, MakerParams("BTCUSDT", level_notional=100_000, calm_vol_ratio=0.2, **common))  # type: ignore[arg-type]
@@ -273,11 +280,7 @@ def test_a_maker_out_on_liquidity_returns_once_calm_without_waiting_for_the_othe
         return 100_000.0 * (1.0 + (0.0002 * math.sin(s / 7.0) if s < 70 else 0.0))
 
     v, world = market(btc)
-    ch = v.clearing
-    big, defensive, calm = (int(x) for x in v.open_accounts(3))
-    for acct in (big, defensive, calm):
-        ch.deposit(acct, "USDT", 50_000_000 * MONEY_SCALE)
-    ch.configure_positions("BTCUSDT", np.array([big, defensive, calm]), 2, False)
+    big, defensive, calm = funded(v, 3)
     common = {"inventory_limit": 3_000_000, "daily_sigma": 0.02, "loss_limit": 200_000, "calm_loss": 20_000}
     m_big = MarketMaker("big", big, MakerParams("BTCUSDT", level_notional=300_000, min_withdrawn_s=1e6, **common))  # type: ignore[arg-type]
     m_def = MarketMaker("defensive", defensive, MakerParams("BTCUSDT", level_notional=100_000, calm_vol_ratio=0.2,  # type: ignore[arg-type]
@@ -316,11 +319,7 @@ def test_records_are_routed_only_to_agents_that_read_them() -> None:
             return super().act(obs, client)
 
     v, world = market(lambda t: 100_000.0)
-    ch = v.clearing
-    mk, a, b = (int(x) for x in v.open_accounts(3))
-    for acct in (mk, a, b):
-        ch.deposit(acct, "USDT", 50_000_000 * MONEY_SCALE)
-    ch.configure_positions("BTCUSDT", np.array([mk, a, b]), 2, False)
+    mk, a, b = funded(v, 3)
     maker = MarketMaker("mm", mk, MakerParams("BTCUSDT", level_notional=100_000, daily_sigma=0.02))
     picky, curious = Recording(a, frozenset({"fills"})), Recording(b, None)
     sim = Simulation(v, [maker, picky, curious], world, seed=1)
@@ -337,11 +336,7 @@ def test_records_are_routed_only_to_agents_that_read_them() -> None:
 def test_a_maker_out_at_its_inventory_limit_comes_back_on_the_unloading_side_only() -> None:
     """Regression (calm run, ALT2-SPOT): with nobody else to sell to, a maker at its limit used to stay out for good."""
     v, world = market(lambda t: 100_000.0)
-    ch = v.clearing
-    mk, taker = (int(x) for x in v.open_accounts(2))
-    for acct in (mk, taker):
-        ch.deposit(acct, "USDT", 50_000_000 * MONEY_SCALE)
-    ch.configure_positions("BTCUSDT", np.array([mk, taker]), 2, False)
+    mk, taker = funded(v, 2)
     maker = MarketMaker("mm", mk, MakerParams("BTCUSDT", level_notional=50_000, inventory_limit=300_000, daily_sigma=0.02))
     seller = Taker(taker, 0, -1, 200)  # sells 20k of notional a second into the maker's bids
     sim = Simulation(v, [maker, seller], world, seed=1)
@@ -360,17 +355,8 @@ def test_a_maker_out_at_its_inventory_limit_comes_back_on_the_unloading_side_onl
 
 def test_a_sweep_that_eats_the_book_is_not_read_as_the_others_leaving() -> None:
     """Depth consumed by trades (on the public tape) is not depth withdrawn: a defensive maker stays on a sweep."""
-    import math
-
-    def btc(t: int) -> float:
-        return 100_000.0 * (1.0 + 0.0002 * math.sin(t / SECOND_NS / 7.0))
-
-    v, world = market(btc)
-    ch = v.clearing
-    big, defensive, buyer = (int(x) for x in v.open_accounts(3))
-    for acct in (big, defensive, buyer):
-        ch.deposit(acct, "USDT", 50_000_000 * MONEY_SCALE)
-    ch.configure_positions("BTCUSDT", np.array([big, defensive, buyer]), 2, False)
+    v, world = market(wiggle)
+    big, defensive, buyer = funded(v, 3)
     common = {"inventory_limit": 30_000_000, "daily_sigma": 0.02, "loss_limit": 2_000_000, "calm_loss": 20_000}
     m_big = MarketMaker("big", big, MakerParams("BTCUSDT", level_notional=300_000, **common))  # type: ignore[arg-type]
     m_def = MarketMaker("defensive", defensive, MakerParams("BTCUSDT", level_notional=100_000, calm_vol_ratio=0.2, **common))  # type: ignore[arg-type]
@@ -414,11 +400,7 @@ def test_agent_registration_is_all_or_nothing_and_fills_reach_an_agent_once() ->
             return Requests(np.concatenate([bid, sell]))
 
     v, world = market(lambda t: 100_000.0)
-    ch = v.clearing
-    a, b, c = (int(x) for x in v.open_accounts(3))
-    for acct in (a, b, c):
-        ch.deposit(acct, "USDT", 50_000_000 * MONEY_SCALE)
-    ch.configure_positions("BTCUSDT", np.array([a, b, c]), 2, False)
+    a, b, c = funded(v, 3)
     both = Both(a, b)
     sim = Simulation(v, [both], world, seed=1)
     for _ in range(35):
