@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from typer.testing import CliRunner
@@ -107,3 +108,43 @@ def test_build_refuses_a_fund_born_in_liquidation_and_reports_what_it_adjusted()
     # what the build booked is part of the event hash: pre-built loops change it even before any step differs
     other = run("oct-11", seed=1, overrides=[*ov, "loopers.prebuilt_loops=[1, 2]"], figures=False)
     assert other.summary["event_hash"] != res.summary["event_hash"]
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_maker_and_feed_invariants_on_random_runs(seed: int) -> None:
+    """On random short crashes: withdrawals last at least min_withdrawn_s; LIQUIDITY exits come only from a maker already on
+    the defensive; a maker over its inventory limit rests nothing on the side that adds to it; the feed's running volume
+    is exactly the sum of the fills."""
+    from cascadelab.agents.market_maker import MakerState, MarketMaker, Trigger
+
+    res = run("oct-11", seed=seed, overrides=[*SMALL, "run.duration_s=1500.0"], figures=False)
+    b = res.built
+    venue = b.venue  # type: ignore[union-attr]
+    makers = [a for a in b.sim.agents if isinstance(a, MarketMaker)]  # type: ignore[union-attr]
+    end = b.sim.now_ns  # type: ignore[union-attr]
+    exits = 0
+    for mm in makers:
+        before = MakerState.QUOTING
+        out_at = None
+        for ns, state, why, _ in mm.transitions:
+            if state == MakerState.WITHDRAWN:
+                exits += 1
+                out_at = ns
+                if why == Trigger.LIQUIDITY:
+                    assert before != MakerState.QUOTING, mm.name
+            elif out_at is not None:
+                assert ns - out_at >= mm.p.min_withdrawn_s * 1e9, (mm.name, ns, out_at)
+                out_at = None
+            before = MakerState(state)
+        fair = mm.quoted_fair
+        if mm.has_quotes and abs(mm.inventory) * fair >= mm.p.inventory_limit:
+            book = venue.books[mm.instrument]
+            sides = {book.order(i).side for i in book.open_orders(int(mm.accounts[0])) if book.order(i) is not None}
+            adding = 1 if mm.inventory > 0 else -1
+            assert adding not in sides, mm.name
+    assert exits > 0 and end > 0  # the crash made some maker leave: the checks above saw something
+    fills = np.concatenate(venue.fill_log) if venue.fill_log else np.zeros(0)
+    unit = venue.market_data.unit_notional
+    expect = np.zeros(len(unit), np.int64)
+    np.add.at(expect, fills["instrument"].astype(np.int64), fills["price"].astype(np.int64) * fills["qty"])
+    assert np.array_equal(venue.market_data.volume, expect * unit)
