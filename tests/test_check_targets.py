@@ -33,13 +33,18 @@ def test_a_sweep_quoted_back_at_once_is_not_a_cliff() -> None:
     assert math.isclose(_cliff(t, rel, news=50.0)[1], 99.9)
 
 
-def test_the_fastest_collapse_after_the_news_wins_and_the_last_minute_cannot_show_one() -> None:
+def test_the_first_collapse_after_the_news_is_the_cliff_and_the_last_minute_cannot_show_one() -> None:
+    # a slow erosion (40 s from 100% to 40%, then to 8% at 140 s) and, long after, a fast fall
     points = [(20.0, 0.0), (30.0, 1.0), (100.0, 0.4), (140.0, 0.08), (300.0, 1.0), (350.0, 0.3), (352.0, 0.0)]
     t, rel = _series(points, 420.0)
-    dur, start, _end = _cliff(t, rel, news=50.0)  # the fall at 20 s is before the news
-    assert math.isclose(start, 349.9) and dur < 3  # from the last >= 50% sample (349.9 s) to <= 10% (352.0 s)
-    t, rel = _series(points, 400.0)  # the run ends 48 s after the fastest fall: it cannot show the hold
-    assert math.isclose(_cliff(t, rel, news=50.0)[1], 99.9)
+    dur, start, end = _cliff(t, rel, news=50.0)  # the fall at 20 s is before the news
+    # the first collapse: from the last >= 50% sample (99.9 s) to <= 10% (140 s): 40 s, not the later 2-second fall
+    assert math.isclose(start, 99.9) and math.isclose(end, 140.0) and math.isclose(dur, 40.1, abs_tol=1e-9)
+    # a first collapse that is quoted back within the hold does not count; the next one is the cliff
+    t, rel = _series([(100.0, 0.05), (110.0, 1.0), (350.0, 0.3), (352.0, 0.0)], 420.0)
+    assert math.isclose(_cliff(t, rel, news=50.0)[1], 349.9)
+    t, rel = _series([(100.0, 0.05), (110.0, 1.0), (350.0, 0.3), (352.0, 0.0)], 400.0)  # ends 48 s after it: no cliff
+    assert math.isinf(_cliff(t, rel, news=50.0)[0])
 
 
 def test_bad_inputs() -> None:

@@ -14,8 +14,14 @@ books is several makers sharing nothing). Each wake it:
    seconds (when the rest of the book leaves at once there is no way to unload: to a maker
    already on the defensive, one maker's withdrawal is the next one's signal, so
    withdrawals cluster into a cliff);
-   γ rises with that risk so quotes drift away *before* any hard trigger (WIDENING);
-4. if any trigger fires it cancels bids and asks together in the same step and WITHDRAWS;
+   γ rises with that risk so quotes drift away *before* any hard trigger (WIDENING), up to
+   ``max_half_spread_bps``: a desk quotes no wider than that;
+4. if any trigger fires it cancels bids and asks together in the same step and WITHDRAWS.
+   One trigger is the quoting model's own: when the volatility alone (without its own risk
+   widening) asks for an Avellaneda–Stoikov half-spread beyond ``max_half_spread_bps``, quotes
+   that far would never fill, and it stops quoting (SPREAD; BRIEF §2, "the rational form of
+   withdraw all liquidity"). Makers that price off the same outside market reach that point
+   together, so their exits cluster: the book's cliff comes from cancels, not from trades;
    withdrawn (for at least ``min_withdrawn_s``), it watches and re-enters (RETURNING,
    smaller and wider) only once loss, volatility and one-sided flow have fallen below their
    calm thresholds (hysteresis: calm thresholds are below the triggers), then QUOTING again
@@ -24,9 +30,16 @@ books is several makers sharing nothing). Each wake it:
    only on flow that *adds* to its inventory);
 5. quotes a ladder around the Avellaneda–Stoikov reservation price
    r = s − q·γ·σ²·τ with total spread γσ²τ + (2/γ)·ln(1 + γ/k) (price units in basis
-   points of s; q in units of its level size; τ a rolling horizon), levels spaced outward,
-   skipping the side that would push inventory past its limit. Quotes are post-only, so
-   rebates come through the venue's real fee code.
+   points of s; q in units of its level size; τ a rolling horizon; the skew never moves the
+   near quote across the fair price), levels spaced outward, skipping the side that would
+   push inventory past its limit. Quotes are post-only, so rebates come through the venue's
+   real fee code.
+
+A perpetual maker can lay inventory off on other venues (``outside_hedge_limit``): once its
+net inventory passes a band it trades the excess outside at the outside price plus a cost,
+booked in its own books only (the other venues are outside the simulation, as an
+arbitrageur's other leg). A hedged maker's inventory and one-sided triggers read its *net*
+inventory: flow it has laid off does not fill it up.
 
 An optional delta hedge keeps a spot holding hedged with a perpetual short (seed 002):
 when the perpetual position drifts from minus the spot holding by more than a band (e.g.
@@ -62,7 +75,7 @@ from cascadelab.units import MONEY_SCALE, SECOND_NS
 from cascadelab.venue.feed import DEPTH_BPS, MarketData
 
 MAX_SHIFT_BPS = 3_000.0
-"""A bound on the reservation skew and on the half-spread (basis points): quotes stay within ±60% of the fair price."""
+"""A bound on the half-spread (basis points): quotes stay within ±60% of the fair price."""
 
 
 def _window_max_push(q: deque[tuple[int, float]], now: int, value: float, horizon_ns: int) -> None:
@@ -96,6 +109,7 @@ class Trigger(IntEnum):
     ONE_SIDED_FILLS = 3  # recent fills one-sided above the threshold, filling its inventory up fast
     VOLATILITY = 4  # short-scale volatility spike
     LIQUIDITY = 5  # the others' depth near the mid collapsed within seconds: no way to unload
+    SPREAD = 6  # its optimal (Avellaneda–Stoikov) half-spread is wider than it will quote: quotes that far never fill
 
 
 @dataclass
@@ -138,7 +152,7 @@ class MakerParams:
     one_sided_share: float = 0.9  # fills on one side over the window
     one_sided_min_fills: int = 30
     calm_one_sided_share: float = 0.7
-    one_sided_fill_share: float = 0.25  # ...and filled it this share of its inventory limit, net, within the window
+    one_sided_fill_share: float = 0.25  # ...and filled it this share of its inventory limit, net, within the window (and kept)
     vol_spike_ratio: float = 8.0  # 1 min σ over the prior (the fast scale's spike)
     calm_vol_ratio: float = 2.0
     # the others' depth (the book's depth in the band minus its own quotes) falling below this share of its maximum
@@ -146,7 +160,8 @@ class MakerParams:
     # not part of the calm test, so a maker's return never waits on the others' return
     liquidity_drop: float = 0.5
     liquidity_window_s: float = 20.0
-    liquidity_band_bps: int = 200  # one of the feed's bands (20, 100, 200): wide, so widening quotes is not leaving
+    liquidity_band_bps: int = 500  # one of the feed's bands (20, 100, 200, 500): wider than its ladder: widening is not leaving
+    max_half_spread_bps: float = 50.0  # the widest half-spread it quotes (widening stops here); volatility asking more: SPREAD
     min_withdrawn_s: float = 30.0  # a withdrawal lasts at least this long (a desk does not flap in and out each second)
     widen_slope: float = 1.0  # γ multiplier per unit of risk score above 1
     max_gamma_multiplier: float = 50.0
@@ -158,6 +173,11 @@ class MakerParams:
     stress_symbol: str | None = None  # a desk-wide risk signal: this instrument's outside volatility counts too
     stress_daily_sigma: float = 0.02  # its prior daily volatility
     inventory_target_base: float = 0.0  # spot books: the base holding it aims at
+    # cross-venue hedging: inventory beyond ``outside_hedge_band`` x inventory_limit is laid off on other venues at the
+    # outside price (its external reference) plus a cost, up to this notional held outside (0: it hedges nowhere else)
+    outside_hedge_limit: float = 0.0
+    outside_hedge_band: float = 0.2
+    outside_hedge_cost_bps: float = 5.0
     hedge_symbol: str | None = None  # a perpetual that hedges a spot holding (seed 002)
     hedge_asset: str | None = None
     hedge_band: float = 0.1  # re-hedge when |perp + spot| > band x spot
@@ -167,7 +187,7 @@ class MakerParams:
     def __post_init__(self) -> None:
         positive = ("level_notional", "levels", "level_step_bps", "gamma", "k", "horizon_s", "daily_sigma", "inventory_limit",
                     "requote_ms", "requote_move_bps", "loss_window_s", "loss_limit", "one_sided_min_fills", "vol_spike_ratio",
-                    "stress_daily_sigma", "liquidity_window_s")  # fmt: skip
+                    "stress_daily_sigma", "liquidity_window_s", "max_half_spread_bps")  # fmt: skip
         check_params(
             self,
             positive,
@@ -180,6 +200,9 @@ class MakerParams:
                 "liquidity_drop",
                 "min_withdrawn_s",
                 "one_sided_fill_share",
+                "outside_hedge_limit",
+                "outside_hedge_band",
+                "outside_hedge_cost_bps",
             ),
         )
         if self.liquidity_drop >= 1.0:
@@ -223,7 +246,10 @@ class MarketMaker:
         self._watch: list[Watch] = []
         self._buys = 0
         self._equity_now = 0.0
-        self.inventory = 0.0  # base units (perp position, or spot holding minus target)
+        self.inventory = 0.0  # base units, net: on the venue (perp position, or spot holding minus target) and outside
+        self.venue_inventory = 0.0  # base units on the venue alone
+        self.outside_position = 0.0  # base units held on other venues (its cross-venue hedge)
+        self.outside_cash = 0.0  # quote units paid (-) or received (+) for it there
         self.pnl = 0.0  # equity change since the first wake
         self._equity0: float | None = None
         self._hedge_k = -1
@@ -326,9 +352,12 @@ class MarketMaker:
         if not self.fill_hist:
             self._net_filled = 0.0  # no drift from float sums over a long run
         if m.is_perp[b]:
-            self.inventory = client.position(b) * lot
+            self.venue_inventory = client.position(b) * lot
         else:
-            self.inventory = client.balance(m.base[b]) / 1e8 - p.inventory_target_base
+            self.venue_inventory = client.balance(m.base[b]) / 1e8 - p.inventory_target_base
+        if p.outside_hedge_limit > 0:
+            self._hedge_outside(obs.external.reference)
+        self.inventory = self.venue_inventory + self.outside_position
         equity = self._mark_to_market(obs, client)
         if self._equity0 is None:
             self._equity0 = equity
@@ -356,8 +385,30 @@ class MarketMaker:
         self._traded_now = traded
         _window_max_push(self.others_hist, now, others + traded, int(p.liquidity_window_s * SECOND_NS))
 
+    def _hedge_outside(self, ext: np.ndarray) -> None:
+        """Lay inventory off on other venues: when the net exceeds its band, trade outside at the outside price plus cost.
+
+        The other venues are outside the simulation (as an arbitrageur's other leg): nothing is
+        booked on this venue; the maker keeps the outside position and the cash it paid in its
+        own books, and values them at the outside price. It hedges back to flat, within its
+        outside limit; beyond that limit the inventory stays with it on this venue.
+        """
+        p, b = self.p, self.instrument
+        px = float(ext[b]) if b < len(ext) else math.nan
+        if not (math.isfinite(px) and px > 0):
+            return  # no outside price: nowhere to hedge
+        net = self.venue_inventory + self.outside_position
+        if abs(net) * px <= p.outside_hedge_band * p.inventory_limit:
+            return
+        cap = p.outside_hedge_limit / px
+        qty = min(max(-self.venue_inventory, -cap), cap) - self.outside_position  # > 0: buys outside
+        if qty == 0.0:
+            return
+        self.outside_position += qty
+        self.outside_cash -= qty * px * (1.0 + math.copysign(p.outside_hedge_cost_bps / 1e4, qty))
+
     def _mark_to_market(self, obs: Observation, client: Client) -> float:
-        """Its book value at fair prices (no collateral haircuts): cash, the base it quotes, its positions' PnL."""
+        """Its book value at fair prices (no collateral haircuts): cash, the base it quotes, positions' PnL, the outside hedge."""
         m, b = obs.market, self.instrument
         ext = obs.external.reference
         ref = m.reference()
@@ -367,6 +418,9 @@ class MarketMaker:
             return x if math.isfinite(x) and x > 0 else float(ref[j])
 
         value = client.balance(m.quote[b]) / 1e8
+        if self.outside_position or self.outside_cash:
+            px = fair_of(b)
+            value += self.outside_cash + (self.outside_position * px if math.isfinite(px) else 0.0)
         if not m.is_perp[b]:
             px = fair_of(b)
             if math.isfinite(px):
@@ -414,6 +468,9 @@ class MarketMaker:
         p = self.p
         x = self.measures()
         self.regime = regime(self.vol.ratio(2), self.vol.ratio(3))
+        # risk score: how close the measures are to their triggers (1 = at the calm line); γ rises with it
+        score = max(x["vol_ratio"] / p.calm_vol_ratio, x["loss"] / max(p.calm_loss, 1.0), 0.0)
+        self.gamma_multiplier = min(p.max_gamma_multiplier, 1.0 + p.widen_slope * max(0.0, score - 1.0))
         fired = Trigger.NONE
         if x["loss"] > p.loss_limit:
             fired = Trigger.LOSS
@@ -423,11 +480,14 @@ class MarketMaker:
             x["fills"] >= p.one_sided_min_fills
             and x["one_sided_share"] >= p.one_sided_share
             and x["net_filled"] >= p.one_sided_fill_share * p.inventory_limit
+            and x["inventory_notional"] >= p.one_sided_fill_share * p.inventory_limit
             and x["adding"]
         ):
-            fired = Trigger.ONE_SIDED_FILLS  # one-sided flow filled its inventory up fast
+            fired = Trigger.ONE_SIDED_FILLS  # one-sided flow filled its inventory up fast (and it is still there: not hedged)
         elif x["vol_ratio"] >= p.vol_spike_ratio:
             fired = Trigger.VOLATILITY
+        elif self.state != MakerState.WITHDRAWN and self.half_spread_bps(widened=False) > p.max_half_spread_bps:
+            fired = Trigger.SPREAD  # the spread the market's volatility asks for is wider than any quote that would fill
         elif p.liquidity_drop > 0 and x["others_depth_ratio"] < p.liquidity_drop and self.state != MakerState.QUOTING:
             fired = Trigger.LIQUIDITY  # only a maker already on the defensive reads the others' exit as its own signal
         calm = (
@@ -436,7 +496,9 @@ class MarketMaker:
             and (x["fills"] < p.one_sided_min_fills or x["one_sided_share"] <= p.calm_one_sided_share)
         )
         if self.state == MakerState.WITHDRAWN:
-            if calm and now - self._withdrawn_ns >= p.min_withdrawn_s * SECOND_NS:
+            # back only when the spread it would quote on return is one it is willing to quote (else it would leave again)
+            back = calm and self.half_spread_bps(MakerState.RETURNING, widened=False) <= p.max_half_spread_bps
+            if back and now - self._withdrawn_ns >= p.min_withdrawn_s * SECOND_NS:
                 self.state, self.reason = MakerState.RETURNING, Trigger.NONE
                 # the others' depth is measured afresh from its return: the depth it saw before it left is no
                 # reference for a book everyone left (else it would leave again at once, or wait on the others)
@@ -446,9 +508,6 @@ class MarketMaker:
             self._withdrawn_ns = now
         elif self.state == MakerState.RETURNING and calm and self.regime != Regime.CRISIS:
             self.state = MakerState.QUOTING  # back to full quoting once calm outside a crisis regime
-        # risk score: how close the measures are to their triggers (1 = at the calm line)
-        score = max(x["vol_ratio"] / p.calm_vol_ratio, x["loss"] / max(p.calm_loss, 1.0), 0.0)
-        self.gamma_multiplier = min(p.max_gamma_multiplier, 1.0 + p.widen_slope * max(0.0, score - 1.0))
         if self.state in (MakerState.QUOTING, MakerState.WIDENING):
             self.state = MakerState.WIDENING if self.gamma_multiplier > 1.5 else MakerState.QUOTING
             if self.state == MakerState.QUOTING:
@@ -457,23 +516,41 @@ class MarketMaker:
                 self.reason = Trigger.VOLATILITY if x["vol_ratio"] / p.calm_vol_ratio >= score else Trigger.LOSS
 
     # --- quotes --------------------------------------------------------------------------------------
+    def _gamma(self, state: MakerState, widened: bool = True) -> float:
+        """Risk aversion γ (1/bps) in ``state``: the regime's style, the return's caution, and (``widened``) its risk widening."""
+        p = self.p
+        gamma = p.gamma * p.styles[self.regime].gamma * (self.gamma_multiplier if widened else 1.0)
+        return gamma * p.return_gamma if state == MakerState.RETURNING else gamma
+
+    def half_spread_bps(self, state: MakerState | None = None, widened: bool = True) -> float:
+        """The Avellaneda–Stoikov optimal half-spread (bps) at its current σ, quoting in ``state`` (default: its own).
+
+        Total spread γσ²τ + (2/γ)·ln(1 + γ/k), σ the minute-scale volatility in bps per √s. With
+        ``widened=False`` γ leaves out the maker's own risk widening (its losses and volatility
+        score): the spread the market's volatility alone asks for, the same for every maker with
+        the same parameters. When that outgrows ``max_half_spread_bps`` the maker does not quote at
+        all (the SPREAD trigger: quotes that far never fill; BRIEF §2).
+        """
+        p = self.p
+        gamma = self._gamma(self.state if state is None else state, widened)
+        sigma_bps = self.vol.sigma(1) * 1e4  # per √s, minute scale
+        spread = gamma * sigma_bps**2 * p.horizon_s + (2.0 / gamma) * math.log1p(gamma / p.k)
+        return max(spread / 2.0, p.min_half_spread_bps)
+
     def quote_prices(self, fair: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(bid prices, ask prices, level notionals) of the ladder at ``fair`` (floats, before ticks)."""
         p = self.p
         style = p.styles[self.regime]
-        gamma = p.gamma * style.gamma * self.gamma_multiplier
-        size = style.size
-        if self.state == MakerState.RETURNING:
-            gamma *= p.return_gamma
-            size *= p.return_size
+        gamma = self._gamma(self.state)
+        size = style.size * (p.return_size if self.state == MakerState.RETURNING else 1.0)
         sigma_bps = self.vol.sigma(1) * 1e4  # per √s, minute scale
-        tau = p.horizon_s
-        risk = gamma * sigma_bps**2 * tau
-        spread = risk + (2.0 / gamma) * math.log1p(gamma / p.k)
+        risk = gamma * sigma_bps**2 * p.horizon_s
         unit = max(p.level_notional * size / fair, 1e-12)  # base units per level
         q = self.inventory / unit
-        r_bps = float(np.clip(-q * risk, -MAX_SHIFT_BPS, MAX_SHIFT_BPS))  # the skew never moves quotes off the map
-        half = min(max(spread / 2.0, p.min_half_spread_bps), MAX_SHIFT_BPS)
+        half = min(self.half_spread_bps(), p.max_half_spread_bps, MAX_SHIFT_BPS)
+        # the reservation price's skew moves the ladder at most until its near side reaches the fair price: a long maker's
+        # best ask no lower than fair (it sells at the market, not through it), its bids no further than two half-spreads
+        r_bps = float(np.clip(-q * risk, -half, half))
         n = max(1, round(p.levels * style.levels))
         steps = self._steps.get(n)
         if steps is None:  # cumulative distance of each level (the same for a given level count)

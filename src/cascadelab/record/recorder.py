@@ -1,8 +1,8 @@
 """The recorder: what a run leaves behind, read from the state after every step.
 
 Per step (arrays preallocated for the whole run): for every instrument the mid, last,
-mark, external reference, best bid and ask, spread, notional depth within ±0.2%, ±1% and
-±2% of the mid on each side, and the notional removed within ±1% of the previous mid by
+mark, external reference, best bid and ask, spread, notional depth within ±0.2%, ±1%,
+±2% and ±5% of the mid on each side, and the notional removed within ±1% of the previous mid by
 cancels and by trades; liquidations by tier (book fills, takeovers, ADL closes: count and
 notional, long and short); each insurance fund; the liquidator's backlog (notional it
 still holds); accounts liquidated, bankrupt and bad debt so far.
@@ -29,7 +29,7 @@ from cascadelab.records import CANCEL, FILL, LIQ_EVENT, Ev
 from cascadelab.units import MONEY_SCALE
 from cascadelab.venue.venue import StepReport
 
-BAND_NAMES = ("0.2pct", "1pct", "2pct")
+BAND_NAMES = ("0.2pct", "1pct", "2pct", "5pct")
 
 
 @dataclass
@@ -69,7 +69,7 @@ class Recorder:
             "last_t": np.zeros((n, nb), np.int64),
             "mark_t": np.zeros((n, nb), np.int64),
             "external": np.full((n, nb), np.nan),
-            "depth": np.zeros((n, nb, 3, 2), np.int64),  # money units
+            "depth": np.zeros((n, nb, len(BAND_NAMES), 2), np.int64),  # money units
             "removed_cancel": np.zeros((n, nb), f8),  # tick-lots
             "removed_trade": np.zeros((n, nb), f8),
             "liq_count": np.zeros((n, 3, 2), np.int64),  # tier (book, takeover, adl) x side (long, short)

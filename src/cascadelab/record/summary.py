@@ -54,8 +54,8 @@ def facts(steps: pl.DataFrame, seconds: pl.DataFrame, events: pl.DataFrame, info
     ok = after & np.isfinite(rel)
     out["depth_trough_ratio"] = float(np.min(rel[ok])) if ok.any() else math.nan
     out["depth_trough_s"] = float(t[ok][int(np.argmin(rel[ok]))]) if ok.any() else math.nan
-    # the cliff: the shortest fall from >= 50% to <= 10% of the pre-news level, on the depth's one-second rolling
-    # median (a single step where the mid jumps across an empty side is not a cliff)
+    # the cliff: the first collapse after the news, from >= 50% to <= 10% of the pre-news level, on the depth's
+    # one-second rolling median (a single step where the mid jumps across an empty side is not a cliff)
     smooth = pl.Series(rel).rolling_median(window_size=SMOOTH_STEPS, min_samples=1).to_numpy()
     cliff = _cliff(t, smooth, news)
     out["cliff_s"] = cliff[0]
@@ -153,12 +153,14 @@ def facts(steps: pl.DataFrame, seconds: pl.DataFrame, events: pl.DataFrame, info
 
 
 def _cliff(t: np.ndarray, rel: np.ndarray, news: float) -> tuple[float, float, float]:
-    """(duration, start, end) of the fastest fall from >= 50% to <= 10% of the pre-news depth after the news.
+    """(duration, start, end) of the first collapse after the news: from >= 50% to <= 10% of the pre-news depth.
 
-    Only a collapse counts: after the fall the depth stays below 50% for ``CLIFF_HOLD_S`` (a fall
-    later than that before the end of the run cannot show it, and does not count). A sweep that
-    empties the band for a moment and is quoted back within seconds is not the cliff (on the day
-    the depth stayed down for some twenty minutes).
+    The duration runs from the last reading at >= 50% to the first at <= 10%. Only a collapse
+    counts: after the fall the depth stays below 50% for ``CLIFF_HOLD_S`` (a fall later than that
+    before the end of the run cannot show it, and does not count). A sweep that empties the band
+    for a moment and is quoted back within seconds is not the cliff (on the day the depth stayed
+    down for some twenty minutes). The first collapse, not the fastest of the run: a quick fall
+    long after the crash does not stand in for a slow erosion during it.
     """
     best = (math.inf, math.nan, math.nan)
     if len(t) != len(rel):
@@ -182,12 +184,11 @@ def _cliff(t: np.ndarray, rel: np.ndarray, news: float) -> tuple[float, float, f
         elif (
             r <= 0.1
             and last_high > -math.inf
-            and ti - last_high < best[0]
             # held below half for the hold: a fall too close to the end of the run to show that is not counted
             and next_high[i] - ti >= CLIFF_HOLD_S
             and end - ti >= CLIFF_HOLD_S
         ):
-            best = (ti - last_high, last_high, ti)
+            return (ti - last_high, last_high, ti)
     return best
 
 
@@ -291,8 +292,10 @@ def targets(h: dict[str, Any]) -> list[Target]:
     out.append(Target(f"±1% depth trough of {info['tracked']} (share of the pre-news level)", fmt(trough), "<= 5%",
                       math.isfinite(trough) and trough <= 0.05))  # fmt: skip
     cliff = num("cliff_s")
-    cliff_s = "n/a" if not math.isfinite(cliff) else f"{cliff:.1f} s"
-    out.append(Target("cliff: depth from >= 50% to <= 10% of its pre-news level (then < 50% for 60 s)", cliff_s,
+    after_news = (num("cliff_end_s") - num("news_s")) / 60
+    cliff_s = "n/a" if not math.isfinite(cliff) else f"{cliff:.1f} s, down {after_news:.1f} min after the news"
+    out.append(Target("cliff: the first collapse after the news, depth from >= 50% to <= 10% of its pre-news level "
+                      "(then < 50% for 60 s)", cliff_s,
                       "<= 60 s", math.isfinite(cliff) and cliff <= WINDOW_CLIFF_S))  # fmt: skip
     share = num("cliff_cancel_share")
     name = "depth removed in the cliff by cancels, net of requotes (not trades)"

@@ -569,12 +569,16 @@ class MakerGroup(Strict):
     widen_slope: Float = Field(1.0, ge=0, le=1e4)
     liquidity_drop: Float = Field(0.5, ge=0, lt=1)  # withdraw when the others' depth falls below this share of its window max
     liquidity_window_s: Seconds = Field(20.0, gt=0)
-    liquidity_band_bps: Literal[20, 100, 200] = 200  # one of the feed's depth bands (wide: widening is not leaving)
+    liquidity_band_bps: Literal[20, 100, 200, 500] = 500  # one of the feed's depth bands (wider than the ladder: widening stays)
+    max_half_spread_bps: Bps = Field(50.0, gt=0)  # the widest half-spread it quotes; a wider optimum withdraws it (SPREAD)
     min_withdrawn_s: Seconds = Field(30.0, ge=0)  # a withdrawal lasts at least this long
     anchor_external: bool = True
     stress_symbol: str | None = None  # a desk-wide risk signal: this instrument's outside volatility counts too
     leverage: Leverage = 2  # perpetuals: the leverage its resting quotes are margined at
     base_inventory: Units = 0.0  # spot books: base units held (and aimed at)
+    outside_hedge_limit: Money = Field(0.0, ge=0)  # notional it may hold hedged on other venues (0: none)
+    outside_hedge_band: Float = Field(0.2, ge=0, le=100)  # hedges once its net inventory passes this share of inventory_limit
+    outside_hedge_cost_bps: Bps = Field(5.0, ge=0)  # fees and slippage of a hedge on another venue
     hedge_symbol: str | None = None  # a perpetual shorted against the spot holding (seed 002)
     hedge_leverage: Leverage = 5
     latency_ms: Latency = 5.0

@@ -2,7 +2,7 @@
 
 One :class:`MarketData` per venue, refreshed in place at the end of every step from one
 compiled pass over all books (:func:`cascadelab.book.kernels.snapshot`): top of book, last
-trade, marks, funding, depth within ±0.2%, ±1% and ±2% of each mid, the public trade
+trade, marks, funding, depth within ±0.2%, ±1%, ±2% and ±5% of each mid, the public trade
 tape of the step (no identities) and the running total traded per instrument. Agents read
 it; nothing here can change the venue.
 """
@@ -17,8 +17,8 @@ from cascadelab.book import kernels as BK
 from cascadelab.book.fast import L2
 from cascadelab.records import TRADE
 
-DEPTH_BPS = np.array([20, 100, 200], np.int64)
-"""Depth bands of the feed, in basis points of the mid: ±0.2%, ±1%, ±2%."""
+DEPTH_BPS = np.array([20, 100, 200, 500], np.int64)
+"""Depth bands of the feed, in basis points of the mid: ±0.2%, ±1%, ±2%, ±5%."""
 
 
 @dataclass
@@ -38,7 +38,7 @@ class MarketData:
     last: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # last trade, ticks, 0 before the first
     mark: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # ticks (perpetuals), 0 for spot
     funding_rate: np.ndarray = field(default_factory=lambda: np.zeros(0))  # last settled rate per interval
-    depth: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 2), np.int64))  # money units (n, band, side)
+    depth: np.ndarray = field(default_factory=lambda: np.zeros((0, len(DEPTH_BPS), 2), np.int64))  # money units (n, band, side)
     trades: np.ndarray = field(default_factory=lambda: np.zeros(0, TRADE))  # the step's public tape
     volume: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # money units traded since the start (tape total)
     _venue: object = None
