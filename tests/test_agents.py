@@ -366,7 +366,7 @@ def test_a_sweep_that_eats_the_book_is_not_read_as_the_others_leaving() -> None:
     for _ in range(600):
         sim.step()
     assert m_def.state == MakerState.WIDENING
-    before = v.market_data.depth[0, 2, 1]
+    before = v.market_data.depth[0, m_def._band_j, 1]
     sweep.active = True
     for _ in range(15):  # its next wake is on its one-second schedule
         sim.step()
