@@ -17,13 +17,17 @@ import math
 
 import numpy as np
 import pytest
-from test_agents import Taker, funded, market
 
 from cascadelab.agents.market_maker import MakerParams, MakerState, MarketMaker, Trigger
 from cascadelab.sim.loop import Simulation
 from cascadelab.units import SECOND_NS
+from test_agents import Taker, funded, market
 
-COMMON = {"inventory_limit": 3_000_000, "daily_sigma": 0.02, "loss_limit": 2_000_000, "calm_loss": 200_000}
+
+def _params(**kw: float) -> MakerParams:
+    """A BTC maker with a large inventory limit and loss limit (so that only the trigger under test fires)."""
+    base = {"inventory_limit": 3_000_000, "daily_sigma": 0.02, "loss_limit": 2_000_000, "calm_loss": 200_000}
+    return MakerParams("BTCUSDT", **(base | kw))  # type: ignore[arg-type]
 
 
 def slide(t: int) -> float:
@@ -47,8 +51,7 @@ def test_quotes_stay_within_the_cap_and_makers_on_one_outside_market_leave_toget
     a, b = funded(v, 2)
     cap = 30.0
     makers = [
-        MarketMaker(name, acct, MakerParams("BTCUSDT", level_notional=100_000, max_half_spread_bps=cap, vol_spike_ratio=1e3,
-                                            calm_vol_ratio=2.0, liquidity_drop=0.0, **COMMON))  # type: ignore[arg-type]  # fmt: skip
+        MarketMaker(name, acct, _params(level_notional=100_000, max_half_spread_bps=cap, vol_spike_ratio=1e3, liquidity_drop=0.0))
         for name, acct in (("a", a), ("b", b))
     ]
     sim = Simulation(v, makers, world, seed=1)
@@ -77,7 +80,7 @@ def test_quotes_stay_within_the_cap_and_makers_on_one_outside_market_leave_toget
 def test_a_long_maker_never_offers_below_the_fair_price() -> None:
     v, world = market(lambda t: 100_000.0)
     mk, seller = funded(v, 2)
-    maker = MarketMaker("mm", mk, MakerParams("BTCUSDT", level_notional=50_000, gamma=5.0, **COMMON))  # type: ignore[arg-type]
+    maker = MarketMaker("mm", mk, _params(level_notional=50_000, gamma=5.0))
     taker = Taker(seller, 0, -1, 500)  # sells 50k of notional a second into its bids
     sim = Simulation(v, [maker, taker], world, seed=1)
     lowest_ask_bps = math.inf
