@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from cascadelab.record.summary import CLIFF_HOLD_S, _cliff
+from cascadelab.record.summary import CLIFF_HOLD_S, _cliff, removed_by
 
 
 def _series(points: list[tuple[float, float]], end: float, dt: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
@@ -53,3 +53,16 @@ def test_bad_inputs() -> None:
     assert math.isinf(_cliff(t[:0], rel[:0], news=0.0)[0])
     with pytest.raises(ValueError, match="times but"):
         _cliff(t, rel[:-1], news=0.0)
+
+
+def test_depth_removed_by_cancels_and_by_trades_is_net_of_what_comes_back() -> None:
+    # a requote (cancel 1,500 replaced at once): nothing left; a sweep among requotes: the drop is the trades'
+    assert removed_by(np.array([0.0]), np.array([1_500.0]), np.array([0.0])) == (0.0, 0.0)
+    assert removed_by(np.array([400.0]), np.array([1_500.0]), np.array([500.0])) == (0.0, 400.0)
+    # a mass cancel: the drop is the cancels'; a step where depth rises removes nothing
+    assert removed_by(np.array([1_500.0, -300.0]), np.array([1_700.0, 900.0]), np.array([0.0, 50.0])) == (1_500.0, 0.0)
+    # a resting bid hit (277 traded, depth down 117), posted again, hit again: trades count only what left each time
+    drop, cancelled, traded = np.array([117.0, -117.0, 56.0]), np.zeros(3), np.array([277.0, 0.0, 137.0])
+    assert removed_by(drop, cancelled, traded) == (0.0, 173.0)
+    # both at once: trades explain their part of the drop first, cancels the rest (at most what they removed)
+    assert removed_by(np.array([1_000.0]), np.array([2_000.0]), np.array([300.0])) == (700.0, 300.0)

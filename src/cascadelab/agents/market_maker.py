@@ -569,11 +569,14 @@ class MarketMaker:
         lots_b = np.maximum(1, np.floor(notional / (np.maximum(bid_t, 1) * tick * lot))).astype(np.int64)
         lots_a = np.maximum(1, np.floor(notional / (np.maximum(ask_t, 1) * tick * lot))).astype(np.int64)
         inv_notional = self.inventory * fair
+        # on this venue it carries at most its inventory limit plus what it can hedge outside (its margin is sized for that)
+        venue_notional = self.venue_inventory * fair
+        capacity = self.p.inventory_limit + self.p.outside_hedge_limit
         keep_b = bid_t > 0
         keep_a = ask_t > 0
-        if inv_notional >= self.p.inventory_limit:
+        if inv_notional >= self.p.inventory_limit or venue_notional >= capacity:
             keep_b[:] = False
-        if -inv_notional >= self.p.inventory_limit:
+        if -inv_notional >= self.p.inventory_limit or -venue_notional >= capacity:
             keep_a[:] = False
         nb, na = int(keep_b.sum()), int(keep_a.sum())
         out = np.zeros(1 + nb + na, ORDER_REQUEST)

@@ -61,15 +61,12 @@ def facts(steps: pl.DataFrame, seconds: pl.DataFrame, events: pl.DataFrame, info
     out["cliff_s"] = cliff[0]
     out["cliff_start_s"], out["cliff_end_s"] = cliff[1], cliff[2]
     if math.isfinite(cliff[0]):
-        # the window, plus the second the median lags; a cancel whose order is replaced in the same step (a requote)
-        # removes no depth, so per step the cancels count only for the drop in depth that trades do not explain
+        # the window, plus the second the median lags
         idx = np.flatnonzero((t > cliff[1] - 1.0) & (t <= cliff[2]))
         idx = idx[idx > 0]
         rc = steps[f"{tracked}.removed_cancel"].to_numpy()[idx]
         rt = steps[f"{tracked}.removed_trade"].to_numpy()[idx]
-        drop = np.nan_to_num(depth[idx - 1] - depth[idx])
-        canc = float(np.clip(drop - rt, 0.0, rc).sum())
-        trade = float(rt.sum())
+        canc, trade = removed_by(np.nan_to_num(depth[idx - 1] - depth[idx]), rc, rt)
         out["cliff_cancel_share"] = canc / (canc + trade) if canc + trade > 0 else math.nan
         out["cliff_cancel_gross"] = float(rc.sum())
     else:
@@ -150,6 +147,20 @@ def facts(steps: pl.DataFrame, seconds: pl.DataFrame, events: pl.DataFrame, info
     lev = info.get("liquidated_low_leverage")
     out["liquidated_below_2x"] = int(lev) if lev is not None else 0
     return out
+
+
+def removed_by(drop: np.ndarray, cancelled: np.ndarray, traded: np.ndarray) -> tuple[float, float]:
+    """(by cancels, by trades): the depth that left over some steps, each step's ``drop`` split between the two.
+
+    Per step only the depth that left counts, net of what came back in the same step. A cancel
+    whose order is replaced (a requote) removes no depth, so cancels count only for the drop that
+    trades do not explain; a trade against depth that is posted again (an arbitrageur's resting
+    bid, hit and re-posted) removes no more than the drop, so trades count at most the drop. A
+    step whose depth rises removes nothing.
+    """
+    d = np.asarray(drop, np.float64)
+    t = np.asarray(traded, np.float64)
+    return float(np.clip(d - t, 0.0, cancelled).sum()), float(np.clip(d, 0.0, t).sum())
 
 
 def _cliff(t: np.ndarray, rel: np.ndarray, news: float) -> tuple[float, float, float]:
@@ -298,7 +309,7 @@ def targets(h: dict[str, Any]) -> list[Target]:
                       "(then < 50% for 60 s)", cliff_s,
                       "<= 60 s", math.isfinite(cliff) and cliff <= WINDOW_CLIFF_S))  # fmt: skip
     share = num("cliff_cancel_share")
-    name = "depth removed in the cliff by cancels, net of requotes (not trades)"
+    name = "depth removed in the cliff by cancels, not trades (net of requotes and re-posts)"
     out.append(Target(name, fmt(share), ">= 75%", math.isfinite(share) and share >= 0.75))
     rec = num("recovery_s")
     out.append(Target("depth back to >= 90% after the makers' return", "n/a" if not math.isfinite(rec) else f"{rec / 60:.1f} min",
@@ -344,4 +355,4 @@ def targets(h: dict[str, Any]) -> list[Target]:
     return out
 
 
-__all__ = ["Target", "facts", "headline", "run_info", "targets"]
+__all__ = ["Target", "facts", "headline", "removed_by", "run_info", "targets"]
