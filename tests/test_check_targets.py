@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from cascadelab.record.summary import CLIFF_HOLD_S, _cliff, removed_by
+from cascadelab.record.summary import CLIFF_HOLD_S, _cliff, _fall, removed_by
 
 
 def _series(points: list[tuple[float, float]], end: float, dt: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
@@ -66,3 +66,15 @@ def test_depth_removed_by_cancels_and_by_trades_is_net_of_what_comes_back() -> N
     assert removed_by(drop, cancelled, traded) == (0.0, 173.0)
     # both at once: trades explain their part of the drop first, cancels the rest (at most what they removed)
     assert removed_by(np.array([1_000.0]), np.array([2_000.0]), np.array([300.0])) == (700.0, 300.0)
+
+
+def test_the_fall_is_read_on_the_steps_own_depth() -> None:
+    # a mass cancel leaves a thin resting floor (16%) that is hit and re-posted before the book empties: the fall is
+    # from the last step at >= 50% to the first at <= 10%, not the later flicker the one-second median waits out
+    rel = np.array([0.9, 0.8, 0.7, 0.16, 0.02, 0.16, 0.05, 0.0, 0.0, 0.0, 0.6])
+    assert _fall(rel, 10) == (2, 4)
+    # a transient dip before a rebound is not the fall: it starts after the last reading at >= 50%
+    rel = np.array([0.9, 0.05, 0.8, 0.6, 0.3, 0.08, 0.0])
+    assert _fall(rel, 7) == (3, 5)
+    # no reading at >= 50% before (or none at <= 10% after): the span up to the end
+    assert _fall(np.array([0.4, 0.3, 0.2]), 3) == (0, 2)

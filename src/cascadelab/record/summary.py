@@ -61,9 +61,12 @@ def facts(steps: pl.DataFrame, seconds: pl.DataFrame, events: pl.DataFrame, info
     out["cliff_s"] = cliff[0]
     out["cliff_start_s"], out["cliff_end_s"] = cliff[1], cliff[2]
     if math.isfinite(cliff[0]):
-        # the window, plus the second the median lags
-        idx = np.flatnonzero((t > cliff[1] - 1.0) & (t <= cliff[2]))
-        idx = idx[idx > 0]
+        # the fall itself, on the steps' own depth: from its last reading >= 50% before the smoothed cliff ends to its
+        # first <= 10% after that (the median finds the collapse; it lags the steps, and in a book left with a thin
+        # resting floor it ends only after that floor has been hit and re-posted a few times)
+        i0, i1 = _fall(rel, int(np.searchsorted(t, cliff[2], side="right")))
+        out["cliff_fall_start_s"], out["cliff_fall_end_s"] = float(t[i0]), float(t[i1])
+        idx = np.arange(i0 + 1, i1 + 1)
         rc = steps[f"{tracked}.removed_cancel"].to_numpy()[idx]
         rt = steps[f"{tracked}.removed_trade"].to_numpy()[idx]
         canc, trade = removed_by(np.nan_to_num(depth[idx - 1] - depth[idx]), rc, rt)
@@ -161,6 +164,20 @@ def removed_by(drop: np.ndarray, cancelled: np.ndarray, traded: np.ndarray) -> t
     d = np.asarray(drop, np.float64)
     t = np.asarray(traded, np.float64)
     return float(np.clip(d - t, 0.0, cancelled).sum()), float(np.clip(d, 0.0, t).sum())
+
+
+def _fall(rel: np.ndarray, end: int) -> tuple[int, int]:
+    """(i0, i1): the last sample at >= 50% before ``end`` and the first at <= 10% after it (within ``end``).
+
+    The steps whose depth changes make up the fall of a collapse found on the smoothed series
+    that ends at sample ``end - 1``. With no such samples (NaN readings) the whole span is used.
+    """
+    r = np.asarray(rel[:end], np.float64)
+    high = np.flatnonzero(r >= 0.5)
+    i0 = int(high[-1]) if len(high) else 0
+    low = np.flatnonzero(r[i0:] <= 0.1)
+    i1 = i0 + int(low[0]) if len(low) else max(i0, end - 1)
+    return i0, i1
 
 
 def _cliff(t: np.ndarray, rel: np.ndarray, news: float) -> tuple[float, float, float]:
