@@ -105,6 +105,9 @@ def test_build_refuses_a_fund_born_in_liquidation_and_reports_what_it_adjusted()
     notes = res.summary["adjustments"]
     assert any(n.startswith("funds.0.leverage: 20x is above what ALT1USDT's margin tiers allow") for n in notes)
     assert any(n.startswith("arbitrageurs.0.leverage:") for n in notes)
+    assert not any(n.startswith("makers.") and ".capital:" in n for n in notes), notes  # oct-11's makers are margined
+    thin = run("oct-11", seed=1, overrides=[*ov, "makers.2.capital=1000000"], figures=False)
+    assert any(n.startswith("makers.2.capital: 1,000,000 does not margin") for n in thin.summary["adjustments"])
     # what the build booked is part of the event hash: pre-built loops change it even before any step differs
     other = run("oct-11", seed=1, overrides=[*ov, "loopers.prebuilt_loops=[1, 2]"], figures=False)
     assert other.summary["event_hash"] != res.summary["event_hash"]
@@ -142,6 +145,16 @@ def test_maker_and_feed_invariants_on_random_runs(seed: int) -> None:
             sides = {book.order(i).side for i in book.open_orders(int(mm.accounts[0])) if book.order(i) is not None}
             adding = 1 if mm.inventory > 0 else -1
             assert adding not in sides, mm.name
+        # on the venue it carries at most its inventory limit plus its outside limit: past that, nothing adds to it
+        capacity = mm.p.inventory_limit + mm.p.outside_hedge_limit
+        if mm.has_quotes and abs(mm.venue_inventory) * fair >= capacity:
+            book = venue.books[mm.instrument]
+            sides = {book.order(i).side for i in book.open_orders(int(mm.accounts[0])) if book.order(i) is not None}
+            assert (1 if mm.venue_inventory > 0 else -1) not in sides, mm.name
+        # what it holds outside stays within its outside limit (valued when it last hedged; prices move ~ a few %)
+        px = float(b.sim.world.external.reference[mm.instrument])  # type: ignore[union-attr]
+        assert abs(mm.outside_position) * px <= 1.5 * mm.p.outside_hedge_limit + 1e-9, mm.name
+        assert mm.p.outside_hedge_limit == 0 or np.isclose(mm.inventory, mm.venue_inventory + mm.outside_position)
     assert exits > 0 and end > 0  # the crash made some maker leave: the checks above saw something
     fills = np.concatenate(venue.fill_log) if venue.fill_log else np.zeros(0)
     unit = venue.market_data.unit_notional

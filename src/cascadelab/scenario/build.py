@@ -240,9 +240,12 @@ def build(s: Scenario) -> Built:
                 hedge_asset=str(inst.base) if mg.hedge_symbol else None,
             )
             if inst.kind == "perp":  # margined at a leverage its whole inventory range allows (tiers by notional)
-                lev = _leverage_within_tiers(ch, mg.symbol, mg.leverage, mg.inventory_limit + 2 * mg.level_notional * mg.levels,
-                                             f"makers.{gi}.leverage", notes)  # fmt: skip
+                span = mg.inventory_limit + mg.outside_hedge_limit + 2 * mg.level_notional * mg.levels  # hedged part included
+                lev = _leverage_within_tiers(ch, mg.symbol, mg.leverage, span, f"makers.{gi}.leverage", notes)
                 ch.configure_positions(mg.symbol, np.array([acct]), lev, False)
+                if c == 0 and mg.capital < span / lev:
+                    notes.append(f"makers.{gi}.capital: {mg.capital:,.0f} does not margin the {span:,.0f} of {mg.symbol} it may "
+                                 f"carry at {lev}x ({span / lev:,.0f}): its orders past that are refused")  # fmt: skip
             if inst.kind == "spot" and mg.base_inventory > 0:
                 ch.deposit_many(np.array([acct]), str(inst.base), np.array([int(mg.base_inventory * MONEY_SCALE)]))
                 if mg.hedge_symbol:  # the perpetual short against the holding, margined within its tiers
