@@ -96,16 +96,21 @@ def test_a_long_maker_never_offers_below_the_fair_price() -> None:
     v.close()
 
 
-def _one_sided(outside_limit: float) -> tuple[MarketMaker, object]:
+def _one_sided(outside_limit: float, lots: int = 200) -> tuple[MarketMaker, object]:
     v, world = market(lambda t: 100_000.0)
     mk, seller = funded(v, 2)
     params = MakerParams("BTCUSDT", level_notional=50_000, inventory_limit=300_000, daily_sigma=0.02,
                          outside_hedge_limit=outside_limit, outside_hedge_cost_bps=5.0)  # fmt: skip
     maker = MarketMaker("mm", mk, params)
-    taker = Taker(seller, 0, -1, 200)  # 20k of notional a second, for two minutes
+    taker = Taker(seller, 0, -1, lots)  # 20k of notional a second (by default), for two minutes
     sim = Simulation(v, [maker, taker], world, seed=1)
+    most = 0
     for _ in range(1200):
         sim.step()
+        most = max(most, v.clearing.accounts.size[0, mk])
+    # whatever the flow, it never holds more on the venue than its inventory limit plus its outside limit, give or take
+    # what its previous quotes (sized to the room they had) could still fill before their replacement arrived
+    assert most * 0.001 * 100_000 <= 300_000 + outside_limit + 50_000, most
     return maker, v
 
 
@@ -122,6 +127,8 @@ def test_a_hedged_maker_keeps_quoting_through_one_sided_flow_and_books_its_outsi
 
 
 def test_past_its_outside_limit_the_inventory_stays_and_its_triggers_fire() -> None:
+    _, v = _one_sided(outside_limit=200_000, lots=5_000)  # a seller that takes a whole ladder each second: cut to the room
+    v.close()  # type: ignore[attr-defined]
     maker, v = _one_sided(outside_limit=200_000)
     assert -maker.outside_position * 100_000 <= 200_000 + 1e-6, "never more outside than its limit"
     out = [why for _, st, why, _ in maker.transitions if st == MakerState.WITHDRAWN]
@@ -131,8 +138,35 @@ def test_past_its_outside_limit_the_inventory_stays_and_its_triggers_fire() -> N
 
 def test_new_maker_parameters_are_checked() -> None:
     for bad in ({"max_half_spread_bps": 0.0}, {"outside_hedge_limit": -1.0}, {"outside_hedge_cost_bps": math.nan},
-                {"liquidity_band_bps": 300}):  # fmt: skip
+                {"liquidity_band_bps": 300}, {"max_half_spread_bps": 0.5}):  # fmt: skip
         with pytest.raises(ValueError, match=next(iter(bad))):
             MakerParams("BTCUSDT", **bad)  # type: ignore[arg-type]
     assert MakerParams("BTCUSDT").liquidity_band_bps == 500
     assert np.isfinite(MakerParams("BTCUSDT", outside_hedge_limit=1e6).outside_hedge_limit)
+
+
+def test_the_side_that_adds_is_cut_to_the_room_left() -> None:
+    """Quotes that could all fill add at most the room under its limits (net inventory; venue inventory + outside limit)."""
+    v, world = market(lambda t: 100_000.0)
+    (mk,) = funded(v, 1)
+    maker = MarketMaker("mm", mk, _params(level_notional=50_000, inventory_limit=300_000, outside_hedge_limit=200_000))
+    sim = Simulation(v, [maker], world, seed=1)
+    for _ in range(20):
+        sim.step()
+    m, fair = v.market_data, 100_000.0
+
+    def added(venue_btc: float, net_btc: float) -> tuple[float, float]:
+        maker.venue_inventory, maker.inventory = venue_btc, net_btc
+        q = maker._quotes(m, fair).orders[1:]
+        value = q["price"] * 0.1 * q["qty"] * 0.001
+        return float(value[q["side"] > 0].sum()), float(value[q["side"] < 0].sum())
+
+    bids, asks = added(0.0, 0.0)  # flat: each side up to its net limit (300k of a 500k ladder)
+    assert 290_000 < bids <= 300_000 and 290_000 < asks <= 300_000
+    bids, asks = added(4.6, 0.0)  # 460k on the venue (hedged outside): 40k of room under 500k
+    assert 30_000 < bids <= 40_000 and 290_000 < asks <= 300_000
+    bids, asks = added(1.0, 2.2)  # net 220k of 300k: 80k more it may buy
+    assert 70_000 < bids <= 80_000
+    bids, asks = added(-1.0, -3.0)  # short at its net limit: no asks; buying back has room for the whole ladder
+    assert asks == 0 and bids > 450_000
+    v.close()

@@ -161,3 +161,19 @@ def test_maker_and_feed_invariants_on_random_runs(seed: int) -> None:
     expect = np.zeros(len(unit), np.int64)
     np.add.at(expect, fills["instrument"].astype(np.int64), fills["price"].astype(np.int64) * fills["qty"])
     assert np.array_equal(venue.market_data.volume, expect * unit)
+
+
+def test_a_run_directory_that_cannot_be_made_and_a_none_override_are_refused_before_the_run(tmp_path: Path) -> None:
+    """helper-2's findings: /proc passes a permission test but cannot hold a folder; None is no override value."""
+    import os
+
+    from cascadelab.runner import RunDirError, check_out_dir
+    from cascadelab.scenario.load import ScenarioError
+
+    if os.path.isdir("/proc"):
+        with pytest.raises(RunDirError, match="cannot be created in /proc"):
+            check_out_dir("/proc/nope")
+    assert check_out_dir(tmp_path / "new" / "run") == tmp_path / "new" / "run"
+    assert not (tmp_path / "new").exists() and not list(tmp_path.iterdir())  # the probe leaves nothing behind
+    with pytest.raises(ScenarioError, match=r"makers\.0\.gamma: None is not a value"):
+        run("oct-11", overrides={"makers.0.gamma": None}, figures=False)

@@ -38,6 +38,11 @@ def test_builtins_load_and_show_round_trips(tmp_path: Path) -> None:
         (["loopers.prebuilt_loops=[1, 9]"], "loopers.prebuilt_loops: must not exceed loops (4-7)"),
         (["makers.0.liquidity_drop=1.5"], "makers.0.liquidity_drop"),
         (["makers.0.liquidity_band_bps=50"], "makers.0.liquidity_band_bps"),
+        (["makers.0.max_half_spread_bps=0.5"], "makers.0.max_half_spread_bps: must be at least min_half_spread_bps (1)"),
+        (
+            ["run.duration_s=200", "world.outages=[{start_s=20.0, end_s=80.0, groups=['makers']}]"],
+            "world.outages.0.start_s: the window opens at 320 s",
+        ),
         (["population.accounts"], "expected key.path=value"),
     ],
 )
@@ -88,3 +93,29 @@ def test_external_paths_do_not_depend_on_the_run_length() -> None:
     other = external_paths(load("oct-11"), 300.0, seed=8)
     noisy = [n for n, p in load("oct-11").world.paths.items() if p.of is None and p.noise > 0]
     assert noisy and all(not np.array_equal(other[n], long[n]) for n in noisy)
+
+
+def test_a_relative_extends_counts_from_the_file_that_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "base.toml").write_text('extends = "oct-11"\nname = "base"\n[run]\nduration_s = 600.0\n')
+    (sub / "child.toml").write_text('extends = "base.toml"\nname = "child"\n')
+    monkeypatch.chdir(tmp_path.parent)  # not the files' folder
+    s = load(str(sub / "child.toml"))
+    assert s.name == "child" and s.run.duration_s == 600.0
+    (sub / "base.toml").write_text('extends = "./../sub/child.toml"\nname = "base"\n')
+    with pytest.raises(ScenarioError, match="extends itself"):
+        load(str(sub / "child.toml"))
+    (sub / "child.toml").write_text('extends = "missing.toml"\nname = "child"\n')
+    with pytest.raises(ScenarioError, match=r"child\.toml: extends: .*missing\.toml: no such scenario file"):
+        load(str(sub / "child.toml"))
+
+
+def test_numbers_and_flags_are_typed_as_toml_writes_them(tmp_path: Path) -> None:
+    """A quoted number or a flag given as "yes" or 0 is an error naming the key, not silently converted."""
+    for override, needle in (('makers.0.gamma="0.02"', "makers.0.gamma: must be a number, got the string '0.02'"),
+                             ('makers.0.anchor_external="yes"', "makers.0.anchor_external: must be true or false"),
+                             ("venue.debug=0", "venue.debug: must be true or false")):  # fmt: skip
+        with pytest.raises(ScenarioError, match=re.escape(needle)):
+            load("oct-11", [override])
+    assert load("oct-11", ["makers.0.gamma=0.5", "run.duration_s=600"]).run.duration_s == 600.0  # an integer is a number

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import subprocess
+import tempfile
 import time
 import tomllib
 from collections.abc import Callable
@@ -61,6 +62,7 @@ def check_out_dir(out: str | Path) -> Path:
             raise RunDirError(f"{path}: exists and is not a directory (the run directory is a directory of tables and figures)")
         if not os.access(path, os.W_OK | os.X_OK):
             raise RunDirError(f"{path}: the directory is not writable")
+        _probe(path, f"{path}: cannot be written")
         return path
     parent = path.absolute().parent
     while not parent.exists() and parent != parent.parent:
@@ -69,7 +71,16 @@ def check_out_dir(out: str | Path) -> Path:
         raise RunDirError(f"{path}: cannot be created: {parent} is a file, not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise RunDirError(f"{path}: cannot be created: {parent} is not writable")
+    _probe(parent, f"{path}: cannot be created in {parent}")
     return path
+
+
+def _probe(folder: Path, what: str) -> None:
+    """Create and remove a folder in ``folder``: permissions are not the whole story (read-only mounts, /proc)."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".cascadelab-probe-", dir=folder))
+    except OSError as exc:
+        raise RunDirError(f"{what}: {exc.strerror or exc}") from None
 
 
 @dataclass
@@ -142,6 +153,9 @@ def run(
         raise TypeError(f"scenario: expected a built-in name, a file path or a Scenario, got {type(scenario).__name__}")
     ov: dict[str, Any] = {}
     if isinstance(overrides, dict):
+        for k, v in overrides.items():
+            if v is None:
+                raise ScenarioError(f"overrides: {k}: None is not a value (give a number, string, bool, list or table)")
         ov.update(overrides)
     elif overrides:
         for o in overrides:

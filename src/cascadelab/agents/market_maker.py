@@ -91,6 +91,14 @@ def _window_max_push(q: deque[tuple[int, float]], now: int, value: float, horizo
         q.popleft()
 
 
+def _within_room(lots: np.ndarray, lot_value: np.ndarray, room: float) -> np.ndarray:
+    """The ladder's sizes (best level first) cut so that all of them filling adds at most ``room`` of notional."""
+    value = lots * np.maximum(lot_value, 0.0)
+    before = np.cumsum(value) - value  # notional of the better levels
+    fits = np.floor(np.maximum(room - before, 0.0) / np.maximum(lot_value, 1e-300))
+    return np.minimum(lots, fits).astype(np.int64)
+
+
 class MakerState(IntEnum):
     """What a market maker is doing."""
 
@@ -205,6 +213,9 @@ class MakerParams:
                 "outside_hedge_cost_bps",
             ),
         )
+        if self.max_half_spread_bps < self.min_half_spread_bps:
+            raise ValueError(f"max_half_spread_bps: must be at least min_half_spread_bps ({self.min_half_spread_bps:g}), "
+                             f"got {self.max_half_spread_bps:g}: it could never quote")  # fmt: skip
         if self.liquidity_drop >= 1.0:
             raise ValueError(f"liquidity_drop: must be in [0, 1) (0 switches the trigger off), got {self.liquidity_drop}")
         if self.liquidity_band_bps not in tuple(int(x) for x in DEPTH_BPS):
@@ -569,15 +580,16 @@ class MarketMaker:
         lots_b = np.maximum(1, np.floor(notional / (np.maximum(bid_t, 1) * tick * lot))).astype(np.int64)
         lots_a = np.maximum(1, np.floor(notional / (np.maximum(ask_t, 1) * tick * lot))).astype(np.int64)
         inv_notional = self.inventory * fair
-        # on this venue it carries at most its inventory limit plus what it can hedge outside (its margin is sized for that)
+        # its (net) inventory stays within its limit, and on this venue it carries at most that limit plus what it can
+        # hedge outside (its margin is sized for that): the side that adds is cut to the room left, even if all of it fills
         venue_notional = self.venue_inventory * fair
         capacity = self.p.inventory_limit + self.p.outside_hedge_limit
-        keep_b = bid_t > 0
-        keep_a = ask_t > 0
-        if inv_notional >= self.p.inventory_limit or venue_notional >= capacity:
-            keep_b[:] = False
-        if -inv_notional >= self.p.inventory_limit or -venue_notional >= capacity:
-            keep_a[:] = False
+        room_b = min(self.p.inventory_limit - inv_notional, capacity - venue_notional)
+        room_a = min(self.p.inventory_limit + inv_notional, capacity + venue_notional)
+        lots_b = _within_room(lots_b, bid_t * tick * lot, room_b)
+        lots_a = _within_room(lots_a, ask_t * tick * lot, room_a)
+        keep_b = (bid_t > 0) & (lots_b > 0)
+        keep_a = (ask_t > 0) & (lots_a > 0)
         nb, na = int(keep_b.sum()), int(keep_a.sum())
         out = np.zeros(1 + nb + na, ORDER_REQUEST)
         out["account"] = me

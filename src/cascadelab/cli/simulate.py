@@ -261,9 +261,8 @@ def summary_table(summary: dict[str, Any]) -> Table:
     t.add_row("ADL", f"{h['adl_count']:,} closes, {money(h['adl_notional'])}")
     t.add_row("bad debt (socialized)", money(h["bad_debt"]))
     start, low, end = h["fund_start"], h["fund_min"], h["fund_end"]
-    t.add_row(
-        "insurance fund", f"start {money(start)}, low {money(low)}, end {money(end)} (used {money((start or 0) - (low or 0))})"
-    )
+    flows = f"paid out {money(h.get('fund_paid'))}, took in {money(h.get('fund_received'))}" if "fund_paid" in h else ""
+    t.add_row("insurance fund", f"start {money(start)}, low {money(low)}, end {money(end)}" + (f"; {flows}" if flows else ""))
     t.add_row("accounts liquidated / bankrupt", f"{h['accounts_liquidated']:,} / {h['accounts_bankrupt']:,}")
     t.add_row("open interest", "n/a" if h.get("oi_drop") is None else f"down {100 * h['oi_drop']:.1f}% at its low")
     t.add_row("ledger check", "passed" if summary["ledger_check"]["passed"] else "FAILED")

@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from cascadelab.records import Ev, Why
+from cascadelab.units import MONEY_SCALE
 
 WINDOW_CLIFF_S = 60.0
 CLIFF_HOLD_S = 60.0  # after the cliff the depth stays below 50% of its pre-news level this long
@@ -51,12 +52,13 @@ def facts(steps: pl.DataFrame, seconds: pl.DataFrame, events: pl.DataFrame, info
     out["depth_pre"] = pre
     after = t >= news
     rel = depth / pre if pre > 0 else np.full(len(depth), math.nan)
-    ok = after & np.isfinite(rel)
-    out["depth_trough_ratio"] = float(np.min(rel[ok])) if ok.any() else math.nan
-    out["depth_trough_s"] = float(t[ok][int(np.argmin(rel[ok]))]) if ok.any() else math.nan
-    # the cliff: the first collapse after the news, from >= 50% to <= 10% of the pre-news level, on the depth's
-    # one-second rolling median (a single step where the mid jumps across an empty side is not a cliff)
+    # the trough and the cliff read the depth's one-second rolling median: a single step where a sweep empties the band
+    # or the mid jumps across an empty side is neither the trough nor a cliff
     smooth = pl.Series(rel).rolling_median(window_size=SMOOTH_STEPS, min_samples=1).to_numpy()
+    ok = after & np.isfinite(smooth)
+    out["depth_trough_ratio"] = float(np.min(smooth[ok])) if ok.any() else math.nan
+    out["depth_trough_s"] = float(t[ok][int(np.argmin(smooth[ok]))]) if ok.any() else math.nan
+    # the cliff: the first collapse after the news, from >= 50% to <= 10% of the pre-news level
     cliff = _cliff(t, smooth, news)
     out["cliff_s"] = cliff[0]
     out["cliff_start_s"], out["cliff_end_s"] = cliff[1], cliff[2]
@@ -132,6 +134,9 @@ def facts(steps: pl.DataFrame, seconds: pl.DataFrame, events: pl.DataFrame, info
     out["fund_start"] = float(fund_total[0]) if len(fund_total) else math.nan
     out["fund_min"] = float(fund_total.min()) if len(fund_total) else math.nan
     out["fund_end"] = float(fund_total[-1]) if len(fund_total) else math.nan
+    # what the funds paid out (losses covered) and took in (liquidation surpluses, clearance fees), whatever their balance did
+    for key, ev_kind in (("fund_paid", Ev.FUND_OUT), ("fund_received", Ev.FUND_IN)):
+        out[key] = float(ev.filter(pl.col("kind") == int(ev_kind))["amount"].sum()) / MONEY_SCALE if len(ev) else 0.0
     out["bad_debt"] = float(steps["bad_debt"].to_numpy()[-1]) if len(t) else 0.0
     out["accounts_liquidated"] = int(steps["liquidated"].to_numpy()[-1]) if len(t) else 0
     out["accounts_bankrupt"] = int(steps["bankrupt"].to_numpy()[-1]) if len(t) else 0
@@ -317,8 +322,8 @@ def targets(h: dict[str, Any]) -> list[Target]:
 
     out = []
     trough = num("depth_trough_ratio")
-    out.append(Target(f"±1% depth trough of {info['tracked']} (share of the pre-news level)", fmt(trough), "<= 5%",
-                      math.isfinite(trough) and trough <= 0.05))  # fmt: skip
+    name = f"±1% depth trough of {info['tracked']} (share of the pre-news level, one-second median)"
+    out.append(Target(name, fmt(trough), "<= 5%", math.isfinite(trough) and trough <= 0.05))
     cliff = num("cliff_s")
     after_news = (num("cliff_end_s") - num("news_s")) / 60
     cliff_s = "n/a" if not math.isfinite(cliff) else f"{cliff:.1f} s, down {after_news:.1f} min after the news"

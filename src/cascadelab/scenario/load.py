@@ -12,6 +12,7 @@ string, so ``venue.profile=hyperliquid`` works too). List entries are addressed 
 
 from __future__ import annotations
 
+import os
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -49,9 +50,20 @@ def _read(name_or_path: str, seen: tuple[str, ...] = ()) -> tuple[str, dict[str,
         return where, raw
     if not isinstance(parent, str):
         raise ScenarioError(f"{where}: extends: must be the name of a built-in scenario or a file path")
-    if parent in seen or parent == name_or_path:
+    builtins = builtin_names()
+    if parent not in builtins:  # a relative path counts from the file that names it (spelled one way, for the cycle test)
+        base_dir = Path(name_or_path).parent if name_or_path not in builtins else Path()
+        parent = os.path.normpath(base_dir / parent)
+    here = name_or_path if name_or_path in builtins else os.path.normpath(name_or_path)
+    seen = tuple(s if s in builtins else os.path.normpath(s) for s in seen)
+    if parent in seen or parent == here:
         raise ScenarioError(f"{where}: extends: {parent!r} extends itself (cycle {' -> '.join((*seen, name_or_path, parent))})")
-    _, base = _read(parent, (*seen, name_or_path))
+    try:
+        _, base = _read(parent, (*seen, here))
+    except ScenarioError as exc:
+        if not Path(parent).exists() and parent not in builtin_names():
+            raise ScenarioError(f"{where}: extends: {exc}") from None
+        raise
     return where, _merge(base, raw)
 
 

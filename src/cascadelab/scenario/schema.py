@@ -33,7 +33,7 @@ import math
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 SETTLEMENT_ASSET = "USDT"
 """The venue's settlement asset: perpetuals are margined in it, spot books are quoted in it, loopers borrow it."""
@@ -82,8 +82,11 @@ class Invalid(ValueError):
 
 
 def _not_bool(v: Any) -> Any:
+    """A number as TOML writes it: true/false and quoted strings ("0.02") are not numbers."""
     if isinstance(v, bool):
         raise ValueError(f"must be a number, not {str(v).lower()}")
+    if isinstance(v, str):
+        raise ValueError(f"must be a number, got the string {v!r}")
     return v
 
 
@@ -237,7 +240,7 @@ class VenueSection(Strict):
         None, ge=0, description="quote per second the liquidator unwinds; 0 = no notional limit; absent = the profile's"
     )
     adl_ranking: Literal["binance", "bitmex", "hyperliquid", "pnl_pct", "pro_rata", "water_filling"] | None = None
-    debug: bool = False
+    debug: StrictBool = False
 
 
 class InstrumentSection(Strict):
@@ -572,7 +575,7 @@ class MakerGroup(Strict):
     liquidity_band_bps: Literal[20, 100, 200, 500] = 500  # one of the feed's depth bands (wider than the ladder: widening stays)
     max_half_spread_bps: Bps = Field(50.0, gt=0)  # the widest half-spread it quotes; a wider optimum withdraws it (SPREAD)
     min_withdrawn_s: Seconds = Field(30.0, ge=0)  # a withdrawal lasts at least this long
-    anchor_external: bool = True
+    anchor_external: StrictBool = True
     stress_symbol: str | None = None  # a desk-wide risk signal: this instrument's outside volatility counts too
     leverage: Leverage = 2  # perpetuals: the leverage its resting quotes are margined at
     base_inventory: Units = 0.0  # spot books: base units held (and aimed at)
@@ -586,6 +589,12 @@ class MakerGroup(Strict):
 
     @model_validator(mode="after")
     def _calm(self) -> MakerGroup:
+        if self.max_half_spread_bps < self.min_half_spread_bps:
+            raise Invalid(
+                ("max_half_spread_bps",),
+                f"must be at least min_half_spread_bps ({_num(self.min_half_spread_bps)}), got "
+                f"{_num(self.max_half_spread_bps)}: a maker could never quote",
+            )
         for calm, trigger in (
             ("calm_vol_ratio", "vol_spike_ratio"),
             ("calm_loss", "loss_limit"),
@@ -612,7 +621,7 @@ class ArbGroup(Strict):
     clip_notional: Money = Field(200_000.0, gt=0)
     inventory_limit: Money = Field(5_000_000.0, gt=0)
     transfer_delay_s: Seconds = Field(600.0, ge=0)
-    rest: bool = True  # rest a bid and an ask where it stands ready to trade
+    rest: StrictBool = True  # rest a bid and an ask where it stands ready to trade
     rest_bps: Bps | None = Field(None, gt=0)  # how far from the outside price (default: threshold_bps)
     leverage: Leverage = 5
     latency_ms: Latency = 20.0
@@ -697,9 +706,13 @@ Group = Literal["retail", "loopers", "makers", "arbitrageurs", "funds", "noise",
 
 
 class OutageSection(Strict):
-    """An API outage window for groups of participants (``delay_ms`` only with ``mode = "delay"``, and > 0 there)."""
+    """An API outage window for groups of participants (``delay_ms`` only with ``mode = "delay"``, and > 0 there).
 
-    start_s: Seconds = Field(ge=0)  # after the first news
+    ``start_s`` and ``end_s`` count from the world's reference time (the first news, or
+    ``world.reference_s``), as the paths' knots do; the window must open before the run ends.
+    """
+
+    start_s: Seconds = Field(ge=0)  # after the first news (world.reference_s)
     end_s: Seconds = Field(gt=0)
     groups: Annotated[list[Group], AfterValidator(_check_unique)] = Field(min_length=1)
     mode: Literal["reject", "delay"] = "reject"
@@ -1038,6 +1051,16 @@ class Scenario(Strict):
                         f"the path's lowest scripted price ({floor:.3g}) is below one tick of {sym} ({tick:g}): "
                         "raise its knot factors (or its start, or the ratio of a derived path)",
                     )
+        ref = (
+            self.world.reference_s if self.world.reference_s is not None else min((n.at_s for n in self.world.news), default=0.0)
+        )
+        for j, o in enumerate(self.world.outages):
+            if ref + o.start_s >= self.run.duration_s:
+                raise Invalid(
+                    ("world", "outages", j, "start_s"),
+                    f"the window opens at {_num(ref + o.start_s)} s of market time (start_s counts from the first news, at "
+                    f"{_num(ref)} s), after the run ends ({_num(self.run.duration_s)} s): it would change nothing",
+                )
         feed_points = self.run.duration_s * 1000 / self.world.feed_every_ms
         if feed_points > MAX_FEED_POINTS:
             raise Invalid(
