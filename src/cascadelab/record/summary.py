@@ -368,8 +368,11 @@ def targets(h: dict[str, Any]) -> list[Target]:
     hb = int(h.get("hedges_broken") or 0)
     out.append(Target("hedges broken by ADL, then the other leg liquidated", str(hb), ">= 1", hb >= 1))
     trig, short = int(h.get("adl_triggers") or 0), int(h.get("adl_triggers_fund_short") or 0)
-    out.append(Target("ADL only after the insurance fund could not cover", f"{short}/{trig} triggers", "all, and >= 1",
-                      trig >= 1 and short == trig))  # fmt: skip
+    # the venue's trigger rule, shown with the count: "insufficient" (the fund cannot cover), "drawdown" (it would fall
+    # below its drawdown floor, OKX), "negative_equity" (the account's value is negative, Hyperliquid)
+    why = ", ".join(r.removeprefix("TRIGGER_").lower() for r in h.get("adl_trigger_reasons") or [])
+    value = f"{short}/{trig} triggers" + (f" ({why})" if why else "")
+    out.append(Target("ADL only after the insurance fund could not cover", value, "all, and >= 1", trig >= 1 and short == trig))
     bl = num("backlog_s")
     bl_s = "n/a" if not math.isfinite(bl) else f"{bl / 60:.1f} min"
     out.append(Target("liquidator's backlog: time to clear", bl_s, ">= 30 min",

@@ -40,6 +40,7 @@ from cascadelab.scenario.schema import CollateralSection, PathSection, Scenario
 from cascadelab.sim.loop import Simulation
 from cascadelab.sim.world import Outage, ScriptedWorld
 from cascadelab.units import MONEY_SCALE, SECOND_NS, money_to_units
+from cascadelab.venue.profiles import PROFILES
 from cascadelab.venue.profiles import build as build_venue
 from cascadelab.venue.venue import Venue
 
@@ -149,8 +150,13 @@ def build(s: Scenario) -> Built:
     collateral = [CollateralAsset.of(a, str(c.ratio), _valuation(a, c)) for a, c in s.collateral.items()]
     overrides: dict[str, Any] = {}
     v = s.venue
+    notes: list[str] = []
     if v.insurance_fund is not None:
         overrides["fund_seed"] = money_to_units(str(v.insurance_fund))
+        n_perps = len(perps)
+        if PROFILES[v.profile].liquidation["fund_structure"].value == "per_symbol" and n_perps > 1:
+            notes.append(f"venue.insurance_fund: {v.profile} keeps one fund per perpetual: each of the {n_perps} starts with "
+                         f"{v.insurance_fund:,.0f} ({n_perps * v.insurance_fund:,.0f} in all)")  # fmt: skip
     if v.liquidator_orders_per_s is not None:
         overrides["liquidator_orders_per_s"] = v.liquidator_orders_per_s
     if v.liquidator_notional_per_s is not None:
@@ -195,7 +201,6 @@ def build(s: Scenario) -> Built:
 
     types.append(np.full(ch.accounts.n, AccountType.VENUE, np.int8))  # the liquidator (and any venue account)
     agents: list[object] = []
-    notes: list[str] = []
     for gi, mg in enumerate(s.makers):
         inst = next(i for i in s.instruments if i.symbol == mg.symbol)
         for c in range(mg.count):

@@ -232,7 +232,7 @@ class VenueSection(Strict):
     """The venue under one profile; liquidation overrides."""
 
     profile: Literal["binance", "bybit", "okx", "hyperliquid", "bitmex"] = "binance"
-    insurance_fund: Money | None = Field(None, ge=0)  # quote units; None: the profile's
+    insurance_fund: Money | None = Field(None, ge=0)  # quote units per fund (one per perpetual on okx); None: the profile's
     liquidator_orders_per_s: Int | None = Field(None, ge=1, le=1_000_000)
     # quote units per second the liquidator may unwind from its backlog; 0 = no notional limit (only the order rate
     # limits it); absent = the profile's figure
