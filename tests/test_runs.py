@@ -177,3 +177,14 @@ def test_a_run_directory_that_cannot_be_made_and_a_none_override_are_refused_bef
     assert not (tmp_path / "new").exists() and not list(tmp_path.iterdir())  # the probe leaves nothing behind
     with pytest.raises(ScenarioError, match=r"makers\.0\.gamma: None is not a value"):
         run("oct-11", overrides={"makers.0.gamma": None}, figures=False)
+
+
+@pytest.mark.parametrize("step_ms", [100, 250, 1000])
+def test_the_per_second_table_has_one_row_per_second_of_market_time_whatever_the_step(step_ms: int) -> None:
+    res = run("oct-11", seed=2, overrides=[*SMALL, "run.duration_s=60.0", f"run.step_ms={step_ms}"], figures=False)
+    t = res.seconds["t_s"].to_numpy()
+    steps = res.steps["t_s"].to_numpy()
+    assert len(t) > 50 and (np.diff(t) > 0).all()
+    # one row per whole second the run enters, read at the first step that enters it (steps are at most 1 s)
+    assert np.floor(t).tolist() == sorted(set(np.floor(steps).tolist()))
+    assert t.tolist() == [float(steps[np.floor(steps) == s][0]) for s in np.floor(t)]

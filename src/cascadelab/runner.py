@@ -184,7 +184,7 @@ def run(
     assert risk is not None  # a scenario's venue always has its liquidation engine
     rec = Recorder(
         n_steps, tuple(b.venue.market_data.symbols), b.venue.n_perps, tuple(ch.assets), b.groups["makers"], b.groups["loopers"],
-        b.account_type, len(risk.fund_accounts), external_assets=sim.world.external.assets,  # type: ignore[attr-defined]
+        b.account_type, len(risk.fund_accounts), step_ns=sim.step_ns, external_assets=sim.world.external.assets,  # type: ignore[attr-defined]
         tracked=b.venue.index[s.check.tracked], news_ns=b.news_ns,
     )  # fmt: skip
     rec.tick = np.asarray(b.venue.market_data.tick, np.float64)

@@ -7,7 +7,8 @@ cancels and by trades; liquidations by tier (book fills, takeovers, ADL closes: 
 notional, long and short); each insurance fund; the liquidator's backlog (notional it
 still holds); accounts liquidated, bankrupt and bad debt so far.
 
-Per second (every ``slow_every`` steps, the costs that grow with the number of accounts
+Per second of market time (at the first step ending in each new second, whatever the step
+length; every step when steps are longer than a second: the costs that grow with the number of accounts
 or participants): open interest per perpetual, each market maker's inventory, PnL and
 state, each collateral asset's price by every source (venue valuation, internal book,
 external), and the loopers' loan-to-value distribution.
@@ -26,7 +27,7 @@ import polars as pl
 
 from cascadelab.clearing.accounts import AccountState
 from cascadelab.records import CANCEL, FILL, LIQ_EVENT, Ev
-from cascadelab.units import MONEY_SCALE
+from cascadelab.units import MONEY_SCALE, SECOND_NS
 from cascadelab.venue.venue import StepReport
 
 BAND_NAMES = ("0.2pct", "1pct", "2pct", "5pct")
@@ -44,7 +45,7 @@ class Recorder:
     loopers: list[object]
     account_type: np.ndarray
     n_funds: int
-    slow_every: int = 10
+    step_ns: int = 100_000_000  # the loop's step: sizes the per-second tables
     external_assets: dict[str, float] = field(default_factory=dict)  # the world's live external asset prices
     tracked: int = 0  # venue instrument of the order-book heatmap
     news_ns: int = -1  # when to take the leverage snapshot (effective leverage of every account)
@@ -81,7 +82,10 @@ class Recorder:
             "bankrupt": np.zeros(n, np.int64),
             "bad_debt": np.zeros(n, f8),
         }
-        ns = n // self.slow_every + 1
+        if self.step_ns <= 0:
+            raise ValueError(f"step_ns must be > 0, got {self.step_ns}")
+        ns = min(n, n * self.step_ns // SECOND_NS + 2) + 1  # seconds a run of n steps can enter (at most one per step)
+        self._next_slow_ns = -1  # the per-second tables read the state at the first step at or after this time
         nm = max(len(self.makers), 1)
         na = len(self.assets)
         self.slow = {
@@ -130,8 +134,11 @@ class Recorder:
         c["depth"][j] = m.depth
         if len(report.cancels) or len(report.fills):
             self._removed(j, report, m)
+        slow = report.now_ns >= self._next_slow_ns
+        if slow:
+            self._next_slow_ns = (report.now_ns // SECOND_NS + 1) * SECOND_NS
         self._open_interest(j, report, venue)
-        self._liquidations(j, report, venue)
+        self._liquidations(j, report, venue, slow)
         if len(report.fills):
             self.fills.append(report.fills)
         if len(report.cancels):
@@ -140,7 +147,7 @@ class Recorder:
             self.events.append(report.events)
         if self.leverage_at_news is None and 0 <= self.news_ns <= report.now_ns:
             self.leverage_at_news = effective_leverage(venue)
-        if j % self.slow_every == 0:
+        if slow:
             self._record_slow(report.now_ns, venue, sim.world.external.reference)  # type: ignore[attr-defined]
         c["bankrupt"][j] = self._bankrupt
         self._prev_bid, self._prev_ask = m.best_bid, m.best_ask
@@ -186,12 +193,12 @@ class Recorder:
             notional = arr["price"] * arr["qty"]
             self.cols[name][j] = np.bincount(b[near], notional[near], minlength=nb)[:nb]
 
-    def _liquidations(self, j: int, r: StepReport, venue: object) -> None:
+    def _liquidations(self, j: int, r: StepReport, venue: object, slow: bool) -> None:
         c = self.cols
         ev = r.events
         eng = venue.risk  # type: ignore[attr-defined]
         ch = venue.clearing  # type: ignore[attr-defined]
-        if len(ev) or j % self.slow_every == 0:  # funds and backlog move only with events and unwinding
+        if len(ev) or slow:  # funds and backlog move only with events and unwinding
             for f in range(self.n_funds):
                 self._fund_now[f] = eng.fund_balance(f) / MONEY_SCALE
             liq = eng.liquidator
