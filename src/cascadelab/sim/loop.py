@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -38,6 +39,7 @@ from cascadelab.agents.base import (
     News,
     Observation,
 )
+from cascadelab.compiled import kernel
 from cascadelab.records import ACCOUNT_ACK, ACCOUNT_REQUEST, ACK, CANCEL, FILL, LIQ_EVENT, ORDER_REQUEST, stack
 from cascadelab.sim.world import ScriptedWorld
 from cascadelab.timing import PhaseClock
@@ -121,6 +123,44 @@ def _hash_dtype(dt: np.dtype) -> np.dtype:
     return np.dtype([(name, dt[name].newbyteorder("<")) for name in names])
 
 
+@functools.cache
+def _field_bytes(dt: np.dtype) -> np.ndarray | None:
+    """The byte columns of ``dt``'s records that hold its fields, in field order (padding left out).
+
+    On a little-endian machine with native fields, a record's packed little-endian bytes
+    (:func:`_hash_dtype`) are these columns of its raw bytes: one gather instead of a
+    field-by-field structured copy. ``None`` where that does not hold (the copy is used).
+    """
+    names = dt.names
+    assert names is not None  # structured records
+    if sys.byteorder != "little" or any(not dt[n].isnative or dt[n].hasobject for n in names):
+        return None
+    cols = [np.arange(dt.fields[n][1], dt.fields[n][1] + dt[n].itemsize) for n in names]  # type: ignore[index]
+    return np.concatenate(cols).astype(np.intp)
+
+
+@kernel
+def _bands_left(agent: np.ndarray, instrument: np.ndarray, source: np.ndarray, low: np.ndarray, high: np.ndarray,
+                ref: np.ndarray, mark: np.ndarray, tick: np.ndarray, ext: np.ndarray, woken: np.ndarray) -> None:  # fmt: skip
+    """Mark ``woken`` for every watch row whose price left its band ``[low, high]`` (an absent price never wakes).
+
+    The price of a row is the external reference, the mark (ticks x tick) or the venue's
+    reference of its instrument, by ``source``.
+    """
+    for r in range(agent.shape[0]):
+        k = instrument[r]
+        if source[r] == WATCH_EXTERNAL:
+            price = ext[k]
+        elif source[r] == WATCH_MARK:
+            price = mark[k] * tick[k] if mark[k] > 0 else np.nan
+        else:
+            price = ref[k]
+        if np.isnan(price):
+            price = low[r]
+        if price < low[r] or price > high[r]:
+            woken[agent[r]] = True
+
+
 class Simulation:
     """Runs agents against one venue in a scripted world (see the module docstring)."""
 
@@ -166,6 +206,7 @@ class Simulation:
         self._watch_rows: list[list[tuple[int, int, int, float, float]]] = [[] for _ in agents]
         self._watch = np.zeros(0, [("agent", np.int64), ("instrument", np.int64), ("source", np.int64),
                                    ("low", np.float64), ("high", np.float64)])  # fmt: skip
+        self._watch_cols: tuple[np.ndarray, ...] = ()  # the watch table's columns, contiguous (the compiled band test)
         self._pend_o = np.zeros(0, ORDER_REQUEST)
         self._pend_a = np.zeros(0, ACCOUNT_REQUEST)
         self._due_o = np.zeros(0, np.int64)  # arrival of each pending request's wake: one wake's requests arrive together
@@ -245,7 +286,12 @@ class Simulation:
         for arr in (r.acks, r.account_acks, r.fills, r.cancels, r.events):
             h.update(np.int64(len(arr)).tobytes())
             if len(arr):
-                h.update(np.ascontiguousarray(arr, _hash_dtype(arr.dtype)).tobytes())
+                cols = _field_bytes(arr.dtype)
+                if cols is None:
+                    h.update(np.ascontiguousarray(arr, _hash_dtype(arr.dtype)).tobytes())
+                else:
+                    raw = np.ascontiguousarray(arr).view(np.uint8).reshape(len(arr), arr.dtype.itemsize)
+                    h.update(raw.take(cols, axis=1).tobytes())
 
     def hash_state(self, *arrays: np.ndarray) -> None:
         """Fold arrays of state into the event hash (the build's booked positions, balances and debts).
@@ -346,11 +392,9 @@ class Simulation:
             if self.inbox[j]:
                 woken[j] = True
         if len(self._watch):
-            w = self._watch
-            price = self._watch_prices(w)
-            left = (price < w["low"]) | (price > w["high"])
-            if left.any():
-                woken[w["agent"][left]] = True
+            w = self._watch_cols
+            m = self.venue.market_data
+            _bands_left(*w, m.reference(), m.mark, m.tick, self.world.external.reference, woken)
         idx = np.flatnonzero(woken)
         if not len(idx):
             return
@@ -407,15 +451,7 @@ class Simulation:
             for name, col in zip(names, zip(*rows, strict=True), strict=True) if rows else ():
                 w[name] = col
             self._watch = w
-
-    def _watch_prices(self, w: np.ndarray) -> np.ndarray:
-        m = self.venue.market_data
-        ref = m.reference()
-        mark = np.where(m.mark > 0, m.mark * m.tick, np.nan)
-        ext = self.world.external.reference
-        k = w["instrument"]
-        price = np.where(w["source"] == WATCH_EXTERNAL, ext[k], np.where(w["source"] == WATCH_MARK, mark[k], ref[k]))
-        return np.where(np.isnan(price), w["low"], price)  # an absent price does not wake
+            self._watch_cols = tuple(np.ascontiguousarray(w[name]) for name in names)
 
 
 __all__ = ["NEVER", "Inbox", "Recorder", "Simulation"]
