@@ -412,6 +412,21 @@ def stack(arrays: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
     return out
 
 
+def concat_many(arrays: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
+    """Concatenate many record arrays of ``dtype`` (a run's thousands of per-step batches) into one writable array.
+
+    Joined as raw bytes: ``np.concatenate`` promotes the structured dtype once per part, which
+    costs about 15 µs each and dominates for tens of thousands of small parts.
+    """
+    for a in arrays:
+        if a.dtype != dtype:
+            raise ValueError(f"concat_many: a part has dtype {a.dtype}, expected {dtype}")
+    if not arrays:
+        return np.zeros(0, dtype)
+    raw = bytearray(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays))
+    return np.frombuffer(raw, dtype)
+
+
 def sorted_member(x: np.ndarray, of: np.ndarray) -> np.ndarray:
     """``np.isin(x, of)`` for ``of`` sorted ascending: one binary search per element (no sort of both arrays).
 
@@ -491,6 +506,7 @@ __all__ = [
     "Side",
     "Status",
     "Why",
+    "concat_many",
     "empty",
     "frame",
     "sorted_member",

@@ -26,11 +26,15 @@ import numpy as np
 import polars as pl
 
 from cascadelab.clearing.accounts import AccountState
-from cascadelab.records import CANCEL, FILL, LIQ_EVENT, Ev
+from cascadelab.records import CANCEL, FILL, LIQ_EVENT, Ev, concat_many
 from cascadelab.units import MONEY_SCALE, SECOND_NS
 from cascadelab.venue.venue import StepReport
 
 BAND_NAMES = ("0.2pct", "1pct", "2pct", "5pct")
+
+_TIER = np.full(max(int(k) for k in Ev) + 1, -1, np.int64)
+_TIER[[Ev.LIQUIDATION_FILL, Ev.TAKEOVER, Ev.ADL_CLOSE]] = [0, 1, 2]
+"""The liquidation tier of each event kind (book fill, takeover, ADL close), -1 for the rest."""
 
 
 @dataclass
@@ -210,20 +214,18 @@ class Recorder:
         c["backlog"][j] = self._backlog_now
         if len(ev):
             kind = ev["kind"]
-            unit = ch.units.astype(np.float64)
-            perp = ev["instrument"] >= 0
-            for tier, ek in enumerate((Ev.LIQUIDATION_FILL, Ev.TAKEOVER, Ev.ADL_CLOSE)):
-                sel = (kind == ek) & perp & (ev["instrument"] < self.n_perps)
-                if not sel.any():
-                    continue
-                e = ev[sel]
-                notional = e["qty"] * e["price"] * unit[e["instrument"]] / MONEY_SCALE
+            inst = ev["instrument"].astype(np.int64)
+            tier = _TIER[kind]  # book fill, takeover, ADL close; -1 for other events
+            sel = (tier >= 0) & (inst >= 0) & (inst < self.n_perps)
+            if sel.any():
+                e, t = ev[sel], tier[sel]
+                notional = e["qty"] * e["price"] * ch.units.astype(np.float64)[inst[sel]] / MONEY_SCALE
                 # the liquidated position's side: a liquidation fill sells a long (aggressor -1); takeover and ADL
                 # events carry the side of the bankrupt position
-                long = (e["side"] < 0) if ek == Ev.LIQUIDATION_FILL else (e["side"] > 0)
-                for s, mask in ((0, long), (1, ~long)):
-                    c["liq_count"][j, tier, s] += int(mask.sum())
-                    c["liq_notional"][j, tier, s] += float(notional[mask].sum())
+                long = np.where(t == 0, e["side"] < 0, e["side"] > 0)
+                slot = 2 * t + ~long  # (tier, side) flattened: side 0 long, 1 short
+                c["liq_count"][j] += np.bincount(slot, minlength=6).reshape(3, 2)
+                c["liq_notional"][j] += np.bincount(slot, notional, minlength=6).reshape(3, 2)
             starts = ev["account"][kind == Ev.LIQUIDATION_START]
             self._liquidated.update(starts.tolist())
             taken = np.unique(ev["account"][(kind == Ev.TAKEOVER) | (kind == Ev.BAD_DEBT) | (kind == Ev.FUND_OUT)])
@@ -369,13 +371,10 @@ class Recorder:
                 )
             return df
 
-        def cat(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
-            return np.concatenate(parts) if parts else np.zeros(0, dtype)
-
         return {
-            "fills": typed(cat(self.fills, FILL), ("maker_account", "taker_account")),
-            "cancels": typed(cat(self.cancels, CANCEL), ("account",)),
-            "events": typed(cat(self.events, LIQ_EVENT), ("account",)),
+            "fills": typed(concat_many(self.fills, FILL), ("maker_account", "taker_account")),
+            "cancels": typed(concat_many(self.cancels, CANCEL), ("account",)),
+            "events": typed(concat_many(self.events, LIQ_EVENT), ("account",)),
         }
 
 
