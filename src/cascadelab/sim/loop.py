@@ -197,6 +197,7 @@ class Simulation:
             self.owner[ids] = j
         self.clients = [Client(venue, a.accounts) for a in agents]
         self.inbox = [Inbox() for _ in agents]
+        self.has_mail = np.zeros(len(agents), np.bool_)  # an agent's inbox holds records (Inbox.__bool__), kept by _route
         self.next_wake = np.array([a.wake_at() for a in agents], np.int64)
         self.on_news = np.array([bool(getattr(a, "wake_on_news", False)) for a in agents], np.bool_)
         self.on_fills = np.array([bool(getattr(a, "wake_on_fills", False)) for a in agents], np.bool_)
@@ -238,6 +239,7 @@ class Simulation:
         self.agents.append(agent)
         self.clients.append(Client(self.venue, agent.accounts))
         self.inbox.append(Inbox())
+        self.has_mail = np.append(self.has_mail, False)
         self.next_wake = np.append(self.next_wake, wake)
         self.on_news = np.append(self.on_news, bool(getattr(agent, "wake_on_news", False)))
         self.on_fills = np.append(self.on_fills, bool(getattr(agent, "wake_on_fills", False)))
@@ -366,6 +368,7 @@ class Simulation:
                 return
             order = keep[np.argsort(who[keep], kind="stable")]  # each agent's rows, in their original order
             agents, starts = np.unique(who[order], return_index=True)
+            self.has_mail[agents] = True
             for j, part in zip(agents.tolist(), np.split(order, starts[1:]), strict=True):
                 getattr(self.inbox[j], slot).append(arr[part])
 
@@ -388,9 +391,7 @@ class Simulation:
         woken = self.next_wake <= t
         if news:
             woken |= self.on_news
-        for j in np.flatnonzero(self.on_fills & ~woken).tolist():
-            if self.inbox[j]:
-                woken[j] = True
+        woken |= self.on_fills & self.has_mail  # records of its own accounts arrived
         if len(self._watch):
             w = self._watch_cols
             m = self.venue.market_data
@@ -416,6 +417,7 @@ class Simulation:
                     _cat(box.cancels, CANCEL), _cat(box.liquidations, LIQ_EVENT),
                 )  # fmt: skip
                 self.inbox[j] = Inbox()
+                self.has_mail[j] = False
             else:  # nothing arrived since its last wake: an empty observation (shared empty record arrays)
                 obs = Observation(t, market, ext, (), *_EMPTY_OBS)
             reqs = a.act(obs, self.clients[j])
