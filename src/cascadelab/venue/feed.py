@@ -79,6 +79,10 @@ class MarketData:
         return self._venue.books[instrument].l2(depth)  # type: ignore[attr-defined]
 
 
+_NO_TRADES = np.zeros(0, TRADE)
+_NO_TRADES.flags.writeable = False
+
+
 class MarketFeed:
     """Builds and refreshes one venue's :class:`MarketData`."""
 
@@ -101,6 +105,7 @@ class MarketFeed:
         self.data.volume = np.zeros(n, np.int64)
         self._tops = np.zeros((max(n, 1), 3), np.int64)
         self._depth = np.zeros((max(n, 1), len(DEPTH_BPS), 2), np.int64)
+        self._rates: dict[str, object] = {}  # the funding rate last published per perpetual
 
     def refresh(self, now_ns: int, fills: np.ndarray) -> MarketData:
         """Read every book once, copy marks and funding, and publish ``fills`` as the tape."""
@@ -119,8 +124,11 @@ class MarketFeed:
         mark[:k] = v.clearing.marks[:k]  # type: ignore[attr-defined]
         d.mark = mark
         for symbol, m in v.markets.items():  # type: ignore[attr-defined]
-            d.funding_rate[v.index[symbol]] = float(m.funding.last_rate)  # type: ignore[attr-defined]
-        tape = np.zeros(len(fills), TRADE)
+            rate = m.funding.last_rate  # type: ignore[attr-defined]
+            if rate is not self._rates.get(symbol):  # a new rate is settled once per funding interval
+                self._rates[symbol] = rate
+                d.funding_rate[v.index[symbol]] = float(rate)  # type: ignore[attr-defined]
+        tape = np.zeros(len(fills), TRADE) if len(fills) else _NO_TRADES
         if len(fills):
             for name in ("ts", "price", "qty", "instrument", "aggressor", "kind"):
                 tape[name] = fills[name]
