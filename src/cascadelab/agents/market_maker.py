@@ -91,12 +91,31 @@ def _window_max_push(q: deque[tuple[int, float]], now: int, value: float, horizo
         q.popleft()
 
 
-def _within_room(lots: np.ndarray, lot_value: np.ndarray, room: float) -> np.ndarray:
-    """The ladder's sizes (best level first) cut so that all of them filling adds at most ``room`` of notional."""
-    value = lots * np.maximum(lot_value, 0.0)
-    before = np.cumsum(value) - value  # notional of the better levels
-    fits = np.floor(np.maximum(room - before, 0.0) / np.maximum(lot_value, 1e-300))
-    return np.minimum(lots, fits).astype(np.int64)
+def _ladder_side(
+    prices: list[float], buy: bool, notional: float, tick: float, lot: float, room: float
+) -> tuple[list[int], list[int]]:
+    """One side of the ladder (best level first) as (price ticks, lots) of the levels it rests.
+
+    Prices go down to a tick (bids) or up to one (asks); each level is ``notional`` in whole lots
+    (at least one), cut so that all of the side filling adds at most ``room`` of notional (the
+    better levels count first). A level priced at or below zero, or left with no size, is not sent.
+    """
+    ticks: list[int] = []
+    sizes: list[int] = []
+    filled = 0.0  # notional of the better levels
+    for px in prices:
+        t = math.floor(px / tick) if buy else math.ceil(px / tick)
+        if t <= 0:
+            continue  # adds nothing to the better levels' notional
+        lot_value = t * tick * lot
+        lots = max(1, math.floor(notional / lot_value))
+        value = lots * lot_value
+        filled += value
+        size = min(lots, math.floor(max(room - (filled - value), 0.0) / lot_value))
+        if size > 0:
+            ticks.append(t)
+            sizes.append(size)
+    return ticks, sizes
 
 
 class MakerState(IntEnum):
@@ -252,7 +271,7 @@ class MarketMaker:
         self._traded_now = 0.0
         self._withdrawn_ns = 0  # when it last withdrew
         self._watch_key: tuple = ()
-        self._steps: dict[int, np.ndarray] = {}
+        self._steps: dict[int, list[float]] = {}
         self._band_j = int(np.searchsorted(DEPTH_BPS, params.liquidity_band_bps))  # its band's index in the feed
         self._watch: list[Watch] = []
         self._buys = 0
@@ -548,8 +567,8 @@ class MarketMaker:
         spread = gamma * sigma_bps**2 * p.horizon_s + (2.0 / gamma) * math.log1p(gamma / p.k)
         return max(spread / 2.0, p.min_half_spread_bps)
 
-    def quote_prices(self, fair: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(bid prices, ask prices, level notionals) of the ladder at ``fair`` (floats, before ticks)."""
+    def quote_prices(self, fair: float) -> tuple[list[float], list[float], float]:
+        """(bid prices, ask prices, notional per level) of the ladder at ``fair`` (floats, before ticks; best level first)."""
         p = self.p
         style = p.styles[self.regime]
         gamma = self._gamma(self.state)
@@ -561,24 +580,20 @@ class MarketMaker:
         half = min(self.half_spread_bps(), p.max_half_spread_bps, MAX_SHIFT_BPS)
         # the reservation price's skew moves the ladder at most until its near side reaches the fair price: a long maker's
         # best ask no lower than fair (it sells at the market, not through it), its bids no further than two half-spreads
-        r_bps = float(np.clip(-q * risk, -half, half))
+        r_bps = min(max(-q * risk, -half), half)
         n = max(1, round(p.levels * style.levels))
         steps = self._steps.get(n)
         if steps is None:  # cumulative distance of each level (the same for a given level count)
-            steps = self._steps[n] = p.level_step_bps * (1.25 ** np.arange(n) - 1.0) / 0.25
-        bid = fair * (1.0 + (r_bps - half - steps) / 1e4)
-        ask = fair * (1.0 + (r_bps + half + steps) / 1e4)
-        return bid, ask, np.full(n, p.level_notional * size)
+            steps = self._steps[n] = (p.level_step_bps * (1.25 ** np.arange(n) - 1.0) / 0.25).tolist()
+        low, high = r_bps - half, r_bps + half
+        bid = [fair * (1.0 + (low - d) / 1e4) for d in steps]
+        ask = [fair * (1.0 + (high + d) / 1e4) for d in steps]
+        return bid, ask, p.level_notional * size
 
     def _quotes(self, m: MarketData, fair: float) -> Requests:
         b = self.instrument
-        me = self.accounts[0]
         bid, ask, notional = self.quote_prices(fair)
         tick, lot = float(m.tick[b]), float(m.lot[b])
-        bid_t = np.floor(bid / tick).astype(np.int64)
-        ask_t = np.ceil(ask / tick).astype(np.int64)
-        lots_b = np.maximum(1, np.floor(notional / (np.maximum(bid_t, 1) * tick * lot))).astype(np.int64)
-        lots_a = np.maximum(1, np.floor(notional / (np.maximum(ask_t, 1) * tick * lot))).astype(np.int64)
         inv_notional = self.inventory * fair
         # its (net) inventory stays within its limit, and on this venue it carries at most that limit plus what it can
         # hedge outside (its margin is sized for that): the side that adds is cut to the room left, even if all of it fills
@@ -586,19 +601,17 @@ class MarketMaker:
         capacity = self.p.inventory_limit + self.p.outside_hedge_limit
         room_b = min(self.p.inventory_limit - inv_notional, capacity - venue_notional)
         room_a = min(self.p.inventory_limit + inv_notional, capacity + venue_notional)
-        lots_b = _within_room(lots_b, bid_t * tick * lot, room_b)
-        lots_a = _within_room(lots_a, ask_t * tick * lot, room_a)
-        keep_b = (bid_t > 0) & (lots_b > 0)
-        keep_a = (ask_t > 0) & (lots_a > 0)
-        nb, na = int(keep_b.sum()), int(keep_a.sum())
-        out = np.zeros(1 + nb + na, ORDER_REQUEST)
-        out["account"] = me
+        ticks_b, lots_b = _ladder_side(bid, True, notional, tick, lot, room_b)
+        ticks_a, lots_a = _ladder_side(ask, False, notional, tick, lot, room_a)
+        nb = len(ticks_b)
+        out = np.zeros(1 + nb + len(ticks_a), ORDER_REQUEST)
+        out["account"] = self.accounts[0]
         out["instrument"] = b
         out["kind"][0] = Op.CANCEL_ALL
         out["side"][1 : 1 + nb] = 1
         out["side"][1 + nb :] = -1
-        out["price"][1:] = np.concatenate((bid_t[keep_b], ask_t[keep_a]))
-        out["qty"][1:] = np.concatenate((lots_b[keep_b], lots_a[keep_a]))
+        out["price"][1:] = ticks_b + ticks_a
+        out["qty"][1:] = lots_b + lots_a
         out["tif"][1:] = TIF.POST_ONLY
         out["stp"][1:] = STP.CANCEL_RESTING
         return Requests(out)
