@@ -20,7 +20,7 @@ Agents never touch the ledger and never read another agent's state.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -88,6 +88,23 @@ class Observation:
         return self.acks[self.acks["reason"] != 0]
 
 
+class _OwnerView(NamedTuple):
+    """The book-set arrays that :func:`~cascadelab.book.kernels.owner_depth` reads, and only those.
+
+    The compiled call unboxes every array of the tuple it is given: passing these 8 instead of
+    the whole set (31) makes a maker's per-wake depth read about 4x cheaper.
+    """
+
+    bmeta: np.ndarray
+    lv_key: np.ndarray
+    own_head: np.ndarray
+    o_book: np.ndarray
+    o_price: np.ndarray
+    o_side: np.ndarray
+    o_qty: np.ndarray
+    o_onext: np.ndarray
+
+
 class Client:
     """Read-only account endpoint of one agent: positions, balances, debts and margin of its own accounts.
 
@@ -99,6 +116,8 @@ class Client:
         self._venue = venue
         self.accounts = np.ascontiguousarray(accounts, np.int64)
         self._two = np.zeros(2, np.int64)  # scratch for resting_depth
+        self._book_arrays: object = None  # the book set's arrays that ``_owner_view`` was taken from
+        self._owner_view: _OwnerView | None = None
 
     def _ids(self, which: np.ndarray | None) -> np.ndarray:
         return self.accounts if which is None else self.accounts[which]
@@ -183,7 +202,11 @@ class Client:
         """
         v = self._venue
         out = self._two
-        owner_depth(v.book_set.st, int(instrument), int(self.accounts[which]), int(bps), out)  # type: ignore[attr-defined]
+        st = v.book_set.st  # type: ignore[attr-defined]
+        if st is not self._book_arrays:  # a new set of arrays (the book grew): a new view of it
+            self._book_arrays = st
+            self._owner_view = _OwnerView(*(getattr(st, f) for f in _OwnerView._fields))
+        owner_depth(self._owner_view, int(instrument), int(self.accounts[which]), int(bps), out)
         unit = int(v.feed.data.unit_notional[instrument])  # type: ignore[attr-defined]
         return int(out[0]) * unit, int(out[1]) * unit
 
