@@ -103,15 +103,21 @@ def _ladder_side(
     ticks: list[int] = []
     sizes: list[int] = []
     filled = 0.0  # notional of the better levels
+    floor, ceil = math.floor, math.ceil
     for px in prices:
-        t = math.floor(px / tick) if buy else math.ceil(px / tick)
+        t = floor(px / tick) if buy else ceil(px / tick)
         if t <= 0:
             continue  # adds nothing to the better levels' notional
         lot_value = t * tick * lot
-        lots = max(1, math.floor(notional / lot_value))
+        lots = floor(notional / lot_value)
+        if lots < 1:
+            lots = 1
         value = lots * lot_value
         filled += value
-        size = min(lots, math.floor(max(room - (filled - value), 0.0) / lot_value))
+        left = room - (filled - value)
+        size = floor(left / lot_value) if left > 0.0 else 0
+        if size > lots:
+            size = lots
         if size > 0:
             ticks.append(t)
             sizes.append(size)
@@ -283,6 +289,9 @@ class MarketMaker:
         self.pnl = 0.0  # equity change since the first wake
         self._equity0: float | None = None
         self._hedge_k = -1
+        self._tick = self._lot = math.nan  # its book's tick and lot (set at the first wake, with ``instrument``)
+        self._is_perp = False
+        self._base = self._quote = ""
         self._fair_source = WATCH_VENUE
         self._stress_b = -1
         self._quoted_key: tuple = ()
@@ -313,11 +322,7 @@ class MarketMaker:
         p = self.p
         m = obs.market
         if self.instrument < 0:
-            self.instrument = m.index(p.symbol)
-            if p.hedge_symbol:
-                self._hedge_k = m.index(p.hedge_symbol)
-            if p.stress_symbol:
-                self._stress_b = m.index(p.stress_symbol)
+            self._bind(m)
         b = self.instrument
         now = obs.now_ns
         self.schedule.advance(now)
@@ -348,6 +353,18 @@ class MarketMaker:
         self.has_quotes = True
         return Requests.concat(out)
 
+    def _bind(self, m: MarketData) -> None:
+        """At the first wake: its instruments' venue indices and the constants of its book (tick, lot, kind, assets)."""
+        p = self.p
+        b = self.instrument = m.index(p.symbol)
+        if p.hedge_symbol:
+            self._hedge_k = m.index(p.hedge_symbol)
+        if p.stress_symbol:
+            self._stress_b = m.index(p.stress_symbol)
+        self._tick, self._lot = float(m.tick[b]), float(m.lot[b])
+        self._is_perp = bool(m.is_perp[b])
+        self._base, self._quote = m.base[b], m.quote[b]
+
     # --- measures -------------------------------------------------------------------------------
     def _fair(self, m: MarketData, ext: External) -> float:
         b = self.instrument
@@ -360,20 +377,9 @@ class MarketMaker:
 
     def _measure(self, obs: Observation, client: Client, fair: float) -> None:
         p, now = self.p, obs.now_ns
-        me = int(self.accounts[0])
-        f = obs.fills
-        if len(f):
-            f = f[f["instrument"] == self.instrument]
-        m = obs.market
         b = self.instrument
-        lot = float(m.lot[b])
-        if len(f):
-            side = np.where(f["taker_account"] == me, f["aggressor"], -f["aggressor"]).astype(np.int64)
-            value = side * f["price"].astype(np.float64) * f["qty"] * (float(m.tick[b]) * lot)
-            for ts, s, x in zip(f["ts"].tolist(), side.tolist(), value.tolist(), strict=True):
-                self.fill_hist.append((ts, s, x))
-                self._buys += s > 0
-                self._net_filled += x
+        if len(obs.fills):
+            self._add_fills(obs.fills)
         horizon = int(p.loss_window_s * SECOND_NS)
         while self.fill_hist and self.fill_hist[0][0] < now - horizon:
             _, s, x = self.fill_hist.popleft()
@@ -381,10 +387,10 @@ class MarketMaker:
             self._net_filled -= x
         if not self.fill_hist:
             self._net_filled = 0.0  # no drift from float sums over a long run
-        if m.is_perp[b]:
-            self.venue_inventory = client.position(b) * lot
+        if self._is_perp:
+            self.venue_inventory = client.position(b) * self._lot
         else:
-            self.venue_inventory = client.balance(m.base[b]) / 1e8 - p.inventory_target_base
+            self.venue_inventory = client.balance(self._base) / 1e8 - p.inventory_target_base
         if p.outside_hedge_limit > 0:
             self._hedge_outside(obs.external.reference)
         self.inventory = self.venue_inventory + self.outside_position
@@ -396,7 +402,21 @@ class MarketMaker:
         _window_max_push(self.equity_hist, now, equity, horizon)
         self._fair_now = fair
         if p.liquidity_drop > 0:
-            self._measure_others(m, client, now)
+            self._measure_others(obs.market, client, now)
+
+    def _add_fills(self, fills: np.ndarray) -> None:
+        """Its fills on its instrument since the last wake into the window: (ts, +1 bought / -1 sold, signed notional)."""
+        b, me = self.instrument, int(self.accounts[0])
+        unit = self._tick * self._lot  # quote per tick-lot
+        cols = (fills[c].tolist() for c in ("ts", "instrument", "taker_account", "aggressor", "price", "qty"))
+        for ts, k, taker, aggressor, price, qty in zip(*cols, strict=True):
+            if k != b:
+                continue
+            side = aggressor if taker == me else -aggressor
+            value = side * float(price) * qty * unit
+            self.fill_hist.append((ts, side, value))
+            self._buys += side > 0
+            self._net_filled += value
 
     def _measure_others(self, m: MarketData, client: Client, now: int) -> None:
         """The depth the rest of the book offers in the band (its own quotes taken out), and how much of it left.
@@ -409,7 +429,7 @@ class MarketMaker:
         b, p = self.instrument, self.p
         j = self._band_j
         own_b, own_a = client.resting_depth(b, p.liquidity_band_bps)
-        others = max(0.0, float(m.depth[b, j, 0] + m.depth[b, j, 1] - own_b - own_a) / MONEY_SCALE)
+        others = max(0.0, float(m.depth.item(b, j, 0) + m.depth.item(b, j, 1) - own_b - own_a) / MONEY_SCALE)
         traded = float(m.volume[b]) / MONEY_SCALE if len(m.volume) > b else 0.0
         self._others_now = others
         self._traded_now = traded
@@ -447,20 +467,21 @@ class MarketMaker:
             x = float(ext[j]) if j < len(ext) else math.nan
             return x if math.isfinite(x) and x > 0 else float(ref[j])
 
-        value = client.balance(m.quote[b]) / 1e8
+        value = client.balance(self._quote) / 1e8
         if self.outside_position or self.outside_cash:
             px = fair_of(b)
             value += self.outside_cash + (self.outside_position * px if math.isfinite(px) else 0.0)
-        if not m.is_perp[b]:
+        if not self._is_perp:
             px = fair_of(b)
             if math.isfinite(px):
-                value += client.balance(m.base[b]) / 1e8 * px
+                value += client.balance(self._base) / 1e8 * px
         for k in (b, self._hedge_k):
             if k >= 0 and m.is_perp[k]:
                 pos = client.position(k)
                 px = fair_of(k) if pos else math.nan
                 if math.isfinite(px):
-                    value += pos * float(m.lot[k]) * px - client.position_cost(k) / 1e8
+                    lot = self._lot if k == b else float(m.lot[k])
+                    value += pos * lot * px - client.position_cost(k) / 1e8
         return value
 
     def measures(self) -> dict[str, float]:
@@ -593,7 +614,7 @@ class MarketMaker:
     def _quotes(self, m: MarketData, fair: float) -> Requests:
         b = self.instrument
         bid, ask, notional = self.quote_prices(fair)
-        tick, lot = float(m.tick[b]), float(m.lot[b])
+        tick, lot = self._tick, self._lot
         inv_notional = self.inventory * fair
         # its (net) inventory stays within its limit, and on this venue it carries at most that limit plus what it can
         # hedge outside (its margin is sized for that): the side that adds is cut to the room left, even if all of it fills
@@ -619,7 +640,7 @@ class MarketMaker:
     def _unwind(self, m: MarketData, fair: float) -> Requests:
         """Withdrawn, it works its inventory down: an IOC for a share of it, no worse than its slippage limit."""
         p, b = self.p, self.instrument
-        lot, tick = float(m.lot[b]), float(m.tick[b])
+        lot, tick = self._lot, self._tick
         lots = int(abs(self.inventory) * p.unwind_fraction / lot)
         if lots <= 0 or abs(self.inventory) * fair < 0.05 * p.inventory_limit:
             return Requests()
@@ -629,7 +650,7 @@ class MarketMaker:
         touch = int(m.best_bid[b]) if side < 0 else int(m.best_ask[b])
         if touch <= 0 or (touch < ticks if side < 0 else touch > ticks):
             return Requests()  # nothing rests within its limit: an IOC would only be cancelled
-        flags = FLAG_REDUCE_ONLY if m.is_perp[b] else 0
+        flags = FLAG_REDUCE_ONLY if self._is_perp else 0
         return Requests(orders(self.accounts[0], b, side, lots, max(1, ticks), Op.LIMIT, TIF.IOC, flags))
 
     # --- the hedge -----------------------------------------------------------------------------------
