@@ -134,6 +134,10 @@ class Client:
         """Signed position sizes in lots, (perpetuals, accounts)."""
         return self._venue.clearing.accounts.size[:, self._ids(which)]  # type: ignore[attr-defined]
 
+    def positions_in(self, perps: np.ndarray, which: np.ndarray | None = None) -> np.ndarray:
+        """Signed position sizes in lots, each account's in its own perpetual (``perps[i]`` for account ``i``)."""
+        return self._venue.clearing.accounts.size[perps, self._ids(which)]  # type: ignore[attr-defined]
+
     def position(self, perp: int, which: int = 0) -> int:
         """Signed position in lots of one account (by position in ``accounts``) in one perpetual: a scalar read."""
         return int(self._venue.clearing.accounts.size[perp, self.accounts[which]])  # type: ignore[attr-defined]
