@@ -92,6 +92,10 @@ class Arbitrageur:
         self.sent_out = 0
         self._band: tuple[float, float] | None = None
         self._rested: tuple[float, int, int] | None = None  # (outside price, bid lots, ask lots) of its resting quotes
+        self._watch_key: tuple = ()
+        self._watch: list[Watch] = []
+        self._tick = self._lot = math.nan  # its book's tick and lot (set at the first wake, with ``instrument``)
+        self._is_perp = False
 
     def wake_at(self) -> int:
         """The next check or the next transfer arrival."""
@@ -104,10 +108,14 @@ class Arbitrageur:
         """Woken when the venue's price leaves the no-trade band, or the outside price moves its resting quotes' worth."""
         if self._band is None or self.instrument < 0:
             return []
+        key = (self._band, None if self._rested is None else self._rested[0])
+        if key == self._watch_key:  # the same bands as last time: the same (immutable) Watches
+            return self._watch
         out = [Watch(self.instrument, WATCH_VENUE, *self._band)]
         if self._rested is not None:
             ext, d = self._rested[0], self.p.threshold_bps / 4e4
             out.append(Watch(self.instrument, WATCH_EXTERNAL, ext * (1 - d), ext * (1 + d)))
+        self._watch_key, self._watch = key, out
         return out
 
     def _stale(self, ext: float, lb: int, la: int, fills: int) -> bool:
@@ -123,7 +131,9 @@ class Arbitrageur:
         """Trade the gap, move tokens out, bring cash back."""
         m, p, now = obs.market, self.p, obs.now_ns
         if self.instrument < 0:
-            self.instrument = m.index(p.symbol)
+            b = self.instrument = m.index(p.symbol)
+            self._tick, self._lot = float(m.tick[b]), float(m.lot[b])
+            self._is_perp = bool(m.is_perp[b])
         if self.schedule.due(now):
             self.schedule.advance(now)
         b = self.instrument
@@ -144,7 +154,7 @@ class Arbitrageur:
             return Requests.concat(out)
         thr = p.threshold_bps / 1e4
         lo, hi = ext * (1 - thr), ext * (1 + thr)
-        trade = self._perp(m, client, ext) if m.is_perp[b] else self._spot(obs, client, ext)
+        trade = self._perp(m, client, ext) if self._is_perp else self._spot(obs, client, ext)
         out.append(trade)
         # a gap it cannot act on (capital, inventory or tokens used up) is rechecked on its schedule and on
         # its fills, not on every step the venue's price stays outside the band; one it trades keeps it awake
@@ -155,7 +165,7 @@ class Arbitrageur:
 
     def _perp(self, m: object, client: Client, ext: float) -> Requests:
         p, b, _me = self.p, self.instrument, self.accounts[0]
-        tick, lot = float(m.tick[b]), float(m.lot[b])  # type: ignore[attr-defined]
+        tick, lot = self._tick, self._lot
         bid, ask = int(m.best_bid[b]) * tick, int(m.best_ask[b]) * tick  # type: ignore[attr-defined]
         pos = client.position(b) * lot
         thr, _close = p.threshold_bps / 1e4, p.close_bps / 1e4
@@ -192,7 +202,7 @@ class Arbitrageur:
         self, m: object, ext: float, bid: float, ask: float, pos: float, room_long: float, room_short: float
     ) -> Requests:
         p, b, me = self.p, self.instrument, self.accounts[0]
-        tick, lot = float(m.tick[b]), float(m.lot[b])  # type: ignore[attr-defined]
+        tick, lot = self._tick, self._lot
         thr, close = p.threshold_bps / 1e4, p.close_bps / 1e4
         if ask > 0 and ask < ext * (1 - thr) and room_long > 0:
             px = math.floor(ext * (1 - thr) / tick)
@@ -216,7 +226,7 @@ class Arbitrageur:
 
     def _spot(self, obs: Observation, client: Client, ext: float) -> Requests:
         m, p, b, me = obs.market, self.p, self.instrument, self.accounts[0]
-        tick, lot = float(m.tick[b]), float(m.lot[b])
+        tick, lot = self._tick, self._lot
         bid, ask = int(m.best_bid[b]) * tick, int(m.best_ask[b]) * tick
         thr = p.threshold_bps / 1e4
         base, quote = m.base[b], m.quote[b]

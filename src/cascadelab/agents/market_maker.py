@@ -91,12 +91,37 @@ def _window_max_push(q: deque[tuple[int, float]], now: int, value: float, horizo
         q.popleft()
 
 
-def _within_room(lots: np.ndarray, lot_value: np.ndarray, room: float) -> np.ndarray:
-    """The ladder's sizes (best level first) cut so that all of them filling adds at most ``room`` of notional."""
-    value = lots * np.maximum(lot_value, 0.0)
-    before = np.cumsum(value) - value  # notional of the better levels
-    fits = np.floor(np.maximum(room - before, 0.0) / np.maximum(lot_value, 1e-300))
-    return np.minimum(lots, fits).astype(np.int64)
+def _ladder_side(
+    prices: list[float], buy: bool, notional: float, tick: float, lot: float, room: float
+) -> tuple[list[int], list[int]]:
+    """One side of the ladder (best level first) as (price ticks, lots) of the levels it rests.
+
+    Prices go down to a tick (bids) or up to one (asks); each level is ``notional`` in whole lots
+    (at least one), cut so that all of the side filling adds at most ``room`` of notional (the
+    better levels count first). A level priced at or below zero, or left with no size, is not sent.
+    """
+    ticks: list[int] = []
+    sizes: list[int] = []
+    filled = 0.0  # notional of the better levels
+    floor, ceil = math.floor, math.ceil
+    for px in prices:
+        t = floor(px / tick) if buy else ceil(px / tick)
+        if t <= 0:
+            continue  # adds nothing to the better levels' notional
+        lot_value = t * tick * lot
+        lots = floor(notional / lot_value)
+        if lots < 1:
+            lots = 1
+        value = lots * lot_value
+        filled += value
+        left = room - (filled - value)
+        size = floor(left / lot_value) if left > 0.0 else 0
+        if size > lots:
+            size = lots
+        if size > 0:
+            ticks.append(t)
+            sizes.append(size)
+    return ticks, sizes
 
 
 class MakerState(IntEnum):
@@ -252,7 +277,7 @@ class MarketMaker:
         self._traded_now = 0.0
         self._withdrawn_ns = 0  # when it last withdrew
         self._watch_key: tuple = ()
-        self._steps: dict[int, np.ndarray] = {}
+        self._steps: dict[int, list[float]] = {}
         self._band_j = int(np.searchsorted(DEPTH_BPS, params.liquidity_band_bps))  # its band's index in the feed
         self._watch: list[Watch] = []
         self._buys = 0
@@ -264,6 +289,9 @@ class MarketMaker:
         self.pnl = 0.0  # equity change since the first wake
         self._equity0: float | None = None
         self._hedge_k = -1
+        self._tick = self._lot = math.nan  # its book's tick and lot (set at the first wake, with ``instrument``)
+        self._is_perp = False
+        self._base = self._quote = ""
         self._fair_source = WATCH_VENUE
         self._stress_b = -1
         self._quoted_key: tuple = ()
@@ -294,11 +322,7 @@ class MarketMaker:
         p = self.p
         m = obs.market
         if self.instrument < 0:
-            self.instrument = m.index(p.symbol)
-            if p.hedge_symbol:
-                self._hedge_k = m.index(p.hedge_symbol)
-            if p.stress_symbol:
-                self._stress_b = m.index(p.stress_symbol)
+            self._bind(m)
         b = self.instrument
         now = obs.now_ns
         self.schedule.advance(now)
@@ -329,6 +353,18 @@ class MarketMaker:
         self.has_quotes = True
         return Requests.concat(out)
 
+    def _bind(self, m: MarketData) -> None:
+        """At the first wake: its instruments' venue indices and the constants of its book (tick, lot, kind, assets)."""
+        p = self.p
+        b = self.instrument = m.index(p.symbol)
+        if p.hedge_symbol:
+            self._hedge_k = m.index(p.hedge_symbol)
+        if p.stress_symbol:
+            self._stress_b = m.index(p.stress_symbol)
+        self._tick, self._lot = float(m.tick[b]), float(m.lot[b])
+        self._is_perp = bool(m.is_perp[b])
+        self._base, self._quote = m.base[b], m.quote[b]
+
     # --- measures -------------------------------------------------------------------------------
     def _fair(self, m: MarketData, ext: External) -> float:
         b = self.instrument
@@ -341,20 +377,9 @@ class MarketMaker:
 
     def _measure(self, obs: Observation, client: Client, fair: float) -> None:
         p, now = self.p, obs.now_ns
-        me = int(self.accounts[0])
-        f = obs.fills
-        if len(f):
-            f = f[f["instrument"] == self.instrument]
-        m = obs.market
         b = self.instrument
-        lot = float(m.lot[b])
-        if len(f):
-            side = np.where(f["taker_account"] == me, f["aggressor"], -f["aggressor"]).astype(np.int64)
-            value = side * f["price"].astype(np.float64) * f["qty"] * (float(m.tick[b]) * lot)
-            for ts, s, x in zip(f["ts"].tolist(), side.tolist(), value.tolist(), strict=True):
-                self.fill_hist.append((ts, s, x))
-                self._buys += s > 0
-                self._net_filled += x
+        if len(obs.fills):
+            self._add_fills(obs.fills)
         horizon = int(p.loss_window_s * SECOND_NS)
         while self.fill_hist and self.fill_hist[0][0] < now - horizon:
             _, s, x = self.fill_hist.popleft()
@@ -362,10 +387,10 @@ class MarketMaker:
             self._net_filled -= x
         if not self.fill_hist:
             self._net_filled = 0.0  # no drift from float sums over a long run
-        if m.is_perp[b]:
-            self.venue_inventory = client.position(b) * lot
+        if self._is_perp:
+            self.venue_inventory = client.position(b) * self._lot
         else:
-            self.venue_inventory = client.balance(m.base[b]) / 1e8 - p.inventory_target_base
+            self.venue_inventory = client.balance(self._base) / 1e8 - p.inventory_target_base
         if p.outside_hedge_limit > 0:
             self._hedge_outside(obs.external.reference)
         self.inventory = self.venue_inventory + self.outside_position
@@ -377,7 +402,21 @@ class MarketMaker:
         _window_max_push(self.equity_hist, now, equity, horizon)
         self._fair_now = fair
         if p.liquidity_drop > 0:
-            self._measure_others(m, client, now)
+            self._measure_others(obs.market, client, now)
+
+    def _add_fills(self, fills: np.ndarray) -> None:
+        """Its fills on its instrument since the last wake into the window: (ts, +1 bought / -1 sold, signed notional)."""
+        b, me = self.instrument, int(self.accounts[0])
+        unit = self._tick * self._lot  # quote per tick-lot
+        cols = (fills[c].tolist() for c in ("ts", "instrument", "taker_account", "aggressor", "price", "qty"))
+        for ts, k, taker, aggressor, price, qty in zip(*cols, strict=True):
+            if k != b:
+                continue
+            side = aggressor if taker == me else -aggressor
+            value = side * float(price) * qty * unit
+            self.fill_hist.append((ts, side, value))
+            self._buys += side > 0
+            self._net_filled += value
 
     def _measure_others(self, m: MarketData, client: Client, now: int) -> None:
         """The depth the rest of the book offers in the band (its own quotes taken out), and how much of it left.
@@ -390,7 +429,7 @@ class MarketMaker:
         b, p = self.instrument, self.p
         j = self._band_j
         own_b, own_a = client.resting_depth(b, p.liquidity_band_bps)
-        others = max(0.0, float(m.depth[b, j, 0] + m.depth[b, j, 1] - own_b - own_a) / MONEY_SCALE)
+        others = max(0.0, float(m.depth.item(b, j, 0) + m.depth.item(b, j, 1) - own_b - own_a) / MONEY_SCALE)
         traded = float(m.volume[b]) / MONEY_SCALE if len(m.volume) > b else 0.0
         self._others_now = others
         self._traded_now = traded
@@ -428,20 +467,21 @@ class MarketMaker:
             x = float(ext[j]) if j < len(ext) else math.nan
             return x if math.isfinite(x) and x > 0 else float(ref[j])
 
-        value = client.balance(m.quote[b]) / 1e8
+        value = client.balance(self._quote) / 1e8
         if self.outside_position or self.outside_cash:
             px = fair_of(b)
             value += self.outside_cash + (self.outside_position * px if math.isfinite(px) else 0.0)
-        if not m.is_perp[b]:
+        if not self._is_perp:
             px = fair_of(b)
             if math.isfinite(px):
-                value += client.balance(m.base[b]) / 1e8 * px
+                value += client.balance(self._base) / 1e8 * px
         for k in (b, self._hedge_k):
             if k >= 0 and m.is_perp[k]:
                 pos = client.position(k)
                 px = fair_of(k) if pos else math.nan
                 if math.isfinite(px):
-                    value += pos * float(m.lot[k]) * px - client.position_cost(k) / 1e8
+                    lot = self._lot if k == b else float(m.lot[k])
+                    value += pos * lot * px - client.position_cost(k) / 1e8
         return value
 
     def measures(self) -> dict[str, float]:
@@ -548,8 +588,8 @@ class MarketMaker:
         spread = gamma * sigma_bps**2 * p.horizon_s + (2.0 / gamma) * math.log1p(gamma / p.k)
         return max(spread / 2.0, p.min_half_spread_bps)
 
-    def quote_prices(self, fair: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(bid prices, ask prices, level notionals) of the ladder at ``fair`` (floats, before ticks)."""
+    def quote_prices(self, fair: float) -> tuple[list[float], list[float], float]:
+        """(bid prices, ask prices, notional per level) of the ladder at ``fair`` (floats, before ticks; best level first)."""
         p = self.p
         style = p.styles[self.regime]
         gamma = self._gamma(self.state)
@@ -561,24 +601,20 @@ class MarketMaker:
         half = min(self.half_spread_bps(), p.max_half_spread_bps, MAX_SHIFT_BPS)
         # the reservation price's skew moves the ladder at most until its near side reaches the fair price: a long maker's
         # best ask no lower than fair (it sells at the market, not through it), its bids no further than two half-spreads
-        r_bps = float(np.clip(-q * risk, -half, half))
+        r_bps = min(max(-q * risk, -half), half)
         n = max(1, round(p.levels * style.levels))
         steps = self._steps.get(n)
         if steps is None:  # cumulative distance of each level (the same for a given level count)
-            steps = self._steps[n] = p.level_step_bps * (1.25 ** np.arange(n) - 1.0) / 0.25
-        bid = fair * (1.0 + (r_bps - half - steps) / 1e4)
-        ask = fair * (1.0 + (r_bps + half + steps) / 1e4)
-        return bid, ask, np.full(n, p.level_notional * size)
+            steps = self._steps[n] = (p.level_step_bps * (1.25 ** np.arange(n) - 1.0) / 0.25).tolist()
+        low, high = r_bps - half, r_bps + half
+        bid = [fair * (1.0 + (low - d) / 1e4) for d in steps]
+        ask = [fair * (1.0 + (high + d) / 1e4) for d in steps]
+        return bid, ask, p.level_notional * size
 
     def _quotes(self, m: MarketData, fair: float) -> Requests:
         b = self.instrument
-        me = self.accounts[0]
         bid, ask, notional = self.quote_prices(fair)
-        tick, lot = float(m.tick[b]), float(m.lot[b])
-        bid_t = np.floor(bid / tick).astype(np.int64)
-        ask_t = np.ceil(ask / tick).astype(np.int64)
-        lots_b = np.maximum(1, np.floor(notional / (np.maximum(bid_t, 1) * tick * lot))).astype(np.int64)
-        lots_a = np.maximum(1, np.floor(notional / (np.maximum(ask_t, 1) * tick * lot))).astype(np.int64)
+        tick, lot = self._tick, self._lot
         inv_notional = self.inventory * fair
         # its (net) inventory stays within its limit, and on this venue it carries at most that limit plus what it can
         # hedge outside (its margin is sized for that): the side that adds is cut to the room left, even if all of it fills
@@ -586,19 +622,17 @@ class MarketMaker:
         capacity = self.p.inventory_limit + self.p.outside_hedge_limit
         room_b = min(self.p.inventory_limit - inv_notional, capacity - venue_notional)
         room_a = min(self.p.inventory_limit + inv_notional, capacity + venue_notional)
-        lots_b = _within_room(lots_b, bid_t * tick * lot, room_b)
-        lots_a = _within_room(lots_a, ask_t * tick * lot, room_a)
-        keep_b = (bid_t > 0) & (lots_b > 0)
-        keep_a = (ask_t > 0) & (lots_a > 0)
-        nb, na = int(keep_b.sum()), int(keep_a.sum())
-        out = np.zeros(1 + nb + na, ORDER_REQUEST)
-        out["account"] = me
+        ticks_b, lots_b = _ladder_side(bid, True, notional, tick, lot, room_b)
+        ticks_a, lots_a = _ladder_side(ask, False, notional, tick, lot, room_a)
+        nb = len(ticks_b)
+        out = np.zeros(1 + nb + len(ticks_a), ORDER_REQUEST)
+        out["account"] = self.accounts[0]
         out["instrument"] = b
         out["kind"][0] = Op.CANCEL_ALL
         out["side"][1 : 1 + nb] = 1
         out["side"][1 + nb :] = -1
-        out["price"][1:] = np.concatenate((bid_t[keep_b], ask_t[keep_a]))
-        out["qty"][1:] = np.concatenate((lots_b[keep_b], lots_a[keep_a]))
+        out["price"][1:] = ticks_b + ticks_a
+        out["qty"][1:] = lots_b + lots_a
         out["tif"][1:] = TIF.POST_ONLY
         out["stp"][1:] = STP.CANCEL_RESTING
         return Requests(out)
@@ -606,7 +640,7 @@ class MarketMaker:
     def _unwind(self, m: MarketData, fair: float) -> Requests:
         """Withdrawn, it works its inventory down: an IOC for a share of it, no worse than its slippage limit."""
         p, b = self.p, self.instrument
-        lot, tick = float(m.lot[b]), float(m.tick[b])
+        lot, tick = self._lot, self._tick
         lots = int(abs(self.inventory) * p.unwind_fraction / lot)
         if lots <= 0 or abs(self.inventory) * fair < 0.05 * p.inventory_limit:
             return Requests()
@@ -616,7 +650,7 @@ class MarketMaker:
         touch = int(m.best_bid[b]) if side < 0 else int(m.best_ask[b])
         if touch <= 0 or (touch < ticks if side < 0 else touch > ticks):
             return Requests()  # nothing rests within its limit: an IOC would only be cancelled
-        flags = FLAG_REDUCE_ONLY if m.is_perp[b] else 0
+        flags = FLAG_REDUCE_ONLY if self._is_perp else 0
         return Requests(orders(self.accounts[0], b, side, lots, max(1, ticks), Op.LIMIT, TIF.IOC, flags))
 
     # --- the hedge -----------------------------------------------------------------------------------

@@ -149,7 +149,7 @@ class NewsSellers:
         self.done |= go
         idx = np.flatnonzero(go)
         b = np.array([m.index(s) for s in p.symbols], np.int64)[self.home[idx]]
-        pos = client.positions(idx)[b, np.arange(len(idx))]
+        pos = client.positions_in(b, idx)
         ref = m.reference()[b]
         long = pos > 0
         short_lots = np.where(

@@ -399,8 +399,7 @@ class LeveragedTraders:
     def _review(self, client: Client, mark: np.ndarray, lot: np.ndarray) -> None:
         """Recompute every live account's trigger price from its exact margin now (array code)."""
         n = len(self.accounts)
-        pos = client.positions()
-        size = pos[self.home, np.arange(n)]
+        size = client.positions_in(self.home)
         alive = client.state() == AccountState.NORMAL
         mk = mark[self.home]
         self.high = np.where(np.isfinite(mk), np.maximum(self.high, mk), self.high)
@@ -473,7 +472,7 @@ class LeveragedTraders:
         if not len(idx):
             return Requests()
         self.last_action[idx] = now
-        size = client.positions(idx)[self.home[idx], np.arange(len(idx))]
+        size = client.positions_in(self.home[idx], idx)
         beh = self.behaviour[idx]
         out: list[Requests] = []
         deposit = (beh == Behaviour.DEFEND) & self.adds_margin[idx] & (self.reserve[idx] > 0) & (size != 0)

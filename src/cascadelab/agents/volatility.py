@@ -56,6 +56,8 @@ class MultiScaleVolatility:
             (tau, int(h * SECOND_NS), int(h * SECOND_NS / 10), h) for tau, h in zip(self.scales_s, horizon, strict=True)
         ]
         self._hist: list[deque[tuple[int, float]]] = [deque() for _ in self.scales_s]
+        self._alpha_dt = math.nan  # the step (s) the decays below are for (most updates are one requote apart)
+        self._alpha = [0.0] * len(self.scales_s)  # per scale: the weight of a new observation after that step
 
     @property
     def var(self) -> np.ndarray:
@@ -66,23 +68,31 @@ class MultiScaleVolatility:
         """Add one price observation (ignored if not positive and finite, or if no time passed)."""
         if not (price > 0 and math.isfinite(price)) or now_ns <= self.last_ns:
             return
-        dt = 0.0 if self.last_ns < 0 else (now_ns - self.last_ns) / SECOND_NS
+        if self.last_ns < 0:  # the first observation: nothing to measure a return from yet
+            self.last_ns = now_ns
+            lp = math.log(price)
+            for hist in self._hist:
+                hist.append((now_ns, lp))
+            return
+        dt = (now_ns - self.last_ns) / SECOND_NS
         self.last_ns = now_ns
         lp = math.log(price)
         var = self._var
-        for j, (tau, h_ns, space_ns, h) in enumerate(self._scales):
-            hist = self._hist[j]
-            if not hist or now_ns - hist[-1][0] >= space_ns:
+        if dt != self._alpha_dt:
+            self._alpha_dt = dt
+            self._alpha = [-math.expm1(-dt / tau) for tau in self.scales_s]
+        alphas, hists = self._alpha, self._hist
+        for j, (_tau, h_ns, space_ns, h) in enumerate(self._scales):
+            hist = hists[j]
+            if now_ns - hist[-1][0] >= space_ns:
                 hist.append((now_ns, lp))
             while len(hist) > 1 and now_ns - hist[1][0] >= h_ns:
                 hist.popleft()
             t0, lp0 = hist[0]
-            elapsed = (now_ns - t0) / SECOND_NS
-            if dt <= 0 or elapsed <= 0:
-                continue
-            r2_per_s = (lp - lp0) ** 2 / max(elapsed, h)  # the move over (up to) the horizon, per second
-            alpha = -math.expm1(-dt / tau)
-            var[j] += alpha * (r2_per_s - var[j])
+            if t0 >= now_ns:
+                continue  # no time since the oldest kept sample
+            r2_per_s = (lp - lp0) ** 2 / max((now_ns - t0) / SECOND_NS, h)  # the move over (up to) the horizon, per second
+            var[j] += alphas[j] * (r2_per_s - var[j])
 
     def sigma(self, scale: int) -> float:
         """σ per √second of scale ``scale`` (0 = fastest)."""
