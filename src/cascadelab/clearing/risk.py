@@ -195,6 +195,60 @@ def boxes_serial(P, A, bal, ids, liq_ltv, lo, hi, breach, no_box):
         no_box[j] = nb
 
 
+@kernel
+def _take(a, mark, out, m):
+    """Append account ``a`` to ``out[:m]`` unless already there (``mark`` remembers); returns the new count."""
+    if mark[a] == 0:
+        mark[a] = 1
+        out[m] = a
+        m += 1
+    return m
+
+
+@kernel
+def walk(cur, moved, lo_trig, lo_acct, lo_off, lo_ptr, hi_trig, hi_acct, hi_off, hi_ptr, rechecked, r_acct, r_lo, r_hi, n_r,
+         touched, n, always, mark, out):  # fmt: skip
+    """The accounts a step must recheck, each once, in ``out[:m]`` (unordered); returns ``m``.
+
+    Those ``touched`` (ids below ``n``) and those with no box (``always``); when the prices
+    ``moved``, also those whose sorted trigger the price has now crossed on some dimension
+    (each dimension's pointer advances past them; accounts rechecked since the rebuild are
+    skipped, their boxes being in the dense table) and the dense table's rows whose box the
+    price has left. ``mark`` (zero on entry and on return) has one flag per account.
+    """
+    m = 0
+    for j in range(touched.shape[0]):
+        if touched[j] < n:
+            m = _take(touched[j], mark, out, m)
+    for j in range(always.shape[0]):
+        m = _take(always[j], mark, out, m)
+    if moved:
+        for d in range(cur.shape[0]):
+            neg = -cur[d]
+            base, end = lo_off[d], lo_off[d + 1]
+            p = base + lo_ptr[d]
+            while p < end and lo_trig[p] <= neg:  # the lower trigger is >= the price
+                if not rechecked[lo_acct[p]]:
+                    m = _take(lo_acct[p], mark, out, m)
+                p += 1
+            lo_ptr[d] = p - base
+            base, end = hi_off[d], hi_off[d + 1]
+            p = base + hi_ptr[d]
+            while p < end and hi_trig[p] <= cur[d]:  # the upper trigger is <= the price
+                if not rechecked[hi_acct[p]]:
+                    m = _take(hi_acct[p], mark, out, m)
+                p += 1
+            hi_ptr[d] = p - base
+        for r in range(n_r):
+            for d in range(cur.shape[0]):
+                if r_lo[r, d] >= cur[d] or r_hi[r, d] <= cur[d]:
+                    m = _take(r_acct[r], mark, out, m)
+                    break
+    for j in range(m):
+        mark[out[j]] = 0
+    return m
+
+
 PARALLEL_FROM = 4096
 """Batches of at least this many accounts are boxed on every thread."""
 
@@ -240,14 +294,8 @@ class IncrementalRisk:
         exposed = acc.size[:, :n].any(axis=0) | acc.debt[:, :n].any(axis=0) | (c.ledger.balances[:, :n] < 0).any(axis=0)
         ids = np.flatnonzero(exposed).astype(np.int64)
         lo, hi, breach, no_box = self._boxes(ids)
-        self.lo_sorted, self.hi_sorted = [], []
-        for d in range(self.dims):
-            has = lo[:, d] > I64_MIN
-            order = np.argsort(-lo[has, d], kind="stable")  # highest lower trigger first: first to be crossed
-            self.lo_sorted.append((-lo[has, d][order], ids[has][order]))  # kept negated: ascending
-            has = hi[:, d] < I64_MAX
-            order = np.argsort(hi[has, d], kind="stable")
-            self.hi_sorted.append((hi[has, d][order], ids[has][order]))
+        self.lo_trig, self.lo_acct, self.lo_off = self._sorted(-lo, lo > I64_MIN, ids)  # kept negated: ascending
+        self.hi_trig, self.hi_acct, self.hi_off = self._sorted(hi, hi < I64_MAX, ids)
         self.lo_ptr = np.zeros(self.dims, np.int64)
         self.hi_ptr = np.zeros(self.dims, np.int64)
         self.rechecked = np.zeros(n, np.bool_)
@@ -257,6 +305,8 @@ class IncrementalRisk:
         self._r_lo = np.zeros((256, self.dims), np.int64)
         self._r_hi = np.zeros((256, self.dims), np.int64)
         self.always = ids[no_box]
+        self._mark = np.zeros(n, np.uint8)
+        self._out = np.empty(n, np.int64)
         self.n_built = n
         self.stale = False
         self._last_prices = self.prices()
@@ -273,31 +323,29 @@ class IncrementalRisk:
         if self.stale or touched is None or n != self.n_built or self.n_r > max(1024, self.rebuild_share * n):
             return self.rebuild()
         cur = self.prices()
-        parts = [touched[touched < n], self.always]
         moved = self._last_prices is None or not np.array_equal(cur, self._last_prices)
         self._last_prices = cur
-        if not moved:  # prices as at the last check: only changed accounts and those without a box can have crossed
-            ids = np.unique(np.concatenate(parts)).astype(np.int64)
-            return self._check(ids)
-        for d in range(self.dims):
-            neg_trig, acct = self.lo_sorted[d]
-            pos = int(np.searchsorted(neg_trig, -cur[d], side="right"))  # entries with trigger >= price
-            if pos > self.lo_ptr[d]:
-                hit = acct[self.lo_ptr[d] : pos]
-                parts.append(hit[~self.rechecked[hit]])
-                self.lo_ptr[d] = pos
-            trig, acct = self.hi_sorted[d]
-            pos = int(np.searchsorted(trig, cur[d], side="right"))  # entries with trigger <= price
-            if pos > self.hi_ptr[d]:
-                hit = acct[self.hi_ptr[d] : pos]
-                parts.append(hit[~self.rechecked[hit]])
-                self.hi_ptr[d] = pos
-        if self.n_r:
-            r = self.n_r
-            crossed = (self._r_lo[:r] >= cur).any(axis=1) | (self._r_hi[:r] <= cur).any(axis=1)
-            parts.append(self._r_acct[:r][crossed])
-        ids = np.unique(np.concatenate(parts)).astype(np.int64)
-        return self._check(ids)
+        m = walk(cur, moved, self.lo_trig, self.lo_acct, self.lo_off, self.lo_ptr, self.hi_trig, self.hi_acct, self.hi_off,
+                 self.hi_ptr, self.rechecked, self._r_acct, self._r_lo, self._r_hi, self.n_r, touched, n, self.always,
+                 self._mark, self._out)  # fmt: skip
+        return self._check(np.sort(self._out[:m]))
+
+    @staticmethod
+    def _sorted(trig: np.ndarray, has: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per dimension, the accounts with a trigger there, ascending by trigger: (triggers, accounts, offsets), concatenated.
+
+        Dimension ``d`` holds entries ``off[d]:off[d+1]``; a price crosses them from the first.
+        """
+        trigs, accts = [], []
+        for d in range(trig.shape[1]):
+            t = trig[has[:, d], d]
+            order = np.argsort(t, kind="stable")  # highest lower (lowest upper) trigger first: first to be crossed
+            trigs.append(t[order])
+            accts.append(ids[has[:, d]][order])
+        off = np.zeros(trig.shape[1] + 1, np.int64)
+        off[1:] = np.cumsum([len(t) for t in trigs])
+        cat = (np.concatenate(trigs) if trigs else np.zeros(0, np.int64)).astype(np.int64)
+        return cat, (np.concatenate(accts) if accts else np.zeros(0, np.int64)).astype(np.int64), off
 
     def _check(self, ids: np.ndarray) -> np.ndarray:
         """Recheck ``ids`` exactly, remember their new boxes; returns those breaching."""
