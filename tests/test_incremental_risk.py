@@ -204,3 +204,26 @@ def test_compiled_walk_names_the_accounts_array_code_names(seed: int) -> None:
         assert not risk._mark.any()
         risk._last_prices = cur
         risk._check(want)  # move the dense table on as detect would
+
+
+def test_remember_keeps_boxes_and_the_always_list() -> None:
+    """The compiled dense-table update: each rechecked account's row holds its box (none: no triggers), and the
+    accounts checked every step are the old ones less those rechecked, plus those rechecked without a box."""
+    ch, rng = market(5, 200)
+    risk = ch.risk
+    ch.breaching()
+    n, dims = ch.accounts.n, risk.dims
+    for _ in range(30):
+        ids = np.unique(rng.integers(0, n, int(rng.integers(1, 40)))).astype(np.int64)
+        lo = rng.integers(0, 10**6, (len(ids), dims)).astype(np.int64)
+        hi = lo + rng.integers(1, 10**6, (len(ids), dims))
+        no_box = rng.random(len(ids)) < 0.3
+        before = set(risk.always.tolist())
+        risk._remember(ids, lo, hi, no_box)
+        want = sorted((before - set(ids.tolist())) | set(ids[no_box].tolist()))
+        assert risk.always.tolist() == want
+        rows = risk.row[ids]
+        assert (rows >= 0).all() and (risk.r_acct[rows] == ids).all() and risk.rechecked[ids].all()
+        assert (risk._r_lo[rows] == np.where(no_box[:, None], np.iinfo(np.int64).min, lo)).all()
+        assert (risk._r_hi[rows] == np.where(no_box[:, None], np.iinfo(np.int64).max, hi)).all()
+        assert len(set(risk.r_acct.tolist())) == risk.n_r

@@ -33,7 +33,6 @@ from numba import njit, prange
 from cascadelab.clearing.core import ClearingCore
 from cascadelab.clearing.margin import account_figures, loan_to_value, position_maintenance, tier_of
 from cascadelab.compiled import kernel
-from cascadelab.records import sorted_member
 
 I64_MIN = np.iinfo(np.int64).min
 I64_MAX = np.iinfo(np.int64).max
@@ -249,6 +248,45 @@ def walk(cur, moved, lo_trig, lo_acct, lo_off, lo_ptr, hi_trig, hi_acct, hi_off,
     return m
 
 
+@kernel
+def remember(ids, lo, hi, no_box, rechecked, row, r_acct, r_lo, r_hi, n_r, always, new_always):
+    """Rechecked accounts ``ids`` (ascending) keep their new boxes in the dense table (rows added as needed).
+
+    Those without a box get no triggers there and join the accounts checked every step:
+    ``new_always`` receives ``always`` (ascending) less ``ids``, merged with ``ids[no_box]``.
+    The table must have room for ``n_r + len(ids)`` rows. Returns (rows used, accounts in
+    ``new_always``).
+    """
+    dims = r_lo.shape[1]
+    for j in range(ids.shape[0]):
+        i = ids[j]
+        rechecked[i] = True
+        if row[i] < 0:
+            row[i] = n_r
+            r_acct[n_r] = i
+            n_r += 1
+        r = row[i]
+        for d in range(dims):
+            r_lo[r, d] = I64_MIN if no_box[j] else lo[j, d]
+            r_hi[r, d] = I64_MAX if no_box[j] else hi[j, d]
+    a = 0
+    b = 0
+    m = 0
+    while a < always.shape[0] or b < ids.shape[0]:
+        if b == ids.shape[0] or (a < always.shape[0] and always[a] < ids[b]):
+            new_always[m] = always[a]
+            m += 1
+            a += 1
+        elif a < always.shape[0] and always[a] == ids[b]:
+            a += 1  # rechecked: stays only if it still has no box
+        else:
+            if no_box[b]:
+                new_always[m] = ids[b]
+                m += 1
+            b += 1
+    return n_r, m
+
+
 PARALLEL_FROM = 4096
 """Batches of at least this many accounts are boxed on every thread."""
 
@@ -363,23 +401,15 @@ class IncrementalRisk:
 
     def _remember(self, ids: np.ndarray, lo: np.ndarray, hi: np.ndarray, no_box: np.ndarray) -> None:
         """Rechecked accounts keep their new boxes in the dense table; those without a box are checked every step."""
-        self.rechecked[ids] = True
-        new = ids[self.row[ids] < 0]
-        if len(new):
-            need = self.n_r + len(new)
-            if need > self._r_acct.shape[0]:
-                cap = max(need, 2 * self._r_acct.shape[0])
-                for name in ("_r_acct", "_r_lo", "_r_hi"):
-                    old = getattr(self, name)
-                    grown = np.zeros((cap, *old.shape[1:]), np.int64)
-                    grown[: self.n_r] = old[: self.n_r]
-                    setattr(self, name, grown)
-            self.row[new] = np.arange(self.n_r, need)
-            self._r_acct[self.n_r : need] = new
-            self.n_r = need
-        rows = self.row[ids]
-        self._r_lo[rows] = np.where(no_box[:, None], I64_MIN, lo)
-        self._r_hi[rows] = np.where(no_box[:, None], I64_MAX, hi)
-        if no_box.any() or len(self.always):
-            keep = self.always[~sorted_member(self.always, ids)] if len(self.always) else self.always
-            self.always = np.sort(np.concatenate([keep, ids[no_box]])).astype(np.int64)
+        need = self.n_r + len(ids)
+        if need > self._r_acct.shape[0]:
+            cap = max(need, 2 * self._r_acct.shape[0])
+            for name in ("_r_acct", "_r_lo", "_r_hi"):
+                old = getattr(self, name)
+                grown = np.zeros((cap, *old.shape[1:]), np.int64)
+                grown[: self.n_r] = old[: self.n_r]
+                setattr(self, name, grown)
+        new_always = np.empty(len(self.always) + len(ids), np.int64)
+        self.n_r, m = remember(ids, lo, hi, no_box, self.rechecked, self.row, self._r_acct, self._r_lo, self._r_hi, self.n_r,
+                               self.always, new_always)  # fmt: skip
+        self.always = new_always[:m]
