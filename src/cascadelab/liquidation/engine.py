@@ -65,7 +65,7 @@ class LiquidationEngine(EngineBase):
     def __init__(self, venue: Gateway, config: LiquidationConfig) -> None:
         super().__init__(venue, config)
         self.cooldown = np.full(16, -1, np.int64)
-        self._holders = np.empty(16, np.int64)  # scratch: the accounts of an ADL queue
+        self._holders = np.empty(16, np.int64)  # scratch: the accounts of an ADL queue, those LIQUIDATING
 
     # --- detection ------------------------------------------------------------------------------
     def candidates(self) -> np.ndarray:
@@ -73,7 +73,10 @@ class LiquidationEngine(EngineBase):
         ch = self.ch
         n = ch.accounts.n
         state = ch.accounts.state[:n]
-        found, liquidating = ch.breaching(), np.flatnonzero(state == LIQUIDATING)
+        found = ch.breaching()
+        if self._holders.shape[0] < n:
+            self._holders = np.empty(max(n, 2 * self._holders.shape[0]), np.int64)
+        liquidating = self._holders[: LK.in_state(state, n, LIQUIDATING, self._holders)]
         if not len(found) and not len(liquidating):
             return found.astype(np.int64)
         ids = np.union1d(found, liquidating).astype(np.int64)

@@ -125,6 +125,17 @@ def ltv_many(P, A, bal, ids, out):
 
 
 @kernel
+def in_state(state, n, code, out):
+    """Accounts below ``n`` whose state is ``code``, ascending in ``out``; returns their count."""
+    m = 0
+    for i in range(n):
+        if state[i] == code:
+            out[m] = i
+            m += 1
+    return m
+
+
+@kernel
 def adl_holders(A, k, side, n, liq, out):
     """NORMAL accounts below ``n`` (not the liquidator ``liq``) holding ``side`` of perpetual ``k``, ascending in ``out``.
 
