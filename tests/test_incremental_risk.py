@@ -155,3 +155,75 @@ def test_quiet_steps_look_at_few_accounts() -> None:
         breaching += len(got)
     looked = ch.risk.stats["checked"] - before - breaching
     assert looked < 0.02 * 200 * 3000, looked  # the full scan prices 600,000 accounts in these 200 steps
+
+
+def _walk_reference(risk, cur: np.ndarray, moved: bool, touched: np.ndarray, n: int) -> np.ndarray:
+    """The accounts to recheck, found with array code (searchsorted per dimension, concatenation, unique)."""
+    parts = [touched[touched < n], risk.always]
+    if moved:
+        for d in range(len(cur)):
+            for trig, acct, off, ptr, key in (
+                (risk.lo_trig, risk.lo_acct, risk.lo_off, risk.lo_ptr, -cur[d]),
+                (risk.hi_trig, risk.hi_acct, risk.hi_off, risk.hi_ptr, cur[d]),
+            ):
+                t, a = trig[off[d] : off[d + 1]], acct[off[d] : off[d + 1]]
+                pos = int(np.searchsorted(t, key, side="right"))
+                if pos > ptr[d]:
+                    hit = a[ptr[d] : pos]
+                    parts.append(hit[~risk.rechecked[hit]])
+                    ptr[d] = pos
+        r = risk.n_r
+        crossed = (risk._r_lo[:r] >= cur).any(axis=1) | (risk._r_hi[:r] <= cur).any(axis=1)
+        parts.append(risk._r_acct[:r][crossed])
+    return np.unique(np.concatenate(parts)).astype(np.int64)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_compiled_walk_names_the_accounts_array_code_names(seed: int) -> None:
+    """The compiled pointer walk + dense-table test + dedup equals the array version, pointers included."""
+    from cascadelab.clearing.risk import walk
+
+    ch, rng = market(seed, 300)
+    risk = ch.risk
+    ch.breaching()
+    n = ch.accounts.n
+    for _ in range(60):
+        shock(ch, rng, quiet=rng.random() < 0.6)
+        cur = risk.prices()
+        touched = np.unique(rng.integers(0, n + 5, int(rng.integers(0, 6)))).astype(np.int64)
+        moved = bool(rng.random() < 0.8)
+        lo_ptr, hi_ptr = risk.lo_ptr.copy(), risk.hi_ptr.copy()
+        want = _walk_reference(risk, cur, moved, touched, n)
+        want_ptr = (risk.lo_ptr.copy(), risk.hi_ptr.copy())
+        risk.lo_ptr[:], risk.hi_ptr[:] = lo_ptr, hi_ptr
+        m = walk(cur, moved, risk.lo_trig, risk.lo_acct, risk.lo_off, risk.lo_ptr, risk.hi_trig, risk.hi_acct, risk.hi_off,
+                 risk.hi_ptr, risk.rechecked, risk._r_acct, risk._r_lo, risk._r_hi, risk.n_r, touched, n, risk.always,
+                 risk._mark, risk._out)  # fmt: skip
+        assert np.sort(risk._out[:m]).tolist() == want.tolist()
+        assert risk.lo_ptr.tolist() == want_ptr[0].tolist() and risk.hi_ptr.tolist() == want_ptr[1].tolist()
+        assert not risk._mark.any()
+        risk._last_prices = cur
+        risk._check(want)  # move the dense table on as detect would
+
+
+def test_remember_keeps_boxes_and_the_always_list() -> None:
+    """The compiled dense-table update: each rechecked account's row holds its box (none: no triggers), and the
+    accounts checked every step are the old ones less those rechecked, plus those rechecked without a box."""
+    ch, rng = market(5, 200)
+    risk = ch.risk
+    ch.breaching()
+    n, dims = ch.accounts.n, risk.dims
+    for _ in range(30):
+        ids = np.unique(rng.integers(0, n, int(rng.integers(1, 40)))).astype(np.int64)
+        lo = rng.integers(0, 10**6, (len(ids), dims)).astype(np.int64)
+        hi = lo + rng.integers(1, 10**6, (len(ids), dims))
+        no_box = rng.random(len(ids)) < 0.3
+        before = set(risk.always.tolist())
+        risk._remember(ids, lo, hi, no_box)
+        want = sorted((before - set(ids.tolist())) | set(ids[no_box].tolist()))
+        assert risk.always.tolist() == want
+        rows = risk.row[ids]
+        assert (rows >= 0).all() and (risk.r_acct[rows] == ids).all() and risk.rechecked[ids].all()
+        assert (risk._r_lo[rows] == np.where(no_box[:, None], np.iinfo(np.int64).min, lo)).all()
+        assert (risk._r_hi[rows] == np.where(no_box[:, None], np.iinfo(np.int64).max, hi)).all()
+        assert len(set(risk.r_acct.tolist())) == risk.n_r

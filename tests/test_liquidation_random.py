@@ -64,3 +64,21 @@ def test_random_crashes_both_engines_agree_and_invariants_hold(block: int) -> No
 def test_random_crashes_many_seeds(block: int) -> None:
     for seed in range(1_000 + block * 100, 1_000 + block * 100 + 100):
         run_seed(seed, compare=seed % 4 == 0)
+
+
+@pytest.mark.parametrize("seed", range(0, 40, 3))
+def test_compiled_adl_candidates_equal_the_per_account_figures(seed: int) -> None:
+    """The batched engine's compiled ADL queues (holders and figures) equal the reference engine's per-account ones."""
+    from cascadelab.liquidation.reference import ReferenceEngine
+
+    run = make_run(seed, "batched")
+    for _ in range(STEPS):
+        step(run)
+        for k in range(len(run.venue.clearing.perps)):
+            for side in (1, -1):
+                got = run.engine.candidate_arrays(k, side)
+                want = ReferenceEngine.candidates(run.engine, k, side)  # type: ignore[arg-type]
+                for name in ("account", "size", "entry_notional", "mark_notional", "pos_maint", "wallet", "acct_maint",
+                             "acct_upnl"):  # fmt: skip
+                    a, b = getattr(got, name), getattr(want, name)
+                    assert a.dtype == np.int64 and a.tolist() == b.tolist(), f"seed {seed} k {k} side {side}: {name}"

@@ -33,7 +33,6 @@ from numba import njit, prange
 from cascadelab.clearing.core import ClearingCore
 from cascadelab.clearing.margin import account_figures, loan_to_value, position_maintenance, tier_of
 from cascadelab.compiled import kernel
-from cascadelab.records import sorted_member
 
 I64_MIN = np.iinfo(np.int64).min
 I64_MAX = np.iinfo(np.int64).max
@@ -195,6 +194,99 @@ def boxes_serial(P, A, bal, ids, liq_ltv, lo, hi, breach, no_box):
         no_box[j] = nb
 
 
+@kernel
+def _take(a, mark, out, m):
+    """Append account ``a`` to ``out[:m]`` unless already there (``mark`` remembers); returns the new count."""
+    if mark[a] == 0:
+        mark[a] = 1
+        out[m] = a
+        m += 1
+    return m
+
+
+@kernel
+def walk(cur, moved, lo_trig, lo_acct, lo_off, lo_ptr, hi_trig, hi_acct, hi_off, hi_ptr, rechecked, r_acct, r_lo, r_hi, n_r,
+         touched, n, always, mark, out):  # fmt: skip
+    """The accounts a step must recheck, each once, in ``out[:m]`` (unordered); returns ``m``.
+
+    Those ``touched`` (ids below ``n``) and those with no box (``always``); when the prices
+    ``moved``, also those whose sorted trigger the price has now crossed on some dimension
+    (each dimension's pointer advances past them; accounts rechecked since the rebuild are
+    skipped, their boxes being in the dense table) and the dense table's rows whose box the
+    price has left. ``mark`` (zero on entry and on return) has one flag per account.
+    """
+    m = 0
+    for j in range(touched.shape[0]):
+        if touched[j] < n:
+            m = _take(touched[j], mark, out, m)
+    for j in range(always.shape[0]):
+        m = _take(always[j], mark, out, m)
+    if moved:
+        for d in range(cur.shape[0]):
+            neg = -cur[d]
+            base, end = lo_off[d], lo_off[d + 1]
+            p = base + lo_ptr[d]
+            while p < end and lo_trig[p] <= neg:  # the lower trigger is >= the price
+                if not rechecked[lo_acct[p]]:
+                    m = _take(lo_acct[p], mark, out, m)
+                p += 1
+            lo_ptr[d] = p - base
+            base, end = hi_off[d], hi_off[d + 1]
+            p = base + hi_ptr[d]
+            while p < end and hi_trig[p] <= cur[d]:  # the upper trigger is <= the price
+                if not rechecked[hi_acct[p]]:
+                    m = _take(hi_acct[p], mark, out, m)
+                p += 1
+            hi_ptr[d] = p - base
+        for r in range(n_r):
+            for d in range(cur.shape[0]):
+                if r_lo[r, d] >= cur[d] or r_hi[r, d] <= cur[d]:
+                    m = _take(r_acct[r], mark, out, m)
+                    break
+    for j in range(m):
+        mark[out[j]] = 0
+    return m
+
+
+@kernel
+def remember(ids, lo, hi, no_box, rechecked, row, r_acct, r_lo, r_hi, n_r, always, new_always):
+    """Rechecked accounts ``ids`` (ascending) keep their new boxes in the dense table (rows added as needed).
+
+    Those without a box get no triggers there and join the accounts checked every step:
+    ``new_always`` receives ``always`` (ascending) less ``ids``, merged with ``ids[no_box]``.
+    The table must have room for ``n_r + len(ids)`` rows. Returns (rows used, accounts in
+    ``new_always``).
+    """
+    dims = r_lo.shape[1]
+    for j in range(ids.shape[0]):
+        i = ids[j]
+        rechecked[i] = True
+        if row[i] < 0:
+            row[i] = n_r
+            r_acct[n_r] = i
+            n_r += 1
+        r = row[i]
+        for d in range(dims):
+            r_lo[r, d] = I64_MIN if no_box[j] else lo[j, d]
+            r_hi[r, d] = I64_MAX if no_box[j] else hi[j, d]
+    a = 0
+    b = 0
+    m = 0
+    while a < always.shape[0] or b < ids.shape[0]:
+        if b == ids.shape[0] or (a < always.shape[0] and always[a] < ids[b]):
+            new_always[m] = always[a]
+            m += 1
+            a += 1
+        elif a < always.shape[0] and always[a] == ids[b]:
+            a += 1  # rechecked: stays only if it still has no box
+        else:
+            if no_box[b]:
+                new_always[m] = ids[b]
+                m += 1
+            b += 1
+    return n_r, m
+
+
 PARALLEL_FROM = 4096
 """Batches of at least this many accounts are boxed on every thread."""
 
@@ -240,14 +332,8 @@ class IncrementalRisk:
         exposed = acc.size[:, :n].any(axis=0) | acc.debt[:, :n].any(axis=0) | (c.ledger.balances[:, :n] < 0).any(axis=0)
         ids = np.flatnonzero(exposed).astype(np.int64)
         lo, hi, breach, no_box = self._boxes(ids)
-        self.lo_sorted, self.hi_sorted = [], []
-        for d in range(self.dims):
-            has = lo[:, d] > I64_MIN
-            order = np.argsort(-lo[has, d], kind="stable")  # highest lower trigger first: first to be crossed
-            self.lo_sorted.append((-lo[has, d][order], ids[has][order]))  # kept negated: ascending
-            has = hi[:, d] < I64_MAX
-            order = np.argsort(hi[has, d], kind="stable")
-            self.hi_sorted.append((hi[has, d][order], ids[has][order]))
+        self.lo_trig, self.lo_acct, self.lo_off = self._sorted(-lo, lo > I64_MIN, ids)  # kept negated: ascending
+        self.hi_trig, self.hi_acct, self.hi_off = self._sorted(hi, hi < I64_MAX, ids)
         self.lo_ptr = np.zeros(self.dims, np.int64)
         self.hi_ptr = np.zeros(self.dims, np.int64)
         self.rechecked = np.zeros(n, np.bool_)
@@ -257,6 +343,8 @@ class IncrementalRisk:
         self._r_lo = np.zeros((256, self.dims), np.int64)
         self._r_hi = np.zeros((256, self.dims), np.int64)
         self.always = ids[no_box]
+        self._mark = np.zeros(n, np.uint8)
+        self._out = np.empty(n, np.int64)
         self.n_built = n
         self.stale = False
         self._last_prices = self.prices()
@@ -273,31 +361,29 @@ class IncrementalRisk:
         if self.stale or touched is None or n != self.n_built or self.n_r > max(1024, self.rebuild_share * n):
             return self.rebuild()
         cur = self.prices()
-        parts = [touched[touched < n], self.always]
         moved = self._last_prices is None or not np.array_equal(cur, self._last_prices)
         self._last_prices = cur
-        if not moved:  # prices as at the last check: only changed accounts and those without a box can have crossed
-            ids = np.unique(np.concatenate(parts)).astype(np.int64)
-            return self._check(ids)
-        for d in range(self.dims):
-            neg_trig, acct = self.lo_sorted[d]
-            pos = int(np.searchsorted(neg_trig, -cur[d], side="right"))  # entries with trigger >= price
-            if pos > self.lo_ptr[d]:
-                hit = acct[self.lo_ptr[d] : pos]
-                parts.append(hit[~self.rechecked[hit]])
-                self.lo_ptr[d] = pos
-            trig, acct = self.hi_sorted[d]
-            pos = int(np.searchsorted(trig, cur[d], side="right"))  # entries with trigger <= price
-            if pos > self.hi_ptr[d]:
-                hit = acct[self.hi_ptr[d] : pos]
-                parts.append(hit[~self.rechecked[hit]])
-                self.hi_ptr[d] = pos
-        if self.n_r:
-            r = self.n_r
-            crossed = (self._r_lo[:r] >= cur).any(axis=1) | (self._r_hi[:r] <= cur).any(axis=1)
-            parts.append(self._r_acct[:r][crossed])
-        ids = np.unique(np.concatenate(parts)).astype(np.int64)
-        return self._check(ids)
+        m = walk(cur, moved, self.lo_trig, self.lo_acct, self.lo_off, self.lo_ptr, self.hi_trig, self.hi_acct, self.hi_off,
+                 self.hi_ptr, self.rechecked, self._r_acct, self._r_lo, self._r_hi, self.n_r, touched, n, self.always,
+                 self._mark, self._out)  # fmt: skip
+        return self._check(np.sort(self._out[:m]))
+
+    @staticmethod
+    def _sorted(trig: np.ndarray, has: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per dimension, the accounts with a trigger there, ascending by trigger: (triggers, accounts, offsets), concatenated.
+
+        Dimension ``d`` holds entries ``off[d]:off[d+1]``; a price crosses them from the first.
+        """
+        trigs, accts = [], []
+        for d in range(trig.shape[1]):
+            t = trig[has[:, d], d]
+            order = np.argsort(t, kind="stable")  # highest lower (lowest upper) trigger first: first to be crossed
+            trigs.append(t[order])
+            accts.append(ids[has[:, d]][order])
+        off = np.zeros(trig.shape[1] + 1, np.int64)
+        off[1:] = np.cumsum([len(t) for t in trigs])
+        cat = (np.concatenate(trigs) if trigs else np.zeros(0, np.int64)).astype(np.int64)
+        return cat, (np.concatenate(accts) if accts else np.zeros(0, np.int64)).astype(np.int64), off
 
     def _check(self, ids: np.ndarray) -> np.ndarray:
         """Recheck ``ids`` exactly, remember their new boxes; returns those breaching."""
@@ -315,23 +401,15 @@ class IncrementalRisk:
 
     def _remember(self, ids: np.ndarray, lo: np.ndarray, hi: np.ndarray, no_box: np.ndarray) -> None:
         """Rechecked accounts keep their new boxes in the dense table; those without a box are checked every step."""
-        self.rechecked[ids] = True
-        new = ids[self.row[ids] < 0]
-        if len(new):
-            need = self.n_r + len(new)
-            if need > self._r_acct.shape[0]:
-                cap = max(need, 2 * self._r_acct.shape[0])
-                for name in ("_r_acct", "_r_lo", "_r_hi"):
-                    old = getattr(self, name)
-                    grown = np.zeros((cap, *old.shape[1:]), np.int64)
-                    grown[: self.n_r] = old[: self.n_r]
-                    setattr(self, name, grown)
-            self.row[new] = np.arange(self.n_r, need)
-            self._r_acct[self.n_r : need] = new
-            self.n_r = need
-        rows = self.row[ids]
-        self._r_lo[rows] = np.where(no_box[:, None], I64_MIN, lo)
-        self._r_hi[rows] = np.where(no_box[:, None], I64_MAX, hi)
-        if no_box.any() or len(self.always):
-            keep = self.always[~sorted_member(self.always, ids)] if len(self.always) else self.always
-            self.always = np.sort(np.concatenate([keep, ids[no_box]])).astype(np.int64)
+        need = self.n_r + len(ids)
+        if need > self._r_acct.shape[0]:
+            cap = max(need, 2 * self._r_acct.shape[0])
+            for name in ("_r_acct", "_r_lo", "_r_hi"):
+                old = getattr(self, name)
+                grown = np.zeros((cap, *old.shape[1:]), np.int64)
+                grown[: self.n_r] = old[: self.n_r]
+                setattr(self, name, grown)
+        new_always = np.empty(len(self.always) + len(ids), np.int64)
+        self.n_r, m = remember(ids, lo, hi, no_box, self.rechecked, self.row, self._r_acct, self._r_lo, self._r_hi, self.n_r,
+                               self.always, new_always)  # fmt: skip
+        self.always = new_always[:m]

@@ -232,20 +232,26 @@ class EngineBase:
         trig = cfg.trigger
         committed: dict[int, int] = {}
         closed: list[tuple[int, int]] = []
-        for k in range(len(ch.perps)):
-            q = int(acc.size[k, liq])
-            if q == 0:
-                continue
+        sizes = acc.size[:, liq].tolist()
+        held = [k for k, q in enumerate(sizes) if q != 0]
+        if not held:
+            return
+        # the liquidator's row of perpetual k changes only when k's own queue deleverages, after k is read
+        realized, cost = acc.realized[:, liq].tolist(), acc.cost[:, liq].tolist()
+        marks, units, swept, fees = ch.marks.tolist(), ch.units.tolist(), self.swept.tolist(), self.unwind_fees.tolist()
+        balances: dict[int, int] = {}  # fund balances read since the last close (a close may pay a vault)
+        for k in held:
+            q = sizes[k]
             side = 1 if q > 0 else -1
             if (k, -side) in self.adl_queues:
                 continue
-            mark, unit = int(ch.marks[k]), int(ch.units[k])
-            pending = int(acc.realized[k, liq]) - int(self.swept[k]) - int(self.unwind_fees[k])
-            loss = max(0, -(q * mark * unit - int(acc.cost[k, liq]) + pending))
+            mark, unit = marks[k], units[k]
+            pending = realized[k] - swept[k] - fees[k]
+            loss = max(0, -(q * mark * unit - cost[k] + pending))
             if loss == 0:
                 continue
             f = self.fund_of(k)
-            actual = self.fund_balance(f)
+            actual = balances[f] if f in balances else balances.setdefault(f, self.fund_balance(f))
             bal = actual - committed.get(f, 0)
             # with the vault (trigger code 2), deleveraging starts when its own value no longer covers the loss
             pays = min(loss, max(0, bal)) if trig.code == 2 else trig.fund_pays(loss, bal, max(self.history_peak(f, now), actual))
@@ -274,6 +280,7 @@ class EngineBase:
             if ell > 0:
                 remaining = np.minimum(remaining, np.maximum(0, c.equity) // ell)
             cuts = adl.allocate(cfg.ranking, c, lots, remaining, float(mark * unit))
+            balances.clear()
             for j in order[cuts[order] > 0].tolist():  # in rank order, only the positions it cuts
                 cid = int(c.account[j])
                 closed.append((k, cid))

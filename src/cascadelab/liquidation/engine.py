@@ -18,7 +18,7 @@ import numpy as np
 
 from cascadelab.arith import muldiv_each, muldiv_vec
 from cascadelab.clearing.accounts import AccountState
-from cascadelab.clearing.margin import cross_breach
+from cascadelab.clearing.margin import EXACT_PARALLEL_FROM, cross_breach
 from cascadelab.liquidation import adl
 from cascadelab.liquidation import kernels as LK
 from cascadelab.liquidation.base import EngineBase, Events
@@ -65,6 +65,7 @@ class LiquidationEngine(EngineBase):
     def __init__(self, venue: Gateway, config: LiquidationConfig) -> None:
         super().__init__(venue, config)
         self.cooldown = np.full(16, -1, np.int64)
+        self._holders = np.empty(16, np.int64)  # scratch: the accounts of an ADL queue, those LIQUIDATING
 
     # --- detection ------------------------------------------------------------------------------
     def candidates(self) -> np.ndarray:
@@ -72,7 +73,10 @@ class LiquidationEngine(EngineBase):
         ch = self.ch
         n = ch.accounts.n
         state = ch.accounts.state[:n]
-        found, liquidating = ch.breaching(), np.flatnonzero(state == LIQUIDATING)
+        found = ch.breaching()
+        if self._holders.shape[0] < n:
+            self._holders = np.empty(max(n, 2 * self._holders.shape[0]), np.int64)
+        liquidating = self._holders[: LK.in_state(state, n, LIQUIDATING, self._holders)]
         if not len(found) and not len(liquidating):
             return found.astype(np.int64)
         ids = np.union1d(found, liquidating).astype(np.int64)
@@ -443,22 +447,12 @@ class LiquidationEngine(EngineBase):
         ch = self.ch
         acc = ch.accounts.arrays
         n = ch.accounts.n
-        size = acc.size[k, :n]
-        mask = ((size > 0) if side > 0 else (size < 0)) & (acc.state[:n] == NORMAL)
-        mask[self.liquidator] = False
-        ids = np.flatnonzero(mask).astype(np.int64)
-        eq, mm, _im, _b = ch.exact_margins(ids)
-        upnl, pmm, _, _ = self._positions(ids)
-        cross = ~acc.isolated[:, ids] & (acc.size[:, ids] != 0)
-        cross_upnl = np.where(cross, upnl, 0).sum(axis=0)
-        iso = acc.isolated[k, ids]
-        return adl.Candidates(
-            ids,
-            acc.size[k, ids].copy(),
-            acc.cost[k, ids].copy(),
-            acc.size[k, ids] * int(ch.marks[k]) * int(ch.units[k]),
-            pmm[k],
-            np.where(iso, acc.iso_margin[k, ids], eq - cross_upnl),
-            np.where(iso, pmm[k], mm),
-            np.where(iso, upnl[k], cross_upnl),
-        )
+        if self._holders.shape[0] < n:
+            self._holders = np.empty(max(n, 2 * self._holders.shape[0]), np.int64)
+        m = LK.adl_holders(acc, k, side, n, self.liquidator, self._holders)
+        ids = self._holders[:m].copy()
+        out = [np.empty(m, np.int64) for _ in range(7)]
+        if m:
+            kern = LK.adl_figures if m >= EXACT_PARALLEL_FROM else LK.adl_figures_serial
+            kern(ch.core.params, acc, ch.ledger.balances, k, ids, *out)
+        return adl.Candidates(ids, *out)

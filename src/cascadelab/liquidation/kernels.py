@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numba import njit, prange
 
 from cascadelab.arith import apportion, ceil_div, muldiv_ceil, muldiv_floor
 from cascadelab.clearing.ledger import SOCIALIZED_LOSS, journal_room, journal_transfer, note_touched
@@ -121,6 +122,78 @@ def ltv_many(P, A, bal, ids, out):
     """Loan-to-value (millionths) of the accounts ``ids``."""
     for j in range(ids.shape[0]):
         out[j] = loan_to_value(P, A, bal, ids[j])
+
+
+@kernel
+def in_state(state, n, code, out):
+    """Accounts below ``n`` whose state is ``code``, ascending in ``out``; returns their count."""
+    m = 0
+    for i in range(n):
+        if state[i] == code:
+            out[m] = i
+            m += 1
+    return m
+
+
+@kernel
+def adl_holders(A, k, side, n, liq, out):
+    """NORMAL accounts below ``n`` (not the liquidator ``liq``) holding ``side`` of perpetual ``k``, ascending in ``out``.
+
+    Returns their count.
+    """
+    m = 0
+    for i in range(n):
+        q = A.size[k, i]
+        if (q > 0 if side > 0 else q < 0) and A.state[i] == ST_NORMAL and i != liq:
+            out[m] = i
+            m += 1
+    return m
+
+
+@kernel
+def _adl_figures_one(P, A, bal, k, ids, j, size, cost, mark_notional, pos_maint, wallet, acct_maint, acct_upnl):
+    """One ADL candidate's figures (see :func:`adl_figures`)."""
+    i = ids[j]
+    eq, mm, _im, _b = account_figures(P, A, bal, i)
+    cross_upnl = 0
+    for k2 in range(A.size.shape[0]):
+        q2 = A.size[k2, i]
+        if q2 != 0 and not A.isolated[k2, i]:
+            cross_upnl += q2 * P.marks[k2] * P.unit[k2] - A.cost[k2, i]
+    q = A.size[k, i]
+    val = q * P.marks[k] * P.unit[k]
+    pmm = position_maintenance(P, k, val if val >= 0 else -val)
+    size[j] = q
+    cost[j] = A.cost[k, i]
+    mark_notional[j] = val
+    pos_maint[j] = pmm
+    if A.isolated[k, i]:
+        wallet[j] = A.iso_margin[k, i]
+        acct_maint[j] = pmm
+        acct_upnl[j] = val - A.cost[k, i]
+    else:
+        wallet[j] = eq - cross_upnl
+        acct_maint[j] = mm
+        acct_upnl[j] = cross_upnl
+
+
+@njit(cache=True, parallel=True)
+def adl_figures(P, A, bal, k, ids, size, cost, mark_notional, pos_maint, wallet, acct_maint, acct_upnl):
+    """The :class:`~cascadelab.liquidation.adl.Candidates` fields of the positions in ``k`` of accounts ``ids`` (in parallel).
+
+    Position level: size, cost, size x mark value, maintenance. Account level: cross
+    (collateral without unrealized PnL, cross maintenance, cross unrealized PnL), or the
+    isolated position's own (its margin, its maintenance, its unrealized PnL).
+    """
+    for j in prange(ids.shape[0]):
+        _adl_figures_one(P, A, bal, k, ids, j, size, cost, mark_notional, pos_maint, wallet, acct_maint, acct_upnl)
+
+
+@kernel
+def adl_figures_serial(P, A, bal, k, ids, size, cost, mark_notional, pos_maint, wallet, acct_maint, acct_upnl):
+    """:func:`adl_figures` on one thread (for a few candidates)."""
+    for j in range(ids.shape[0]):
+        _adl_figures_one(P, A, bal, k, ids, j, size, cost, mark_notional, pos_maint, wallet, acct_maint, acct_upnl)
 
 
 # --- helpers ------------------------------------------------------------------------------------------
