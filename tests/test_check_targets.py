@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from cascadelab.record.summary import CLIFF_HOLD_S, _cliff, _fall, removed_by
+from cascadelab.record.summary import CLIFF_HOLD_S, _cliff, _drawdown, _fall, _smooth_steps, removed_by
 
 
 def _series(points: list[tuple[float, float]], end: float, dt: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
@@ -78,3 +78,12 @@ def test_the_fall_is_read_on_the_steps_own_depth() -> None:
     assert _fall(rel, 7) == (3, 5)
     # no reading at >= 50% before (or none at <= 10% after): the span up to the end
     assert _fall(np.array([0.4, 0.3, 0.2]), 3) == (0, 2)
+
+
+def test_the_depth_median_spans_one_second_whatever_the_step_and_a_drawdown_is_never_negative() -> None:
+    for step_s, n in ((0.1, 11), (0.25, 5), (1.0, 3), (0.007, 145)):
+        assert _smooth_steps(np.arange(50) * step_s) == n
+    assert _smooth_steps(np.zeros(1)) == 1
+    assert _drawdown(np.array([101.0, 102.0]), 100.0) == 0.0
+    assert _drawdown(np.array([np.nan, 80.0]), 100.0) == pytest.approx(0.2)
+    assert math.isnan(_drawdown(np.array([np.nan]), 100.0)) and math.isnan(_drawdown(np.array([90.0]), 0.0))

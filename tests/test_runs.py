@@ -7,6 +7,7 @@ moved early); the slow ones run the built-ins as shipped and check them against 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -179,12 +180,30 @@ def test_a_run_directory_that_cannot_be_made_and_a_none_override_are_refused_bef
         run("oct-11", overrides={"makers.0.gamma": None}, figures=False)
 
 
-@pytest.mark.parametrize("step_ms", [100, 250, 1000])
+@pytest.mark.parametrize("step_ms", [100, 250, 333, 1000])
 def test_the_per_second_table_has_one_row_per_second_of_market_time_whatever_the_step(step_ms: int) -> None:
     res = run("oct-11", seed=2, overrides=[*SMALL, "run.duration_s=60.0", f"run.step_ms={step_ms}"], figures=False)
     t = res.seconds["t_s"].to_numpy()
+    second = res.seconds["second"].to_numpy()
     steps = res.steps["t_s"].to_numpy()
-    assert len(t) > 50 and (np.diff(t) > 0).all()
-    # one row per whole second the run enters, read at the first step that enters it (steps are at most 1 s)
-    assert np.floor(t).tolist() == sorted(set(np.floor(steps).tolist()))
-    assert t.tolist() == [float(steps[np.floor(steps) == s][0]) for s in np.floor(t)]
+    # every whole second from the first recorded step to the last, read at the first step ending at or after it
+    expected = np.arange(math.ceil(steps[0] - 1e-9), math.floor(steps[-1] + 1e-9) + 1)
+    assert second.tolist() == expected.tolist()
+    assert t.tolist() == [float(steps[steps >= s - 1e-9][0]) for s in expected]
+    summary = res.summary
+    assert summary["steps"] == len(steps) and summary["market_time_s"] == pytest.approx(steps[-1])
+
+
+def test_api_overrides_take_tables_and_lists_as_python_values(tmp_path: Path) -> None:
+    outage = [{"start_s": 1.0, "end_s": 5.0, "groups": ["makers"], "mode": "reject"}]
+    ov = {**{k: v for k, v in (o.split("=", 1) for o in SMALL)}, "run.duration_s": 50.0, "world.outages": outage}
+    a = run("oct-11", seed=4, overrides=ov, figures=False, out=tmp_path / "a")
+    text = '[{start_s = 1.0, end_s = 5.0, groups = ["makers"], mode = "reject"}]'
+    b = run("oct-11", seed=4, overrides=[*SMALL, "run.duration_s=50.0", f"world.outages={text}"], figures=False)
+    assert a.summary["event_hash"] == b.summary["event_hash"]
+    assert a.scenario.world.outages[0].groups == ["makers"]  # type: ignore[attr-defined]
+    saved = json.loads((tmp_path / "a" / "summary.json").read_text())["overrides"]
+    assert saved["world.outages"] == outage  # kept as JSON structures, not Python text
+    symbols = {"BTCUSDT": 0.4, "ETHUSDT": 0.2, "SOLUSDT": 0.15, "DOGEUSDT": 0.13, "ALT1USDT": 0.07, "ALT2USDT": 0.05}
+    c = run("oct-11", seed=4, overrides={**ov, "world.outages": [], "population.symbols": symbols}, figures=False)
+    assert c.scenario.population.symbols["BTCUSDT"] == 0.4  # type: ignore[attr-defined]

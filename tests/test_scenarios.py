@@ -44,6 +44,8 @@ def test_builtins_load_and_show_round_trips(tmp_path: Path) -> None:
             "world.outages.0.start_s: the window opens at 320 s",
         ),
         (["population.accounts"], "expected key.path=value"),
+        (["run.duration_s=3.05"], "run.duration_s: 3.05 s leaves less than one step of 100 ms after the 3 s pre-open"),
+        (["run.duration_s=3.5", "run.step_ms=1000"], "nothing would be recorded"),
     ],
 )
 def test_bad_overrides_name_the_key_and_what_is_allowed(overrides: list[str], needle: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -206,8 +207,9 @@ def run(
         "seed": s.run.seed,
         "code_version": code_version(),
         "accounts": int(ch.accounts.n),
-        "steps": int(sim.steps),
-        "market_time_s": s.run.duration_s,
+        "steps": int(rec.step),  # the recorded steps (the rows of steps.parquet), after the pre-open's
+        "pre_open_steps": int(sim.steps) - int(rec.step),
+        "market_time_s": sim.now_ns / SECOND_NS,  # where the run ended: the last whole step within duration_s
         "event_hash": sim.event_hash,
         "adjustments": list(b.adjustments),
         "ledger_check": check,
@@ -230,16 +232,40 @@ def load_from(s: Scenario, overrides: dict[str, Any]) -> Scenario:
     return validate(raw, f"scenario {s.name!r}", [f"{k}={_toml_value(v)}" for k, v in overrides.items()])
 
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def _toml_value(v: Any) -> str:
+    """An override's Python value as the TOML text ``--set`` takes: strings as given, tables and lists inline."""
     if isinstance(v, str):
         return v
+    return _toml_inline(v)
+
+
+def _toml_inline(v: Any) -> str:
+    """``v`` as one line of TOML: a scalar, an inline array, or an inline table (nested as needed)."""
+    if isinstance(v, dict):
+        items = (f"{k if isinstance(k, str) and _BARE_KEY.fullmatch(k) else json.dumps(str(k))} = {_toml_inline(x)}"
+                 for k, x in v.items())  # fmt: skip
+        return "{" + ", ".join(items) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_inline(x) for x in v) + "]"
+    if v is None:
+        return ""  # refused by the override parser, which names the key
     import tomli_w
 
     return tomli_w.dumps({"v": v}).partition("=")[2].strip()
 
 
 def _json_value(v: Any) -> Any:
-    return v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
+    """An override's value as JSON can hold it (tables and lists kept as such, anything else as text)."""
+    if isinstance(v, (int, float, str, bool)) or v is None:
+        return v
+    if isinstance(v, dict):
+        return {str(k): _json_value(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_value(x) for x in v]
+    return str(v)
 
 
 def _remove_old_figures(out: Path) -> None:

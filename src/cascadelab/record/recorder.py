@@ -7,9 +7,9 @@ cancels and by trades; liquidations by tier (book fills, takeovers, ADL closes: 
 notional, long and short); each insurance fund; the liquidator's backlog (notional it
 still holds); accounts liquidated, bankrupt and bad debt so far.
 
-Per second of market time (at the first step ending in each new second, whatever the step
-length; every step when steps are longer than a second: the costs that grow with the number of accounts
-or participants): open interest per perpetual, each market maker's inventory, PnL and
+Per second of market time (read at the first step ending at or after each whole second, whatever
+the step length: ``second`` is that second, ``t_s`` the step's end; the costs that grow with the number
+of accounts or participants): open interest per perpetual, each market maker's inventory, PnL and
 state, each collateral asset's price by every source (venue valuation, internal book,
 external), and the loopers' loan-to-value distribution.
 
@@ -138,6 +138,8 @@ class Recorder:
         c["depth"][j] = m.depth
         if len(report.cancels) or len(report.fills):
             self._removed(j, report, m)
+        if self._next_slow_ns < 0:  # the first whole second at or after the first recorded step
+            self._next_slow_ns = -(-report.now_ns // SECOND_NS) * SECOND_NS
         slow = report.now_ns >= self._next_slow_ns
         if slow:
             self._next_slow_ns = (report.now_ns // SECOND_NS + 1) * SECOND_NS
@@ -339,7 +341,7 @@ class Recorder:
         steps = pl.DataFrame(data)
         ns = self._slow_n
         s = self.slow
-        sd: dict[str, np.ndarray] = {"t_s": s["t_ns"][:ns] / 1e9}
+        sd: dict[str, np.ndarray] = {"t_s": s["t_ns"][:ns] / 1e9, "second": s["t_ns"][:ns] // SECOND_NS}
         for k in range(self.n_perps):
             sd[f"{self.symbols[k]}.open_interest"] = s["open_interest"][:ns, k]
         for k, mm in enumerate(self.makers):

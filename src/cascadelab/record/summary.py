@@ -18,7 +18,7 @@ from cascadelab.units import MONEY_SCALE
 
 WINDOW_CLIFF_S = 60.0
 CLIFF_HOLD_S = 60.0  # after the cliff the depth stays below 50% of its pre-news level this long
-SMOOTH_STEPS = 11  # about one second of 100 ms steps
+SMOOTH_S = 1.0  # the depth's rolling median spans this much market time (11 steps of 100 ms)
 RECOVERY_S = 45 * 60.0
 BACKLOG_MIN_S = 30 * 60.0
 
@@ -41,6 +41,21 @@ def _pre(t: np.ndarray, x: np.ndarray, news_s: float, span_s: float = 60.0) -> f
     return float(np.median(x[sel])) if sel.any() else math.nan
 
 
+def _smooth_steps(t: np.ndarray) -> int:
+    """Steps in :data:`SMOOTH_S` of market time (odd, at least 1), from the steps' spacing: 11 at 100 ms steps."""
+    dt = float(np.median(np.diff(t))) if len(t) > 1 else 0.0
+    n = round(SMOOTH_S / dt) + 1 if dt > 0 else 1
+    return max(1, n | 1)
+
+
+def _drawdown(low: np.ndarray, pre: float) -> float:
+    """1 - lowest / pre-news level, at least 0; NaN without a level or a reading after the news."""
+    ok = np.isfinite(low)
+    if not (pre > 0 and ok.any()):
+        return math.nan
+    return max(0.0, 1 - float(np.min(low[ok])) / pre)
+
+
 def facts(steps: pl.DataFrame, seconds: pl.DataFrame, events: pl.DataFrame, info: dict[str, Any]) -> dict[str, Any]:
     """Every measured quantity the headline and the check use."""
     t = steps["t_s"].to_numpy()
@@ -54,7 +69,7 @@ def facts(steps: pl.DataFrame, seconds: pl.DataFrame, events: pl.DataFrame, info
     rel = depth / pre if pre > 0 else np.full(len(depth), math.nan)
     # the trough and the cliff read the depth's one-second rolling median: a single step where a sweep empties the band
     # or the mid jumps across an empty side is neither the trough nor a cliff
-    smooth = pl.Series(rel).rolling_median(window_size=SMOOTH_STEPS, min_samples=1).to_numpy()
+    smooth = pl.Series(rel).rolling_median(window_size=_smooth_steps(t), min_samples=1).to_numpy()
     ok = after & np.isfinite(smooth)
     out["depth_trough_ratio"] = float(np.min(smooth[ok])) if ok.any() else math.nan
     out["depth_trough_s"] = float(t[ok][int(np.argmin(smooth[ok]))]) if ok.any() else math.nan
@@ -89,8 +104,9 @@ def facts(steps: pl.DataFrame, seconds: pl.DataFrame, events: pl.DataFrame, info
         last = steps[f"{sym}.last"].to_numpy()
         ext = steps[f"{sym}.external"].to_numpy()
         p_last, p_ext = _pre(t, last, news), _pre(t, ext, news)
-        out["drawdown_internal"][sym] = 1 - float(np.nanmin(last[after])) / p_last if p_last > 0 and after.any() else math.nan
-        out["drawdown_external"][sym] = 1 - float(np.nanmin(ext[after])) / p_ext if p_ext > 0 and after.any() else math.nan
+        # a low above the pre-news level is no drawdown (0), not a negative one
+        out["drawdown_internal"][sym] = _drawdown(last[after], p_last)
+        out["drawdown_external"][sym] = _drawdown(ext[after], p_ext)
     # open interest (notional, all perpetuals)
     ts = seconds["t_s"].to_numpy()
     oi = np.zeros(len(ts))
@@ -115,7 +131,7 @@ def facts(steps: pl.DataFrame, seconds: pl.DataFrame, events: pl.DataFrame, info
         for s_ in ("long", "short"):
             per_step = per_step + steps[f"liq.{t_}.{s_}.notional"].to_numpy()
     minute = (t // 60).astype(np.int64)
-    if len(minute):
+    if len(minute) and per_step.max() > 0:  # no liquidation: no peak minute
         by_min = np.bincount(minute, per_step)
         out["peak_minute_s"] = float(np.argmax(by_min) * 60)
         out["peak_minute_notional"] = float(by_min.max())

@@ -396,6 +396,12 @@ def build(s: Scenario) -> Built:
                frozenset().union(*(by_group[g] for g in o.groups)), o.mode, int(o.delay_ms * 1e6))
         for o in s.world.outages
     ]  # fmt: skip
+    for j, item in enumerate(s.world.news):
+        if item.at_s >= s.run.duration_s:
+            notes.append(
+                f"world.news.{j}.at_s: {item.at_s:,.0f} s is after the run ends ({s.run.duration_s:,.0f} s): "
+                "this run has no such news (a run of the market before it)"
+            )
     account_type = np.concatenate(types) if types else np.zeros(0, np.int8)
     return Built(s, venue, sim, account_type, groups, int(news_s * SECOND_NS), adjustments=notes)
 

@@ -218,6 +218,12 @@ class RunSection(Strict):
 
     @model_validator(mode="after")
     def _steps(self) -> RunSection:
+        if (self.duration_s - PRE_OPEN_S) * 1000 < self.step_ms:
+            raise Invalid(
+                ("duration_s",),
+                f"{_num(self.duration_s)} s leaves less than one step of {_num(self.step_ms)} ms after the "
+                f"{PRE_OPEN_S:g} s pre-open: nothing would be recorded; lengthen duration_s or shorten step_ms",
+            )
         steps = self.duration_s * 1000 / self.step_ms
         if steps > MAX_STEPS:
             raise Invalid(
