@@ -218,6 +218,8 @@ def run(
             "build": round(build_s, 3),
             "run": round(run_s, 3),
             "phases": {k: round(v, 3) for k, v in sim.clock.seconds().items()},
+            # inside "venue: risk+liquidation": detect (the incremental scan), the tiers, takeovers and ADL, unwinding
+            "risk_phases": {k: round(v, 3) for k, v in risk.clock.seconds().items()},
         },
     }
     result = RunResult(s, ov, summary, frames, None, b)
