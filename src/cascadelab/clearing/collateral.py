@@ -15,6 +15,7 @@ The collateral ratio (haircut) then scales positive balances.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -28,6 +29,12 @@ TERM_KINDS = ("book", "index", "fixed")
 
 class CollateralError(ValueError):
     """An invalid collateral definition; the message names the asset and field."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _fixed_term(name: str) -> Fraction:
+    """A fixed price term's exact value (parsed once per distinct string; Fractions are immutable)."""
+    return Fraction(name)
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,7 @@ class Valuation:
             p = Fraction(1)
             for kind, name in terms:
                 if kind == "fixed":
-                    p *= Fraction(name)
+                    p *= _fixed_term(name)
                     continue
                 v = resolve(kind, name)
                 if v is None:

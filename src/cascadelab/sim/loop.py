@@ -366,11 +366,20 @@ class Simulation:
             keep = keep[reads[who[keep]]]
             if not len(keep):
                 return
-            order = keep[np.argsort(who[keep], kind="stable")]  # each agent's rows, in their original order
-            agents, starts = np.unique(who[order], return_index=True)
+            w = who[keep]
+            if w[0] == w[-1] and (len(w) < 3 or bool((w == w[0]).all())):  # one agent's rows (often): no sort
+                j = int(w[0])
+                self.has_mail[j] = True
+                getattr(self.inbox[j], slot).append(arr[keep])
+                return
+            order = keep[np.argsort(w, kind="stable")]  # each agent's rows, in their original order
+            ws = who[order]
+            cut = (np.flatnonzero(ws[1:] != ws[:-1]) + 1).tolist()  # where the next agent's rows start
+            bounds = [0, *cut, len(order)]
+            agents = ws[bounds[:-1]]
             self.has_mail[agents] = True
-            for j, part in zip(agents.tolist(), np.split(order, starts[1:]), strict=True):
-                getattr(self.inbox[j], slot).append(arr[part])
+            for i, j in enumerate(agents.tolist()):
+                getattr(self.inbox[j], slot).append(arr[order[bounds[i] : bounds[i + 1]]])
 
         if len(r.fills):
             f = r.fills
@@ -393,9 +402,9 @@ class Simulation:
             woken |= self.on_news
         woken |= self.on_fills & self.has_mail  # records of its own accounts arrived
         if len(self._watch):
-            w = self._watch_cols
+            wc = self._watch_cols
             m = self.venue.market_data
-            _bands_left(*w, m.reference(), m.mark, m.tick, self.world.external.reference, woken)
+            _bands_left(*wc, m.reference(), m.mark, m.tick, self.world.external.reference, woken)
         idx = np.flatnonzero(woken)
         if not len(idx):
             return

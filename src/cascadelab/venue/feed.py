@@ -124,7 +124,7 @@ class MarketFeed:
         mark[:k] = v.clearing.marks[:k]  # type: ignore[attr-defined]
         d.mark = mark
         for symbol, m in v.markets.items():  # type: ignore[attr-defined]
-            rate = m.funding.last_rate  # type: ignore[attr-defined]
+            rate = m.funding.last_rate
             if rate is not self._rates.get(symbol):  # a new rate is settled once per funding interval
                 self._rates[symbol] = rate
                 d.funding_rate[v.index[symbol]] = float(rate)  # type: ignore[attr-defined]
