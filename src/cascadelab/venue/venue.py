@@ -519,8 +519,11 @@ class Venue:
         b = self.instrument(symbol)
         book = self.books[b]
         bb, ba = book.best_bid(), book.best_ask()
-        ticks = Fraction(bb + ba, 2) if bb is not None and ba is not None else book.last_price
-        return None if ticks is None else Fraction(ticks) * self._tick[b]
+        t = self._tick[b]  # (ticks x tick) as one Fraction: the same exact value, reduced once
+        if bb is not None and ba is not None:
+            return Fraction((bb + ba) * t.numerator, 2 * t.denominator)
+        last = book.last_price
+        return None if last is None else Fraction(last * t.numerator, t.denominator)
 
     def _resolve(self, kind: str, name: str) -> Fraction | None:
         if kind == "book":
