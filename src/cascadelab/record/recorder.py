@@ -94,6 +94,21 @@ def _oi_change(inst: np.ndarray, maker: np.ndarray, taker: np.ndarray, aggressor
     return True
 
 
+@kernel
+def _heat_add(px: np.ndarray, qty: np.ndarray, tick: float, lo: float, width: float, unit: float,
+              out: np.ndarray) -> None:  # fmt: skip
+    """``out[floor((px x tick - lo) / width)] += float32(px x qty x unit)`` level by level, buckets outside ``out`` skipped.
+
+    The np.add.at of :meth:`Recorder._heat` in one pass: the same float64 bucket and value, the same float32
+    sums in the same order.
+    """
+    nb = out.shape[0]
+    for j in range(px.shape[0]):
+        k = np.int64(np.floor((px[j] * tick - lo) / width))
+        if 0 <= k < nb:
+            out[k] += np.float32(float(px[j] * qty[j]) * unit)
+
+
 @dataclass
 class Recorder:
     """Collects a run's metrics and events (see the module docstring)."""
@@ -355,9 +370,7 @@ class Recorder:
             px, qty = book.levels(side)
             if not len(px):
                 continue
-            k = np.floor((px * tick - lo) / width).astype(np.int64)
-            ok = (k >= 0) & (k < self.heat_buckets)
-            np.add.at(self.slow[name][i], k[ok], (px[ok] * qty[ok] * unit).astype(np.float32))
+            _heat_add(px, qty, tick, lo, width, unit, self.slow[name][i])
 
     def liquidated_below(self, leverage: float) -> int:
         """How many liquidated accounts had an effective leverage below ``leverage`` when the news came."""

@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from cascadelab.book import BookSet
+from cascadelab.book import BookSet, OrderBook
 from cascadelab.book import kernels as BK
 from cascadelab.clearing.accounts import AccountState
 from cascadelab.clearing.collateral import price_units
@@ -50,6 +50,7 @@ from cascadelab.records import (
     Op,
     Reject,
     sorted_member,
+    stack,
 )
 from cascadelab.timing import PhaseClock
 from cascadelab.units import MONEY_SCALE, UnitError
@@ -565,9 +566,8 @@ class Venue:
             ch.set_mark(symbol, max(1, round(mark / tick)))
             self.spec.ref[b] = ch.marks[b]  # market orders are protected around the mark
             if m.funding.sample_due(now_ns):  # the premium is sampled on its own grid (5 s), not at every update
-                bids, asks = book.levels(1), book.levels(-1)
-                ib = impact_price(bids[0], bids[1], inst.unit_notional, tick, m.impact_notional)
-                ia = impact_price(asks[0], asks[1], inst.unit_notional, tick, m.impact_notional)
+                ib = _impact(book, 1, inst.unit_notional, tick, m.impact_notional)
+                ia = _impact(book, -1, inst.unit_notional, tick, m.impact_notional)
                 m.funding.sample(now_ns, premium_index(ib, ia, index))
             if m.funding.due(now_ns):
                 rate = m.funding.settle()
@@ -760,6 +760,23 @@ class Venue:
         self.clearing.check()
 
 
+_IMPACT_LEVELS = 32
+
+
+def _impact(book: OrderBook, side: int, unit_notional: int, tick: Fraction, notional: int) -> Fraction | None:
+    """``impact_price`` of one side, read from its best levels first (the whole side only when they are not enough).
+
+    The walk stops at the level that completes the notional, so a result from the best levels
+    is the result from the whole side.
+    """
+    px, qty = book.levels(side, _IMPACT_LEVELS)
+    p = impact_price(px, qty, unit_notional, tick, notional)
+    if p is None and len(px) == _IMPACT_LEVELS:
+        px, qty = book.levels(side)
+        p = impact_price(px, qty, unit_notional, tick, notional)
+    return p
+
+
 _NO_FILLS = np.zeros(0, FILL)
 _NO_FILLS.flags.writeable = False
 _NO_CANCELS = np.zeros(0, CANCEL)
@@ -769,4 +786,4 @@ _NO_CANCELS.flags.writeable = False
 def _cat(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
     if not parts:
         return np.zeros(0, dtype)
-    return parts[0].copy() if len(parts) == 1 else np.concatenate(parts)
+    return parts[0].copy() if len(parts) == 1 else stack(parts, dtype)  # (np.concatenate re-derives the record dtype per part)
