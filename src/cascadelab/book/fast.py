@@ -284,12 +284,17 @@ class OrderBook:
 
     def best_bid(self) -> int | None:
         """Highest bid price in ticks, or None."""
-        p = int(K.best_price(self.st, self.bk, 0))
+        # read in Python (as K.best_price does): a compiled call's argument checks cost more than the read
+        st = self.set.st
+        n = int(st.bmeta[self.bk, K.B_NLV_BID])
+        p = int(st.lv_key[self.bk, 0, n - 1]) if n > 0 else -1
         return None if p < 0 else p
 
     def best_ask(self) -> int | None:
         """Lowest ask price in ticks, or None."""
-        p = int(K.best_price(self.st, self.bk, 1))
+        st = self.set.st
+        n = int(st.bmeta[self.bk, K.B_NLV_ASK])
+        p = -int(st.lv_key[self.bk, 1, n - 1]) if n > 0 else -1
         return None if p < 0 else p
 
     @property

@@ -15,6 +15,7 @@ The collateral ratio (haircut) then scales positive balances.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -28,6 +29,12 @@ TERM_KINDS = ("book", "index", "fixed")
 
 class CollateralError(ValueError):
     """An invalid collateral definition; the message names the asset and field."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _fixed_term(name: str) -> Fraction:
+    """A fixed price term's exact value (parsed once per distinct string; Fractions are immutable)."""
+    return Fraction(name)
 
 
 @dataclass(frozen=True)
@@ -70,18 +77,22 @@ class Valuation:
 
     def price(self, resolve: Callable[[str, str], Fraction | None]) -> Fraction | None:
         """The valued price; None when a term has no price yet."""
-        total = Fraction(0)
+        # exact: with Fraction terms a product starts at its first term, a weight of 1 is not multiplied and the
+        # sum starts at its first part (the same values as from 1 and 0, fewer steps)
+        total: Fraction | None = None
         for w, terms in self.components:
-            p = Fraction(1)
+            p: Fraction | None = None
             for kind, name in terms:
-                if kind == "fixed":
-                    p *= Fraction(name)
-                    continue
-                v = resolve(kind, name)
+                v = _fixed_term(name) if kind == "fixed" else resolve(kind, name)
                 if v is None:
                     return None
-                p *= v
-            total += w * p
+                p = v if p is None and type(v) is Fraction else (Fraction(1) if p is None else p) * v
+            if p is None:
+                p = Fraction(1)
+            wp = p if w == 1 and type(p) is Fraction else w * p
+            total = wp if total is None and type(wp) is Fraction else (Fraction(0) if total is None else total) + wp
+        if total is None:
+            total = Fraction(0)
         if self.floor is not None and total < self.floor:
             total = self.floor
         return total

@@ -26,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from cascadelab.clearing.accounts import AccountState
+from cascadelab.compiled import kernel
 from cascadelab.records import CANCEL, FILL, LIQ_EVENT, Ev, concat_many
 from cascadelab.units import MONEY_SCALE, SECOND_NS
 from cascadelab.venue.venue import StepReport
@@ -35,6 +36,77 @@ BAND_NAMES = ("0.2pct", "1pct", "2pct", "5pct")
 _TIER = np.full(max(int(k) for k in Ev) + 1, -1, np.int64)
 _TIER[[Ev.LIQUIDATION_FILL, Ev.TAKEOVER, Ev.ADL_CLOSE]] = [0, 1, 2]
 """The liquidation tier of each event kind (book fill, takeover, ADL close), -1 for the rest."""
+
+
+@kernel
+def _removed_near(inst: np.ndarray, price: np.ndarray, qty: np.ndarray, pb: np.ndarray, pa: np.ndarray,
+                  out: np.ndarray) -> None:  # fmt: skip
+    """``out[b]`` = the sum of price x qty (as floats, in row order) of the rows of instrument ``b`` priced within
+    ±1% of its previous mid (both sides quoted): the np.bincount of :meth:`Recorder._removed`, fused."""
+    out[:] = 0.0
+    for i in range(inst.shape[0]):
+        b = inst[i]
+        bb = pb[b]
+        aa = pa[b]
+        if bb > 0 and aa > 0:
+            mid2 = bb + aa  # twice the previous mid, in ticks
+            if abs(200 * price[i] - mid2 * 100) <= mid2:
+                out[b] += float(price[i] * qty[i])
+
+
+@kernel
+def _oi_change(inst: np.ndarray, maker: np.ndarray, taker: np.ndarray, aggressor: np.ndarray, qty: np.ndarray,
+               size: np.ndarray, n: int, stamp: int, seen: np.ndarray, delta: np.ndarray, keys: np.ndarray,
+               oi: np.ndarray) -> bool:  # fmt: skip
+    """Add to ``oi[k]`` the change of long open interest the fills made (perpetuals ``k < oi.shape[0]``).
+
+    Each (perpetual, account) the fills touch counts once, with its net size change: its
+    long size after (``size``) less its long size before. ``seen``/``delta`` are scratch per
+    (perpetual, account), ``seen`` marked with ``stamp`` (a value not used before); ``keys``
+    has room for two rows per fill. False, with nothing changed, when a fill names an
+    instrument below 0 or an account outside ``0..n-1`` (the caller then does it in numpy).
+    """
+    k_n = oi.shape[0]
+    for i in range(inst.shape[0]):
+        if inst[i] < 0 or (inst[i] < k_n and not (0 <= maker[i] < n and 0 <= taker[i] < n)):
+            return False
+    m = 0
+    for i in range(inst.shape[0]):
+        k = inst[i]
+        if k >= k_n:
+            continue
+        d = aggressor[i] * qty[i]
+        for side in range(2):
+            a = maker[i] if side == 0 else taker[i]
+            if seen[k, a] != stamp:
+                seen[k, a] = stamp
+                delta[k, a] = 0
+                keys[2 * m] = k
+                keys[2 * m + 1] = a
+                m += 1
+            delta[k, a] += -d if side == 0 else d
+    for j in range(m):
+        k = keys[2 * j]
+        a = keys[2 * j + 1]
+        after = size[k, a]
+        before = after - delta[k, a]
+        oi[k] += max(after, 0) - max(before, 0)
+    return True
+
+
+@kernel
+def _heat_add(px: np.ndarray, qty: np.ndarray, tick: float, lo: float, width: float, unit: float,
+              out: np.ndarray) -> None:  # fmt: skip
+    """``out[floor((px x tick - lo) / width)] += float32(px x qty x unit)`` level by level, buckets outside ``out`` skipped.
+
+    The np.add.at of :meth:`Recorder._heat` in one pass: the same float64 bucket and value, the same float32
+    sums in the same order.
+    """
+    nb = out.shape[0]
+    for j in range(px.shape[0]):
+        k = np.int64(np.floor((px[j] * tick - lo) / width))
+        if 0 <= k < nb:
+            out[k] += np.float32(float(px[j] * qty[j]) * unit)
 
 
 @dataclass
@@ -117,6 +189,8 @@ class Recorder:
         self._oi: np.ndarray | None = None
         self._bankrupt_set: set[int] = set()  # long open interest in lots per perpetual, kept from the fills
         self._prev_ask: np.ndarray | None = None
+        self._oi_seen: np.ndarray | None = None  # scratch of the compiled open-interest update, (perpetuals, accounts)
+        self._oi_delta: np.ndarray | None = None
         self.tick = np.ones(len(self.symbols))
         self.unit = np.ones(len(self.symbols))
 
@@ -166,8 +240,19 @@ class Recorder:
         if self._oi is None:  # the first step: count it once (the positions booked before the run)
             size = ch.accounts.size[:, : ch.accounts.n]
             self._oi = np.where(size > 0, size, 0).sum(axis=1).astype(np.int64)
-        else:
-            f = r.fills[r.fills["instrument"] < k_n] if len(r.fills) else r.fills
+        elif len(r.fills):
+            f = r.fills
+            size = ch.accounts.size
+            if self._oi_seen is None or self._oi_seen.shape != (k_n, size.shape[1]):
+                self._oi_seen = np.full((k_n, size.shape[1]), -1, np.int64)
+                self._oi_delta = np.zeros((k_n, size.shape[1]), np.int64)
+            assert self._oi_delta is not None
+            keys = np.empty(4 * len(f), np.int64)
+            if _oi_change(f["instrument"], f["maker_account"], f["taker_account"], f["aggressor"], f["qty"], size,
+                          int(ch.accounts.n), j, self._oi_seen, self._oi_delta, keys, self._oi):  # fmt: skip
+                self.cols["open_interest"][j] = self._oi
+                return
+            f = f[f["instrument"] < k_n]
             if len(f):
                 k = np.concatenate([f["instrument"], f["instrument"]]).astype(np.int64)
                 acct = np.concatenate([f["maker_account"], f["taker_account"]]).astype(np.int64)
@@ -189,15 +274,10 @@ class Recorder:
             return
         pb, pa = self._prev_bid, self._prev_ask
         assert pa is not None  # set together with _prev_bid
-        nb = len(self.symbols)
         for name, arr in (("removed_cancel", r.cancels), ("removed_trade", r.fills)):
             if not len(arr):
                 continue
-            b = arr["instrument"].astype(np.int64)
-            mid2 = pb[b] + pa[b]  # twice the previous mid, in ticks; 0 where a side was empty
-            near = (pb[b] > 0) & (pa[b] > 0) & (np.abs(200 * arr["price"] - mid2 * 100) <= mid2)
-            notional = arr["price"] * arr["qty"]
-            self.cols[name][j] = np.bincount(b[near], notional[near], minlength=nb)[:nb]
+            _removed_near(arr["instrument"], arr["price"], arr["qty"], pb, pa, self.cols[name][j])
 
     def _liquidations(self, j: int, r: StepReport, venue: object, slow: bool) -> None:
         c = self.cols
@@ -230,12 +310,15 @@ class Recorder:
                 c["liq_notional"][j] += np.bincount(slot, notional, minlength=6).reshape(3, 2)
             starts = ev["account"][kind == Ev.LIQUIDATION_START]
             self._liquidated.update(starts.tolist())
-            taken = np.unique(ev["account"][(kind == Ev.TAKEOVER) | (kind == Ev.BAD_DEBT) | (kind == Ev.FUND_OUT)])
-            taken = taken[(taken >= 0) & (taken < ch.accounts.n)]
-            self._bankrupt_set.update(taken[ch.accounts.state[taken] == AccountState.BANKRUPT].tolist())
-            self._bankrupt = len(self._bankrupt_set)
             bad = kind == Ev.BAD_DEBT
-            self._bad_debt += float(ev["amount"][bad].sum()) / MONEY_SCALE
+            took = (kind == Ev.TAKEOVER) | bad | (kind == Ev.FUND_OUT)
+            if took.any():  # most steps with events have none of these
+                taken = np.unique(ev["account"][took])
+                taken = taken[(taken >= 0) & (taken < ch.accounts.n)]
+                self._bankrupt_set.update(taken[ch.accounts.state[taken] == AccountState.BANKRUPT].tolist())
+                self._bankrupt = len(self._bankrupt_set)
+            if bad.any():
+                self._bad_debt += float(ev["amount"][bad].sum()) / MONEY_SCALE
         c["liquidated"][j] = len(self._liquidated)
         c["bad_debt"][j] = self._bad_debt
 
@@ -289,9 +372,7 @@ class Recorder:
             px, qty = book.levels(side)
             if not len(px):
                 continue
-            k = np.floor((px * tick - lo) / width).astype(np.int64)
-            ok = (k >= 0) & (k < self.heat_buckets)
-            np.add.at(self.slow[name][i], k[ok], (px[ok] * qty[ok] * unit).astype(np.float32))
+            _heat_add(px, qty, tick, lo, width, unit, self.slow[name][i])
 
     def liquidated_below(self, leverage: float) -> int:
         """How many liquidated accounts had an effective leverage below ``leverage`` when the news came."""

@@ -15,6 +15,7 @@ import numpy as np
 
 from cascadelab.book import kernels as BK
 from cascadelab.book.fast import L2
+from cascadelab.compiled import kernel
 from cascadelab.records import TRADE
 
 DEPTH_BPS = np.array([20, 100, 200, 500], np.int64)
@@ -79,6 +80,13 @@ class MarketData:
         return self._venue.books[instrument].l2(depth)  # type: ignore[attr-defined]
 
 
+@kernel
+def _add_traded(instrument: np.ndarray, price: np.ndarray, qty: np.ndarray, traded: np.ndarray) -> None:
+    """``traded[instrument[i]] += price[i] x qty[i]`` for every fill (np.add.at in one compiled pass, exact ints)."""
+    for i in range(instrument.shape[0]):
+        traded[instrument[i]] += price[i] * qty[i]
+
+
 _NO_TRADES = np.zeros(0, TRADE)
 _NO_TRADES.flags.writeable = False
 
@@ -124,7 +132,7 @@ class MarketFeed:
         mark[:k] = v.clearing.marks[:k]  # type: ignore[attr-defined]
         d.mark = mark
         for symbol, m in v.markets.items():  # type: ignore[attr-defined]
-            rate = m.funding.last_rate  # type: ignore[attr-defined]
+            rate = m.funding.last_rate
             if rate is not self._rates.get(symbol):  # a new rate is settled once per funding interval
                 self._rates[symbol] = rate
                 d.funding_rate[v.index[symbol]] = float(rate)  # type: ignore[attr-defined]
@@ -133,7 +141,7 @@ class MarketFeed:
             for name in ("ts", "price", "qty", "instrument", "aggressor", "kind"):
                 tape[name] = fills[name]
             traded = np.zeros(n, np.int64)  # tick-lots, exact
-            np.add.at(traded, fills["instrument"].astype(np.int64), fills["price"].astype(np.int64) * fills["qty"])
+            _add_traded(fills["instrument"], fills["price"], fills["qty"], traded)
             d.volume = d.volume + traded * d.unit_notional
         d.trades = tape
         return d

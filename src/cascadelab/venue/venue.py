@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from cascadelab.book import BookSet
+from cascadelab.book import BookSet, OrderBook
 from cascadelab.book import kernels as BK
 from cascadelab.clearing.accounts import AccountState
 from cascadelab.clearing.collateral import price_units
@@ -50,6 +50,7 @@ from cascadelab.records import (
     Op,
     Reject,
     sorted_member,
+    stack,
 )
 from cascadelab.timing import PhaseClock
 from cascadelab.units import MONEY_SCALE, UnitError
@@ -129,6 +130,7 @@ class Venue:
         core = clearing.core
         self.instruments: list[Instrument] = [p.instrument for p in core.perps] + list(core.spots)
         self.index: dict[str, int] = {inst.symbol: b for b, inst in enumerate(self.instruments)}
+        self._tick = [Fraction(inst.tick_size) for inst in self.instruments]  # exact tick sizes (instruments are frozen)
         self.n_perps = len(core.perps)
         self.book_set = BookSet(max(1, len(self.instruments)))
         self.books = [self.book_set.book(b) for b in range(len(self.instruments))]
@@ -232,14 +234,20 @@ class Venue:
         """
         if reqs.dtype != ORDER_REQUEST:
             raise VenueError(f"requests must be ORDER_REQUEST records, got dtype {reqs.dtype}")
+        return self._client_batch(reqs, True)
+
+    def _client_batch(self, reqs: np.ndarray, records: bool) -> BatchOutcome:
+        """:meth:`submit_batch` after the dtype check; ``records=False`` leaves the outcome's fills and cancels empty."""
         engine_only = (reqs["flags"] & (FLAG_LIQUIDATION | FLAG_UNWIND)) != 0
-        system = sorted_member(reqs["account"], self.system_accounts)
+        acct = reqs["account"]
+        sa = self.system_accounts
+        system = (acct == sa[0]) if len(sa) == 1 else sorted_member(acct, sa)  # one venue account: a plain compare
         if not (engine_only.any() or system.any()):
-            return self._submit(reqs)
+            return self._submit(reqs, records)
         screened = reqs.copy()
         screened["kind"][engine_only] = -1  # an unknown request type: refused INVALID_REQUEST, nothing changes
         screened["account"][system] = -1  # refused UNKNOWN_ACCOUNT
-        out = self._submit(screened)
+        out = self._submit(screened, records)
         out.acks["account"][system] = reqs["account"][system]
         out.acks["reason"][system & ~engine_only] = Reject.UNKNOWN_ACCOUNT
         return out
@@ -250,7 +258,7 @@ class Venue:
             raise VenueError(f"requests must be ORDER_REQUEST records, got dtype {reqs.dtype}")
         return self._submit(reqs)
 
-    def _submit(self, reqs: np.ndarray) -> BatchOutcome:
+    def _submit(self, reqs: np.ndarray, records: bool = True) -> BatchOutcome:
         order = np.argsort(reqs["ts"], kind="stable")
         sorted_reqs = np.ascontiguousarray(reqs[order])
         acks = np.zeros(len(reqs), ACK)
@@ -259,6 +267,8 @@ class Venue:
         acks["request"] = order
         out = np.zeros(len(reqs), ACK)
         out[order] = acks
+        if not records:  # the step reads the acks only (its fills and cancels come from the logs once, at its end)
+            return BatchOutcome(out, _NO_FILLS, _NO_CANCELS)
         fills = _cat(self.fill_log[f0:], FILL)
         cancels = _cat(self.cancel_log[c0:], CANCEL)
         return BatchOutcome(out, fills, cancels)
@@ -510,8 +520,11 @@ class Venue:
         b = self.instrument(symbol)
         book = self.books[b]
         bb, ba = book.best_bid(), book.best_ask()
-        ticks = Fraction(bb + ba, 2) if bb is not None and ba is not None else book.last_price
-        return None if ticks is None else Fraction(ticks) * Fraction(self.instruments[b].tick_size)
+        t = self._tick[b]  # (ticks x tick) as one Fraction: the same exact value, reduced once
+        if bb is not None and ba is not None:
+            return Fraction((bb + ba) * t.numerator, 2 * t.denominator)
+        last = book.last_price
+        return None if last is None else Fraction(last * t.numerator, t.denominator)
 
     def _resolve(self, kind: str, name: str) -> Fraction | None:
         if kind == "book":
@@ -536,7 +549,7 @@ class Venue:
         for symbol, m in self.markets.items():
             b = self.index[symbol]
             inst = self.instruments[b]
-            tick = Fraction(inst.tick_size)
+            tick = self._tick[b]
             index = m.index.value(now_ns)
             if index is None:
                 continue
@@ -553,9 +566,8 @@ class Venue:
             ch.set_mark(symbol, max(1, round(mark / tick)))
             self.spec.ref[b] = ch.marks[b]  # market orders are protected around the mark
             if m.funding.sample_due(now_ns):  # the premium is sampled on its own grid (5 s), not at every update
-                bids, asks = book.levels(1), book.levels(-1)
-                ib = impact_price(bids[0], bids[1], inst.unit_notional, tick, m.impact_notional)
-                ia = impact_price(asks[0], asks[1], inst.unit_notional, tick, m.impact_notional)
+                ib = _impact(book, 1, inst.unit_notional, tick, m.impact_notional)
+                ia = _impact(book, -1, inst.unit_notional, tick, m.impact_notional)
                 m.funding.sample(now_ns, premium_index(ib, ia, index))
             if m.funding.due(now_ns):
                 rate = m.funding.settle()
@@ -620,7 +632,12 @@ class Venue:
         has_o = reqs is not None and len(reqs) > 0
         has_a = account_reqs is not None and len(account_reqs) > 0
         if not has_a:
-            return (self.submit_batch(reqs).acks if has_o else np.zeros(0, ACK)), np.zeros(0, ACCOUNT_ACK)  # type: ignore[arg-type]
+            if not has_o:
+                return np.zeros(0, ACK), np.zeros(0, ACCOUNT_ACK)
+            assert reqs is not None
+            if reqs.dtype != ORDER_REQUEST:
+                raise VenueError(f"requests must be ORDER_REQUEST records, got dtype {reqs.dtype}")
+            return self._client_batch(reqs, False).acks, np.zeros(0, ACCOUNT_ACK)
         assert account_reqs is not None
         if not has_o:
             return np.zeros(0, ACK), self.submit_account_requests(account_reqs)
@@ -643,7 +660,7 @@ class Venue:
                 i = k
             else:
                 k = int(np.searchsorted(ots, ats[i], side="left")) if i < len(ao) else len(oo)
-                part = self.submit_batch(reqs[oo[j:k]]).acks
+                part = self._client_batch(reqs[oo[j:k]], False).acks
                 part["request"] = oo[j:k]
                 acks[oo[j:k]] = part
                 j = k
@@ -743,7 +760,30 @@ class Venue:
         self.clearing.check()
 
 
+_IMPACT_LEVELS = 32
+
+
+def _impact(book: OrderBook, side: int, unit_notional: int, tick: Fraction, notional: int) -> Fraction | None:
+    """``impact_price`` of one side, read from its best levels first (the whole side only when they are not enough).
+
+    The walk stops at the level that completes the notional, so a result from the best levels
+    is the result from the whole side.
+    """
+    px, qty = book.levels(side, _IMPACT_LEVELS)
+    p = impact_price(px, qty, unit_notional, tick, notional)
+    if p is None and len(px) == _IMPACT_LEVELS:
+        px, qty = book.levels(side)
+        p = impact_price(px, qty, unit_notional, tick, notional)
+    return p
+
+
+_NO_FILLS = np.zeros(0, FILL)
+_NO_FILLS.flags.writeable = False
+_NO_CANCELS = np.zeros(0, CANCEL)
+_NO_CANCELS.flags.writeable = False
+
+
 def _cat(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
     if not parts:
         return np.zeros(0, dtype)
-    return parts[0].copy() if len(parts) == 1 else np.concatenate(parts)
+    return parts[0].copy() if len(parts) == 1 else stack(parts, dtype)  # (np.concatenate re-derives the record dtype per part)
