@@ -219,7 +219,7 @@ def run(
             "run": round(run_s, 3),
             "phases": {k: round(v, 3) for k, v in sim.clock.seconds().items()},
             # inside "venue: risk+liquidation": detect (the incremental scan), the tiers, takeovers and ADL, unwinding
-            "risk_phases": {k: round(v, 3) for k, v in risk.clock.seconds().items()},
+            "risk_phases": {k: round(v, 3) for k, v in risk.clock.seconds().items()},  # type: ignore[attr-defined]
         },
     }
     result = RunResult(s, ov, summary, frames, None, b)
