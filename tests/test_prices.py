@@ -172,3 +172,40 @@ def test_venue_samples_premium_and_pays_funding_through_the_ledger() -> None:
     assert paid > 0 and paid == received  # the only two positions: exactly zero-sum
     mark = int(ch.marks[0])
     assert paid == -(-1000 * mark * 10_000 * rate_units(rate) // 10**8)  # size x mark x rate, rounded up
+
+
+def test_index_in_integer_arithmetic_equals_the_published_rule_in_fractions_on_random_quotes() -> None:
+    """The index against the rule written out in Fraction arithmetic: weights, the 5% guard, the median fallback."""
+    from statistics import median
+
+    rng = np.random.default_rng(11)
+    for _ in range(400):
+        n = int(rng.integers(1, 6))
+        names = [f"s{j}" for j in range(n)]
+        weights = {s: F(int(rng.integers(0, 5)), int(rng.integers(1, 7))) for s in names}
+        if sum(weights.values()) == 0:
+            weights[names[0]] = F(1)
+        idx = IndexPrice(weights, max_deviation=F(int(rng.integers(1, 10)), 100))
+        base = int(rng.integers(1_000, 10**9))
+        for s in names:
+            idx.update(s, F(base + int(rng.integers(-base // 8, base // 8)), 10 ** int(rng.integers(0, 9))), 0)
+        live = {s: p for s, (p, _) in idx.quotes.items() if weights[s] > 0}
+        med = F(median(sorted(live.values())))
+        deviant = {s for s, p in live.items() if abs(p - med) > idx.max_deviation * med}
+        if len(deviant) > 1:
+            expected = med
+        else:
+            kept = {s: p for s, p in live.items() if s not in deviant}
+            expected = sum((weights[s] * p for s, p in kept.items()), F(0)) / sum((weights[s] for s in kept), F(0))
+        got = idx.value(0)
+        assert got == expected and isinstance(got, F)
+
+
+def test_binance_mark_p1_is_index_times_one_plus_rate_times_time_left() -> None:
+    fr = FundingClock(FundingRule(), 0)
+    fr.last_rate = F(-37, 100_000)
+    mark = BinanceMark()
+    index, now = F(12_345_678, 100), 1_234_000_000
+    p1 = index * (1 + fr.last_rate * F(fr.next_funding_ns - now, fr.interval_ns))
+    # with no basis yet p2 is the index; with the last trade far above both, the median is the larger of p1 and p2
+    assert mark.update(now, index, None, None, index * 2, fr) == max(p1, index)

@@ -77,8 +77,8 @@ class Valuation:
 
     def price(self, resolve: Callable[[str, str], Fraction | None]) -> Fraction | None:
         """The valued price; None when a term has no price yet."""
-        # exact: with Fraction terms a product starts at its first term, a weight of 1 is not multiplied and the
-        # sum starts at its first part (the same values as from 1 and 0, fewer steps)
+        # exact: a product starts at its first term and the sum at its first part (components and terms are never empty,
+        # see of()): the same values as from 1 and 0, with fewer Fraction operations
         total: Fraction | None = None
         for w, terms in self.components:
             p: Fraction | None = None
@@ -86,13 +86,11 @@ class Valuation:
                 v = _fixed_term(name) if kind == "fixed" else resolve(kind, name)
                 if v is None:
                     return None
-                p = v if p is None and type(v) is Fraction else (Fraction(1) if p is None else p) * v
-            if p is None:
-                p = Fraction(1)
-            wp = p if w == 1 and type(p) is Fraction else w * p
-            total = wp if total is None and type(wp) is Fraction else (Fraction(0) if total is None else total) + wp
-        if total is None:
-            total = Fraction(0)
+                p = v if p is None else p * v
+            assert p is not None  # a component has at least one term
+            part = p if w == 1 else w * p
+            total = part if total is None else total + part
+        assert total is not None  # a valuation has at least one component
         if self.floor is not None and total < self.floor:
             total = self.floor
         return total

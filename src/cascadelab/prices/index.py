@@ -30,6 +30,8 @@ class IndexPrice:
         self.weights = {k: Fraction(v) for k, v in self.weights.items()}
         if any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
             raise ValueError("index: weights must be >= 0 with a positive sum")
+        self.max_deviation = Fraction(self.max_deviation)
+        self.quotes = {k: (Fraction(p), int(ts)) for k, (p, ts) in self.quotes.items()}  # exact, as update() keeps them
 
     def update(self, source: str, price: Fraction | int | str, ts_ns: int) -> None:
         """Record a quote from one source."""
@@ -46,44 +48,25 @@ class IndexPrice:
         if not live:
             return None
         med = Fraction(median(sorted(live.values())))
-        md = self.max_deviation
-        w = self.weights
-        if type(md) is Fraction and all(type(p) is Fraction and type(w[s]) is Fraction for s, p in live.items()):
-            return self._value_exact(live, med, md)
-        return self._value_general(live, med)
-
-    def _value_exact(self, live: dict[str, Fraction], med: Fraction, md: Fraction) -> Fraction:
-        """:meth:`value` in integer arithmetic: the same exact result, one normalisation instead of one per operation.
-
-        ``|p - med| > md x med`` is ``|pn medd - medn pd| mdd > mdn medn pd`` (denominators > 0); the
-        weighted mean is summed over a common denominator and reduced once by ``Fraction``.
-        """
-        mn, mdd_ = med.numerator, med.denominator
-        dn, dd = md.numerator, md.denominator
+        # in integer arithmetic (the same exact value as Fraction arithmetic, normalised once instead of after every
+        # operation): |p - med| > dev x med is |pn medd - medn pd| devd > devn medn pd (denominators > 0); the weighted
+        # mean is summed over a common denominator
+        mn, mdd = med.numerator, med.denominator
+        dn, dd = self.max_deviation.numerator, self.max_deviation.denominator
         deviant = set()
         for s, p in live.items():
             pn, pd = p.numerator, p.denominator
-            if abs(pn * mdd_ - mn * pd) * dd > dn * mn * pd:
+            if abs(pn * mdd - mn * pd) * dd > dn * mn * pd:
                 deviant.add(s)
         if len(deviant) > 1:
             return med
-        w = self.weights
         num, den = 0, 1  # sum of w x p
         twn, twd = 0, 1  # sum of w
         for s, p in live.items():
             if s in deviant:
                 continue
-            ws = w[s]
+            ws = self.weights[s]
             a, b = ws.numerator * p.numerator, ws.denominator * p.denominator
             num, den = num * b + a * den, den * b
             twn, twd = twn * ws.denominator + ws.numerator * twd, twd * ws.denominator
         return Fraction(num * twd, den * twn)
-
-    def _value_general(self, live: dict[str, Fraction], med: Fraction) -> Fraction:
-        """:meth:`value` in Fraction arithmetic (any number types)."""
-        deviant = {s for s, p in live.items() if abs(p - med) > self.max_deviation * med}
-        if len(deviant) > 1:
-            return med
-        kept = {s: p for s, p in live.items() if s not in deviant}
-        total_w = sum((self.weights[s] for s in kept), Fraction(0))
-        return sum((self.weights[s] * p for s, p in kept.items()), Fraction(0)) / total_w

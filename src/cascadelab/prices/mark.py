@@ -32,8 +32,7 @@ from cascadelab.units import SECOND_NS
 def _median(values: list[Fraction]) -> Fraction:
     s = sorted(values)
     if len(s) % 2:  # the middle value itself (statistics.median's answer, without sorting again)
-        x = s[len(s) // 2]
-        return x if type(x) is Fraction else Fraction(x)
+        return Fraction(s[len(s) // 2])
     return Fraction(median(s))
 
 
@@ -88,13 +87,10 @@ class BinanceMark:
             self.basis_sum -= self.basis.popleft()[1]
         if not self.basis:
             self.basis_sum = Fraction(0)
-        rate, dt, iv = funding.last_rate, funding.next_funding_ns - now_ns, funding.interval_ns
-        if type(rate) in (int, Fraction) and type(index) in (int, Fraction):
-            # index x (rd iv + rn dt) / (rd iv): the same exact value, reduced once
-            rn, rd = rate.numerator, rate.denominator
-            p1 = Fraction(index.numerator * (rd * iv + rn * dt), index.denominator * rd * iv)
-        else:
-            p1 = index * (1 + rate * Fraction(dt, iv))
+        rate, dt, iv = Fraction(funding.last_rate), funding.next_funding_ns - now_ns, funding.interval_ns
+        # index x (1 + rate x dt / iv) = index x (rd iv + rn dt) / (rd iv): the same exact value, reduced once
+        rn, rd = rate.numerator, rate.denominator
+        p1 = Fraction(index.numerator * (rd * iv + rn * dt), index.denominator * rd * iv)
         p2 = index + (self.basis_sum / len(self.basis) if self.basis else Fraction(0))
         return _median([p1, p2, last]) if last is not None else (p1 + p2) / 2
 

@@ -64,7 +64,7 @@ def _oi_change(inst: np.ndarray, maker: np.ndarray, taker: np.ndarray, aggressor
     long size after (``size``) less its long size before. ``seen``/``delta`` are scratch per
     (perpetual, account), ``seen`` marked with ``stamp`` (a value not used before); ``keys``
     has room for two rows per fill. False, with nothing changed, when a fill names an
-    instrument below 0 or an account outside ``0..n-1`` (the caller then does it in numpy).
+    instrument below 0 or an account outside ``0..n-1`` (the venue never books such a fill).
     """
     k_n = oi.shape[0]
     for i in range(inst.shape[0]):
@@ -248,24 +248,9 @@ class Recorder:
                 self._oi_delta = np.zeros((k_n, size.shape[1]), np.int64)
             assert self._oi_delta is not None
             keys = np.empty(4 * len(f), np.int64)
-            if _oi_change(f["instrument"], f["maker_account"], f["taker_account"], f["aggressor"], f["qty"], size,
-                          int(ch.accounts.n), j, self._oi_seen, self._oi_delta, keys, self._oi):  # fmt: skip
-                self.cols["open_interest"][j] = self._oi
-                return
-            f = f[f["instrument"] < k_n]
-            if len(f):
-                k = np.concatenate([f["instrument"], f["instrument"]]).astype(np.int64)
-                acct = np.concatenate([f["maker_account"], f["taker_account"]]).astype(np.int64)
-                d = np.concatenate([-f["aggressor"] * f["qty"], f["aggressor"] * f["qty"]]).astype(np.int64)
-                key = k * (ch.accounts.n + 1) + acct
-                uk, inv = np.unique(key, return_inverse=True)
-                delta = np.zeros(len(uk), np.int64)
-                np.add.at(delta, inv, d)
-                kk, aa = uk // (ch.accounts.n + 1), uk % (ch.accounts.n + 1)
-                after = ch.accounts.size[kk, aa]
-                before = after - delta
-                change = np.maximum(after, 0) - np.maximum(before, 0)
-                self._oi += np.bincount(kk, change, minlength=k_n)[:k_n].astype(np.int64)
+            if not _oi_change(f["instrument"], f["maker_account"], f["taker_account"], f["aggressor"], f["qty"], size,
+                              int(ch.accounts.n), j, self._oi_seen, self._oi_delta, keys, self._oi):  # fmt: skip
+                raise ValueError(f"step {j}: a fill names an instrument below 0 or an account outside 0..{ch.accounts.n - 1}")
         self.cols["open_interest"][j] = self._oi
 
     def _removed(self, j: int, r: StepReport, m: object) -> None:

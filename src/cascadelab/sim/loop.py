@@ -178,6 +178,12 @@ def _bands_left(agent: np.ndarray, instrument: np.ndarray, source: np.ndarray, l
             woken[agent[r]] = True
 
 
+def _watch_table(rows: list[tuple[int, int, int, float, float]]) -> tuple[np.ndarray, ...]:
+    """The watch rows as the columns :func:`_bands_left` reads: agent, instrument, source (int64), low, high (float64)."""
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 5
+    return tuple(np.array(c, dt) for c, dt in zip(cols, (np.int64, np.int64, np.int64, np.float64, np.float64), strict=True))
+
+
 class Simulation:
     """Runs agents against one venue in a scripted world (see the module docstring)."""
 
@@ -222,9 +228,7 @@ class Simulation:
         kinds = [_reads(a) for a in agents]
         self.reads = {slot: np.array([slot in k for k in kinds], np.bool_) for slot in RECORD_SLOTS}
         self._watch_rows: list[list[tuple[int, int, int, float, float]]] = [[] for _ in agents]
-        self._watch = np.zeros(0, [("agent", np.int64), ("instrument", np.int64), ("source", np.int64),
-                                   ("low", np.float64), ("high", np.float64)])  # fmt: skip
-        self._watch_cols: tuple[np.ndarray, ...] = ()  # the watch table's columns, contiguous (the compiled band test)
+        self._watch = _watch_table([])  # every agent's bands: (agent, instrument, source, low, high) columns
         self._pend_o = np.zeros(0, ORDER_REQUEST)
         self._pend_a = np.zeros(0, ACCOUNT_REQUEST)
         self._due_o = np.zeros(0, np.int64)  # arrival of each pending request's wake: one wake's requests arrive together
@@ -418,10 +422,9 @@ class Simulation:
         if news:
             woken |= self.on_news
         woken |= self.on_fills & self.has_mail  # records of its own accounts arrived
-        if len(self._watch):
-            wc = self._watch_cols
+        if len(self._watch[0]):
             m = self.venue.market_data
-            _bands_left(*wc, m.reference(), m.mark, m.tick, self.world.external.reference, woken)
+            _bands_left(*self._watch, m.reference(), m.mark, m.tick, self.world.external.reference, woken)
         idx = np.flatnonzero(woken)
         if not len(idx):
             return
@@ -472,14 +475,7 @@ class Simulation:
             self._pend_a = stack([self._pend_a, acc], ACCOUNT_REQUEST)
             self._due_a = np.concatenate([self._due_a, due])
         if watch_changed:
-            rows = [r for rr in self._watch_rows for r in rr]
-            w = np.zeros(len(rows), self._watch.dtype)
-            names = w.dtype.names
-            assert names is not None  # structured records
-            for name, col in zip(names, zip(*rows, strict=True), strict=True) if rows else ():
-                w[name] = col
-            self._watch = w
-            self._watch_cols = tuple(np.ascontiguousarray(w[name]) for name in names)
+            self._watch = _watch_table([r for rr in self._watch_rows for r in rr])
 
 
 __all__ = ["NEVER", "Inbox", "Recorder", "Simulation"]
