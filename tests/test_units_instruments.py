@@ -115,10 +115,10 @@ def test_sorted_member_is_isin_for_sorted_lists() -> None:
         assert np.array_equal(sorted_member(x, of), np.isin(x, of))
 
 
-def test_concat_many_equals_numpy_concatenate_and_refuses_a_foreign_dtype() -> None:
+def test_stack_equals_numpy_concatenate_and_refuses_a_foreign_dtype() -> None:
     import numpy as np
 
-    from cascadelab.records import CANCEL, FILL, concat_many
+    from cascadelab.records import CANCEL, FILL, stack
 
     rng = np.random.default_rng(3)
     parts = []
@@ -127,10 +127,10 @@ def test_concat_many_equals_numpy_concatenate_and_refuses_a_foreign_dtype() -> N
         for name in CANCEL.names or ():
             a[name] = rng.integers(-50, 50, len(a)).astype(a[name].dtype)
         parts.append(a if len(parts) % 3 else a[::-1])  # some parts not contiguous
-    out = concat_many(parts, CANCEL)
+    out = stack(parts, CANCEL)
     assert out.flags.writeable and out.dtype == CANCEL
     ref = np.concatenate(parts)
     assert len(out) == len(ref) and all(np.array_equal(out[name], ref[name]) for name in CANCEL.names or ())
-    assert len(concat_many([], FILL)) == 0 and concat_many([], FILL).dtype == FILL
+    assert len(stack([], FILL)) == 0 and stack([], FILL).dtype == FILL
     with pytest.raises(ValueError, match="dtype"):
-        concat_many([np.zeros(2, FILL)], CANCEL)
+        stack([np.zeros(2, FILL)], CANCEL)

@@ -400,41 +400,36 @@ LIQ_EVENT = _dtype(
 
 
 def stack(arrays: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
-    """Concatenate record arrays of one dtype (by slice assignment: ``np.concatenate`` re-derives structured
-    dtypes on every call, which costs more than the copy for the small batches agents send)."""
-    if len(arrays) == 1:
+    """Concatenate record arrays of one dtype: one part as it is, several copied as raw bytes into one new array.
+
+    ``np.concatenate`` re-derives a structured dtype once per part (about 15 µs each), which costs
+    more than the copy for the small batches agents send and dominates for a run's tens of
+    thousands of per-step batches.
+    """
+    if len(arrays) == 1 and arrays[0].dtype == dtype:
         return arrays[0]
     out = np.zeros(sum(len(a) for a in arrays), dtype)
+    raw = out.view(np.uint8)
     j = 0
     for a in arrays:
-        out[j : j + len(a)] = a
-        j += len(a)
-    return out
-
-
-def concat_many(arrays: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
-    """Concatenate many record arrays of ``dtype`` (a run's thousands of per-step batches) into one writable array.
-
-    Joined as raw bytes: ``np.concatenate`` promotes the structured dtype once per part, which
-    costs about 15 µs each and dominates for tens of thousands of small parts.
-    """
-    for a in arrays:
         if a.dtype != dtype:
-            raise ValueError(f"concat_many: a part has dtype {a.dtype}, expected {dtype}")
-    if not arrays:
-        return np.zeros(0, dtype)
-    raw = bytearray(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays))
-    return np.frombuffer(raw, dtype)
+            raise ValueError(f"stack: a part has dtype {a.dtype}, expected {dtype}")
+        nb = a.nbytes
+        raw[j : j + nb] = np.ascontiguousarray(a).view(np.uint8).reshape(-1)
+        j += nb
+    return out
 
 
 def sorted_member(x: np.ndarray, of: np.ndarray) -> np.ndarray:
     """``np.isin(x, of)`` for ``of`` sorted ascending: one binary search per element (no sort of both arrays).
 
-    The small, sorted id lists of a hot path (the venue's own accounts, the risk detector's
-    always-checked accounts) are tested this way every step.
+    The small, sorted id lists of a hot path (the venue's own accounts) are tested this way
+    every step; a list of one is a plain comparison.
     """
     if not len(of):
         return np.zeros(len(x), np.bool_)
+    if len(of) == 1:
+        return np.asarray(x) == of[0]
     pos = np.minimum(np.searchsorted(of, x), len(of) - 1)
     return of[pos] == x
 
@@ -506,7 +501,6 @@ __all__ = [
     "Side",
     "Status",
     "Why",
-    "concat_many",
     "empty",
     "frame",
     "sorted_member",

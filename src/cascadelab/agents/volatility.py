@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
@@ -43,7 +43,7 @@ class MultiScaleVolatility:
 
     daily_sigma: float  # prior: volatility per day (e.g. 0.03)
     scales_s: tuple[float, ...] = (1.0, 60.0, 900.0, DAY_S)
-    last_ns: int = -1
+    last_ns: int = field(default=-1, init=False)  # the last observation's time (-1 before the first)
 
     def __post_init__(self) -> None:
         if not self.daily_sigma > 0:

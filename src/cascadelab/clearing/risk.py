@@ -401,7 +401,7 @@ class IncrementalRisk:
 
     def _remember(self, ids: np.ndarray, lo: np.ndarray, hi: np.ndarray, no_box: np.ndarray) -> None:
         """Rechecked accounts keep their new boxes in the dense table; those without a box are checked every step."""
-        need = self.n_r + len(ids)
+        need = self.n_r + int((self.row[ids] < 0).sum())  # accounts without a row yet get one
         if need > self._r_acct.shape[0]:
             cap = max(need, 2 * self._r_acct.shape[0])
             for name in ("_r_acct", "_r_lo", "_r_hi"):

@@ -239,7 +239,6 @@ class EngineBase:
         # the liquidator's row of perpetual k changes only when k's own queue deleverages, after k is read
         realized, cost = acc.realized[:, liq].tolist(), acc.cost[:, liq].tolist()
         marks, units, swept, fees = ch.marks.tolist(), ch.units.tolist(), self.swept.tolist(), self.unwind_fees.tolist()
-        balances: dict[int, int] = {}  # fund balances read since the last close (a close may pay a vault)
         for k in held:
             q = sizes[k]
             side = 1 if q > 0 else -1
@@ -251,7 +250,7 @@ class EngineBase:
             if loss == 0:
                 continue
             f = self.fund_of(k)
-            actual = balances[f] if f in balances else balances.setdefault(f, self.fund_balance(f))
+            actual = self.fund_balance(f)
             bal = actual - committed.get(f, 0)
             # with the vault (trigger code 2), deleveraging starts when its own value no longer covers the loss
             pays = min(loss, max(0, bal)) if trig.code == 2 else trig.fund_pays(loss, bal, max(self.history_peak(f, now), actual))
@@ -280,7 +279,6 @@ class EngineBase:
             if ell > 0:
                 remaining = np.minimum(remaining, np.maximum(0, c.equity) // ell)
             cuts = adl.allocate(cfg.ranking, c, lots, remaining, float(mark * unit))
-            balances.clear()
             for j in order[cuts[order] > 0].tolist():  # in rank order, only the positions it cuts
                 cid = int(c.account[j])
                 closed.append((k, cid))

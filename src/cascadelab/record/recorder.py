@@ -27,7 +27,7 @@ import polars as pl
 
 from cascadelab.clearing.accounts import AccountState
 from cascadelab.compiled import kernel
-from cascadelab.records import CANCEL, FILL, LIQ_EVENT, Ev, concat_many
+from cascadelab.records import CANCEL, FILL, LIQ_EVENT, Ev, stack
 from cascadelab.units import MONEY_SCALE, SECOND_NS
 from cascadelab.venue.venue import StepReport
 
@@ -121,7 +121,7 @@ class Recorder:
     loopers: list[object]
     account_type: np.ndarray
     n_funds: int
-    step_ns: int = 100_000_000  # the loop's step: sizes the per-second tables
+    step_ns: int  # the loop's step: sizes the per-second tables
     external_assets: dict[str, float] = field(default_factory=dict)  # the world's live external asset prices
     tracked: int = 0  # venue instrument of the order-book heatmap
     news_ns: int = -1  # when to take the leverage snapshot (effective leverage of every account)
@@ -440,10 +440,15 @@ class Recorder:
             return df
 
         return {
-            "fills": typed(concat_many(self.fills, FILL), ("maker_account", "taker_account")),
-            "cancels": typed(concat_many(self.cancels, CANCEL), ("account",)),
-            "events": typed(concat_many(self.events, LIQ_EVENT), ("account",)),
+            "fills": typed(_all(self.fills, FILL), ("maker_account", "taker_account")),
+            "cancels": typed(_all(self.cancels, CANCEL), ("account",)),
+            "events": typed(_all(self.events, LIQ_EVENT), ("account",)),
         }
+
+
+def _all(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
+    """A run's per-step record batches as one array (an empty one without any)."""
+    return stack(parts, dtype) if parts else np.zeros(0, dtype)
 
 
 def effective_leverage(venue: object) -> np.ndarray:

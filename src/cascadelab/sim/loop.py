@@ -439,7 +439,7 @@ class Simulation:
         for j in idx.tolist():
             a = self.agents[j]
             box = self.inbox[j]
-            if box or box.news:
+            if self.has_mail[j] or box.news:
                 obs = Observation(
                     t, market, ext, tuple(box.news),
                     _cat(box.fills, FILL), _cat(box.acks, ACK), _cat(box.account_acks, ACCOUNT_ACK),

@@ -239,9 +239,7 @@ class Venue:
     def _client_batch(self, reqs: np.ndarray, records: bool) -> BatchOutcome:
         """:meth:`submit_batch` after the dtype check; ``records=False`` leaves the outcome's fills and cancels empty."""
         engine_only = (reqs["flags"] & (FLAG_LIQUIDATION | FLAG_UNWIND)) != 0
-        acct = reqs["account"]
-        sa = self.system_accounts
-        system = (acct == sa[0]) if len(sa) == 1 else sorted_member(acct, sa)  # one venue account: a plain compare
+        system = sorted_member(reqs["account"], self.system_accounts)
         if not (engine_only.any() or system.any()):
             return self._submit(reqs, records)
         screened = reqs.copy()
