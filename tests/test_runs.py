@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -196,7 +197,8 @@ def test_the_per_second_table_has_one_row_per_second_of_market_time_whatever_the
 
 def test_api_overrides_take_tables_and_lists_as_python_values(tmp_path: Path) -> None:
     outage = [{"start_s": 1.0, "end_s": 5.0, "groups": ["makers"], "mode": "reject"}]
-    ov = {**{k: v for k, v in (o.split("=", 1) for o in SMALL)}, "run.duration_s": 50.0, "world.outages": outage}
+    small = {k: tomllib.loads(f"v = {v}")["v"] for k, v in (o.split("=", 1) for o in SMALL)}  # Python values
+    ov = {**small, "run.duration_s": 50.0, "world.outages": outage}
     a = run("oct-11", seed=4, overrides=ov, figures=False, out=tmp_path / "a")
     text = '[{start_s = 1.0, end_s = 5.0, groups = ["makers"], mode = "reject"}]'
     b = run("oct-11", seed=4, overrides=[*SMALL, "run.duration_s=50.0", f"world.outages={text}"], figures=False)
@@ -207,3 +209,23 @@ def test_api_overrides_take_tables_and_lists_as_python_values(tmp_path: Path) ->
     symbols = {"BTCUSDT": 0.4, "ETHUSDT": 0.2, "SOLUSDT": 0.15, "DOGEUSDT": 0.13, "ALT1USDT": 0.07, "ALT2USDT": 0.05}
     c = run("oct-11", seed=4, overrides={**ov, "world.outages": [], "population.symbols": symbols}, figures=False)
     assert c.scenario.population.symbols["BTCUSDT"] == 0.4  # type: ignore[attr-defined]
+
+
+def test_api_override_values_are_python_values_and_bad_ones_name_their_key() -> None:
+    from cascadelab.scenario.load import ScenarioError, load
+
+    s = load("oct-11", {"run.start_label": "2025-10-11T00:00:00Z", "world.news.0.name": "2025", "run.seed": np.int64(3)})
+    assert s.run.start_label == "2025-10-11T00:00:00Z" and s.world.news[0].name == "2025" and s.run.seed == 3
+    with pytest.raises(ScenarioError, match=r"world\.outages\.0\.end_s: None is not a value"):
+        run("oct-11", overrides={"world.outages": [{"start_s": 1.0, "end_s": None, "groups": ["makers"]}]}, figures=False)
+    with pytest.raises(ScenarioError, match=r"makers\.0\.gamma: None"):
+        run("oct-11", overrides={"makers.0": {"gamma": None}}, figures=False)
+    with pytest.raises(ScenarioError, match=r"run\.seed: .* is not a TOML value"):
+        load("oct-11", {"run.seed": object()})
+
+
+def test_the_fund_and_backlog_columns_hold_their_values_from_the_first_recorded_step() -> None:
+    res = run("oct-11", seed=1, overrides=[*SMALL, "run.duration_s=20.0"], figures=False)
+    fund = res.steps["fund.0"].to_numpy()
+    assert fund[0] > 0 and (fund == fund[0]).all()  # nothing moves the fund before the news
+    assert res.summary["headline"]["fund_start"] == fund[0]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import subprocess
 import tempfile
 import time
@@ -29,7 +28,7 @@ import polars as pl
 from cascadelab.record.recorder import Recorder
 from cascadelab.record.summary import headline
 from cascadelab.scenario.build import Built, build
-from cascadelab.scenario.load import ScenarioError, load, to_toml, validate
+from cascadelab.scenario.load import ScenarioError, load, to_toml, toml_inline, validate
 from cascadelab.scenario.schema import Scenario
 from cascadelab.units import SECOND_NS
 
@@ -152,26 +151,28 @@ def run(
     """
     if not isinstance(scenario, str | Scenario):
         raise TypeError(f"scenario: expected a built-in name, a file path or a Scenario, got {type(scenario).__name__}")
-    ov: dict[str, Any] = {}
+    ov: dict[str, Any] = {}  # what summary.json records: each key's value as given
+    texts: list[str] = []  # the same as --set texts: Python values written as TOML, list items as given
     if isinstance(overrides, dict):
         for k, v in overrides.items():
-            if v is None:
-                raise ScenarioError(f"overrides: {k}: None is not a value (give a number, string, bool, list or table)")
-        ov.update(overrides)
+            ov[k] = v
+            texts.append(f"{k}={toml_inline(v, k)}")
     elif overrides:
         for o in overrides:
             if not isinstance(o, str) or "=" not in o:
                 raise ScenarioError(f"overrides: {o!r}: expected key.path=value")
             k, _, v = o.partition("=")
             ov[k.strip()] = v.strip()
+            texts.append(o)
     if seed is not None:
         ov["run.seed"] = seed
+        texts.append(f"run.seed={toml_inline(seed, 'seed')}")
     if isinstance(scenario, Scenario):
-        s = scenario if not ov else load_from(scenario, ov)
+        s = scenario if not texts else load_from(scenario, texts)
         name = s.name
     else:
         name = scenario
-        s = load(scenario, [f"{k}={_toml_value(v)}" for k, v in ov.items()])
+        s = load(scenario, texts)
     if out is not None:
         check_out_dir(out)
     t0 = time.perf_counter()
@@ -228,44 +229,21 @@ def run(
     return result
 
 
-def load_from(s: Scenario, overrides: dict[str, Any]) -> Scenario:
+def load_from(s: Scenario, overrides: dict[str, Any] | list[str]) -> Scenario:
     """A Scenario object with overrides applied (through its TOML form, so validation is the same)."""
     raw = tomllib.loads(to_toml(s))
-    return validate(raw, f"scenario {s.name!r}", [f"{k}={_toml_value(v)}" for k, v in overrides.items()])
-
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def _toml_value(v: Any) -> str:
-    """An override's Python value as the TOML text ``--set`` takes: strings as given, tables and lists inline."""
-    if isinstance(v, str):
-        return v
-    return _toml_inline(v)
-
-
-def _toml_inline(v: Any) -> str:
-    """``v`` as one line of TOML: a scalar, an inline array, or an inline table (nested as needed)."""
-    if isinstance(v, dict):
-        items = (f"{k if isinstance(k, str) and _BARE_KEY.fullmatch(k) else json.dumps(str(k))} = {_toml_inline(x)}"
-                 for k, x in v.items())  # fmt: skip
-        return "{" + ", ".join(items) + "}"
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_inline(x) for x in v) + "]"
-    if v is None:
-        return ""  # refused by the override parser, which names the key
-    import tomli_w
-
-    return tomli_w.dumps({"v": v}).partition("=")[2].strip()
+    return validate(raw, f"scenario {s.name!r}", overrides)
 
 
 def _json_value(v: Any) -> Any:
     """An override's value as JSON can hold it (tables and lists kept as such, anything else as text)."""
+    if isinstance(v, np.generic):
+        v = v.item()
     if isinstance(v, (int, float, str, bool)) or v is None:
         return v
     if isinstance(v, dict):
         return {str(k): _json_value(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
+    if isinstance(v, (list, tuple, np.ndarray)):
         return [_json_value(x) for x in v]
     return str(v)
 

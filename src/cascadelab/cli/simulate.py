@@ -63,10 +63,13 @@ def register(app: typer.Typer, console: Any, fail: Any) -> None:
                       TimeElapsedColumn(), console=console, transient=False) as bar:  # fmt: skip
             task = bar.add_task(f"{s.name}", total=1.0, clock="building")
 
+            shown = [-1]  # the last whole second of market time shown
+
             def progress(now_ns: int, end_ns: int) -> None:
                 nonlocal started
                 started = True
-                if now_ns % 1_000_000_000 == 0:  # once per second of market time
+                if now_ns // 1_000_000_000 != shown[0]:  # once per second of market time, whatever the step
+                    shown[0] = now_ns // 1_000_000_000
                     clock = (label + dt.timedelta(seconds=now_ns / 1e9)).strftime("%H:%M:%S UTC")
                     bar.update(task, completed=now_ns / end_ns, clock=f"market time {clock}")
 

@@ -269,7 +269,7 @@ class Recorder:
         ev = r.events
         eng = venue.risk  # type: ignore[attr-defined]
         ch = venue.clearing  # type: ignore[attr-defined]
-        if len(ev) or slow:  # funds and backlog move only with events and unwinding
+        if len(ev) or slow or j == 0:  # funds and backlog move only with events and unwinding (read from the first step)
             for f in range(self.n_funds):
                 self._fund_now[f] = eng.fund_balance(f) / MONEY_SCALE
             liq = eng.liquidator

@@ -13,11 +13,13 @@ string, so ``venue.profile=hyperliquid`` works too). List entries are addressed 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tomli_w
 from pydantic import ValidationError
 
@@ -204,19 +206,39 @@ def describe(name_or_path: str) -> str:
     return f"built-in scenario {name_or_path!r}" if name_or_path in builtin_names() else str(name_or_path)
 
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def toml_inline(value: Any, key: str, where: str = "overrides") -> str:
+    """A Python override value as one line of TOML (strings quoted; tables and lists inline, nested as needed).
+
+    NumPy scalars and arrays count as the Python values they hold. A ``None`` anywhere, or a
+    value TOML cannot hold, is a ScenarioError naming its key path.
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    elif isinstance(value, np.ndarray):
+        value = value.tolist()
+    if value is None:
+        raise ScenarioError(f"{where}: {key}: None is not a value (give a number, string, bool, list or table)")
+    if isinstance(value, dict):
+        parts = []
+        for k, x in value.items():
+            name = k if isinstance(k, str) and _BARE_KEY.fullmatch(k) else tomli_w.dumps({"k": str(k)})[4:].strip()
+            parts.append(f"{name} = {toml_inline(x, f'{key}.{k}', where)}")
+        return "{" + ", ".join(parts) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_inline(x, f"{key}.{j}", where) for j, x in enumerate(value)) + "]"
+    try:
+        return tomli_w.dumps({"v": value}).partition("=")[2].strip()
+    except (TypeError, ValueError):
+        raise ScenarioError(f"{where}: {key}: {value!r} is not a TOML value (number, string, bool, list, table)") from None
+
+
 def _override_texts(overrides: list[str] | dict[str, Any] | None, where: str) -> list[str]:
-    """``key.path=value`` texts of ``["k=v", ...]`` or ``{"k": v}`` (values written as TOML)."""
+    """``key.path=value`` texts of ``["k=v", ...]`` (TOML text) or ``{"k": v}`` (Python values, written as TOML)."""
     if isinstance(overrides, dict):
-        out = []
-        for key, value in overrides.items():
-            try:
-                text = tomli_w.dumps({"v": value}).partition("=")[2].strip()
-            except (TypeError, ValueError):
-                raise ScenarioError(
-                    f"{where}: --set {key}: {value!r} is not a TOML value (number, string, bool, list, table)"
-                ) from None
-            out.append(f"{key}={text}")
-        return out
+        return [f"{key}={toml_inline(value, key, f'{where}: --set')}" for key, value in overrides.items()]
     texts = list(overrides or [])
     for o in texts:
         if not isinstance(o, str):
